@@ -1,0 +1,17 @@
+// Package policy is portcullis's vocabulary and decision logic.
+//
+// A Subject is one manifest, named "<registry>/<repository>@<digest>" with the
+// upstream's configured registry name. A Policy, compiled once from YAML, holds
+// Authorities (who may sign) and Rules (which images need what). The Engine
+// matches every rule whose image patterns match the subject, asks a Verifier
+// (implemented in package verify) for Evidence about the subject's digest, and
+// evaluates each rule's requirements against that evidence into a Decision.
+//
+// Two kinds of "no" are kept apart on purpose. A Decision with Outcome Deny
+// means the subject is untrusted; the proxy answers 403. An error means the
+// engine could not decide (an upstream failed, a signature could not be read);
+// the proxy answers 503 and nothing caches it.
+//
+// This package imports neither net/http nor cosign: it is pure logic over the
+// types above, so it can be tested without a registry.
+package policy
