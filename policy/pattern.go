@@ -1,0 +1,79 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// pattern matches image names ("<registry>/<repository>").
+//
+// A pattern is matched against the whole name, anchored at both ends:
+//   - `*` matches any run of characters within one path segment (no '/');
+//   - `**` matches any run of characters across segments (including '/');
+//   - every other character matches itself.
+//
+// So "registry.example.com/lab/**" matches "registry.example.com/lab/app" and
+// "registry.example.com/lab/team/app", but not "registry.example.com/lab" nor
+// "registry.example.com/labs/app"; "docker.io/library/*" matches
+// "docker.io/library/nginx" but not "docker.io/library/a/b".
+type pattern struct {
+	text string
+	re   *regexp.Regexp
+}
+
+// validPatternChar is the set of characters a registry host, port and
+// repository path may contain, plus the glob star.
+func validPatternChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		return true
+	case strings.ContainsRune("._-/:*[]", r):
+		// '[' and ']' appear in IPv6 hosts.
+		return true
+	}
+	return false
+}
+
+func compilePattern(text string) (pattern, error) {
+	if text == "" {
+		return pattern{}, fmt.Errorf("empty image pattern")
+	}
+	for _, r := range text {
+		if !validPatternChar(r) {
+			if r >= 'A' && r <= 'Z' {
+				return pattern{}, fmt.Errorf("image pattern %q has upper-case %q: registry and repository names are lower-case", text, r)
+			}
+			return pattern{}, fmt.Errorf("image pattern %q has invalid character %q", text, r)
+		}
+	}
+	if strings.Contains(text, "***") {
+		return pattern{}, fmt.Errorf("image pattern %q: use * or **, not ***", text)
+	}
+	if !strings.Contains(strings.SplitN(text, "/", 2)[0], ".") && !strings.Contains(text, "/") {
+		return pattern{}, fmt.Errorf("image pattern %q names no registry: write <registry>/<repository>, e.g. docker.io/library/%s", text, text)
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(text); {
+		switch {
+		case strings.HasPrefix(text[i:], "**"):
+			b.WriteString(".*")
+			i += 2
+		case text[i] == '*':
+			b.WriteString("[^/]*")
+			i++
+		default:
+			b.WriteString(regexp.QuoteMeta(text[i : i+1]))
+			i++
+		}
+	}
+	b.WriteString("$")
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return pattern{}, fmt.Errorf("image pattern %q: %w", text, err)
+	}
+	return pattern{text: text, re: re}, nil
+}
+
+func (p pattern) match(name string) bool { return p.re.MatchString(name) }

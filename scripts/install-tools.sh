@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Installs the pinned tools the e2e suite drives into a project-local bin
+# directory (default: <repo>/.tools/bin, gitignored). A tool is skipped when
+# the binary already there was built from exactly the pinned module@version
+# (read back with `go version -m`, i.e. the build info Go stamps into every
+# binary), so a warm re-run costs a few milliseconds.
+#
+# As root it also apt-installs skopeo and containerd (skipped when present).
+#
+# Env:
+#   TOOLS_BIN       install directory (default <repo>/.tools/bin)
+#   SKIP_APT=1      do not touch apt even as root
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bin="${TOOLS_BIN:-$repo_root/.tools/bin}"
+mkdir -p "$bin"
+bin="$(cd "$bin" && pwd)"
+
+# name | package path | version   (the module path is read from the binary)
+tools=(
+  "registry|github.com/distribution/distribution/v3/cmd/registry|v3.1.2"
+  "crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1"
+  "cosign2|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.5"
+  "cosign3|github.com/sigstore/cosign/v3/cmd/cosign|v3.1.3"
+)
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# stamp prints "<main module>@<version>" of a Go binary, or nothing.
+stamp() {
+  go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $2 "@" $3; exit }'
+}
+
+# module_of maps a package path to the module that holds it (for the stamp check).
+module_of() {
+  case "$1" in
+    github.com/distribution/distribution/v3/*) echo github.com/distribution/distribution/v3 ;;
+    github.com/google/go-containerregistry/*) echo github.com/google/go-containerregistry ;;
+    github.com/sigstore/cosign/v2/*) echo github.com/sigstore/cosign/v2 ;;
+    github.com/sigstore/cosign/v3/*) echo github.com/sigstore/cosign/v3 ;;
+    *) echo "$1" ;;
+  esac
+}
+
+install_one() {
+  local name="$1" pkg="$2" ver="$3"
+  local want have dest tmp start
+  want="$(module_of "$pkg")@$ver"
+  dest="$bin/$name"
+  if [[ -x "$dest" ]]; then
+    have="$(stamp "$dest")"
+    if [[ "$have" == "$want" ]]; then
+      log "$name: $want already installed, skipping"
+      return 0
+    fi
+    log "$name: have '${have:-unknown}', want $want: reinstalling"
+  fi
+  # Both cosigns build a binary named "cosign": install each into its own
+  # temporary GOBIN and move it into place under its final name. Run from
+  # the temp dir so the project's go.mod plays no part in the build.
+  tmp="$(mktemp -d)"
+  start=$SECONDS
+  log "$name: go install $pkg@$ver"
+  (cd "$tmp" && GOBIN="$tmp/bin" go install "$pkg@$ver")
+  local built
+  built="$(find "$tmp/bin" -maxdepth 1 -type f -perm -u+x | head -n1)"
+  if [[ -z "$built" ]]; then
+    log "$name: go install produced no binary"; rm -rf "$tmp"; return 1
+  fi
+  mv -f "$built" "$dest.tmp.$$"
+  mv -f "$dest.tmp.$$" "$dest"
+  rm -rf "$tmp"
+  have="$(stamp "$dest")"
+  if [[ "$have" != "$want" ]]; then
+    log "$name: installed binary reports '$have', want $want"; return 1
+  fi
+  log "$name: installed $want in $((SECONDS - start))s"
+}
+
+for t in "${tools[@]}"; do
+  IFS='|' read -r name pkg ver <<<"$t"
+  install_one "$name" "$pkg" "$ver"
+done
+
+# System packages for the client-side tests.
+if [[ "${SKIP_APT:-0}" == 1 ]]; then
+  log "SKIP_APT=1: not installing skopeo/containerd"
+elif [[ "$(id -u)" != 0 ]]; then
+  missing=()
+  for c in skopeo containerd ctr; do command -v "$c" >/dev/null || missing+=("$c"); done
+  if ((${#missing[@]})); then
+    log "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    log "!!! NOT ROOT: cannot apt-get install skopeo containerd (missing: ${missing[*]})"
+    log "!!! the skopeo and containerd e2e tests will SKIP (or FAIL with PORTCULLIS_E2E_REQUIRE=1)"
+    log "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+  fi
+else
+  need=()
+  command -v skopeo >/dev/null || need+=(skopeo)
+  { command -v containerd >/dev/null && command -v ctr >/dev/null; } || need+=(containerd)
+  if ((${#need[@]})); then
+    log "apt-get install ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    log "skopeo and containerd already installed, skipping apt"
+  fi
+fi
+
+log "tools in $bin:"
+for t in "${tools[@]}"; do
+  IFS='|' read -r name _ _ <<<"$t"
+  log "  $name $(stamp "$bin/$name")"
+done
