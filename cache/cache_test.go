@@ -1,0 +1,670 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// fakeDecider counts calls, like statsManifest in distribution's
+// registry/proxy/proxymanifeststore_test.go, and answers from results.
+type fakeDecider struct {
+	calls   atomic.Int64
+	results map[digest.Digest]fakeResult // missing: a verified Allow
+	// block, when set, holds every call until it is closed or the call's
+	// context is done.
+	block chan struct{}
+	// entered, when set, receives each call's context as the call starts.
+	entered chan context.Context
+}
+
+type fakeResult struct {
+	outcome  policy.Outcome
+	verified bool
+	err      error
+	panic    bool
+}
+
+var errUpstream = errors.New("upstream unavailable")
+
+func (f *fakeDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
+	f.calls.Add(1)
+	if f.entered != nil {
+		f.entered <- ctx
+	}
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return policy.Decision{}, ctx.Err()
+		}
+	}
+	r, ok := f.results[s.Digest]
+	if !ok {
+		r = fakeResult{outcome: policy.Allow, verified: true}
+	}
+	if r.panic {
+		panic("boom")
+	}
+	if r.err != nil {
+		return policy.Decision{}, r.err
+	}
+	return policy.Decision{
+		Subject:  s,
+		Outcome:  r.outcome,
+		Rule:     "rule",
+		Reason:   "decided by fake",
+		Results:  []policy.RuleResult{{Rule: "rule", Mode: policy.ModeEnforce, Passed: r.verified}},
+		Verified: r.verified,
+	}, nil
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var (
+	dIndex    = digest.FromString("index")
+	dIndex2   = digest.FromString("index2")
+	dSubIndex = digest.FromString("subindex")
+	dChild    = digest.FromString("child-amd64")
+	dChild2   = digest.FromString("child-arm64")
+	dA        = digest.FromString("a")
+	dB        = digest.FromString("b")
+	dC        = digest.FromString("c")
+)
+
+const registry = "registry.example.com"
+
+func subj(repo string, d digest.Digest, children ...digest.Digest) policy.Subject {
+	return policy.Subject{Registry: registry, Repository: repo, Digest: d, Children: children}
+}
+
+func newTestCache(t *testing.T, next Decider, opts Options) (*Cache, *fakeClock) {
+	t.Helper()
+	c, err := New(next, "gen1", opts)
+	if err != nil {
+		t.Fatalf("New() = %v", err)
+	}
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	c.now = clock.Now
+	return c, clock
+}
+
+// waitFor polls cond until it holds or the test has waited too long.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	type step struct {
+		advance       time.Duration // the clock moves first
+		s             policy.Subject
+		want          string // the outcome's String(); empty means "allow"
+		wantErr       bool
+		wantInherited digest.Digest
+	}
+	allow := fakeResult{outcome: policy.Allow, verified: true}
+	deny := fakeResult{outcome: policy.Deny}
+	warn := fakeResult{outcome: policy.Warn}
+	tolerated := fakeResult{outcome: policy.Allow} // unmatched allow, audit
+	index := subj("app", dIndex, dChild, dChild2)
+
+	tests := []struct {
+		name      string
+		opts      Options
+		results   map[digest.Digest]fakeResult
+		steps     []step
+		wantCalls int64
+		wantStats Stats
+	}{{
+		name:      "hit skips next",
+		steps:     []step{{s: subj("app", dA)}, {s: subj("app", dA)}},
+		wantCalls: 1,
+		wantStats: Stats{Hits: 1, Misses: 1},
+	}, {
+		name:      "same digest in another repository is verified again",
+		results:   map[digest.Digest]fakeResult{dA: allow},
+		steps:     []step{{s: subj("app", dA)}, {s: subj("other", dA)}},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name: "same digest in another registry is verified again",
+		steps: []step{{s: subj("app", dA)}, {s: policy.Subject{
+			Registry: "other.example.com", Repository: "app", Digest: dA}}},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:      "errors are not cached",
+		results:   map[digest.Digest]fakeResult{dA: {err: errUpstream}},
+		steps:     []step{{s: subj("app", dA), wantErr: true}, {s: subj("app", dA), wantErr: true}},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:      "deny is cached",
+		results:   map[digest.Digest]fakeResult{dA: deny},
+		steps:     []step{{s: subj("app", dA), want: "deny"}, {s: subj("app", dA), want: "deny"}},
+		wantCalls: 1,
+		wantStats: Stats{Hits: 1, Misses: 1},
+	}, {
+		name:      "warn is cached",
+		results:   map[digest.Digest]fakeResult{dA: warn},
+		steps:     []step{{s: subj("app", dA), want: "warn"}, {s: subj("app", dA), want: "warn"}},
+		wantCalls: 1,
+		wantStats: Stats{Hits: 1, Misses: 1},
+	}, {
+		name:    "deny is verified again after the deny ttl",
+		results: map[digest.Digest]fakeResult{dA: deny},
+		steps: []step{
+			{s: subj("app", dA), want: "deny"},
+			{advance: 59 * time.Second, s: subj("app", dA), want: "deny"},
+			{advance: 2 * time.Second, s: subj("app", dA), want: "deny"},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Hits: 1, Misses: 2},
+	}, {
+		name: "allow outlives the deny ttl",
+		steps: []step{
+			{s: subj("app", dA)},
+			{advance: 5 * time.Minute, s: subj("app", dA)},
+		},
+		wantCalls: 1,
+		wantStats: Stats{Hits: 1, Misses: 1},
+	}, {
+		name: "allow is verified again after the ttl",
+		opts: Options{TTL: time.Hour},
+		steps: []step{
+			{s: subj("app", dA)},
+			{advance: 59 * time.Minute, s: subj("app", dA)},
+			{advance: 2 * time.Minute, s: subj("app", dA)},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Hits: 1, Misses: 2},
+	}, {
+		name: "size bound evicts the least recently used",
+		opts: Options{Size: 2},
+		steps: []step{
+			{s: subj("app", dA)}, {s: subj("app", dB)},
+			{s: subj("app", dA)}, // hit: a is now newer than b
+			{s: subj("app", dC)}, // evicts b
+			{s: subj("app", dA)}, // hit
+			{s: subj("app", dB)}, // verified again
+		},
+		wantCalls: 4,
+		wantStats: Stats{Hits: 2, Misses: 4},
+	}, {
+		name:    "verified index admits its children without verifying them",
+		results: map[digest.Digest]fakeResult{dIndex: allow, dChild: deny, dChild2: deny},
+		steps: []step{
+			{s: index},
+			{s: subj("app", dChild), wantInherited: dIndex},
+			{s: subj("app", dChild2), wantInherited: dIndex},
+			{s: subj("app", dChild), wantInherited: dIndex},
+		},
+		wantCalls: 1,
+		wantStats: Stats{Inherited: 3, Misses: 1},
+	}, {
+		name:    "warned index does not admit its children",
+		results: map[digest.Digest]fakeResult{dIndex: warn, dChild: deny},
+		steps: []step{
+			{s: index, want: "warn"},
+			{s: subj("app", dChild), want: "deny"},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:    "unverified allowed index does not admit its children",
+		results: map[digest.Digest]fakeResult{dIndex: tolerated, dChild: deny},
+		steps: []step{
+			{s: index},
+			{s: subj("app", dChild), want: "deny"},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:    "denied index does not deny its children",
+		results: map[digest.Digest]fakeResult{dIndex: deny, dChild: allow},
+		steps: []step{
+			{s: index, want: "deny"},
+			{s: subj("app", dChild)},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:    "child in another repository is not admitted",
+		results: map[digest.Digest]fakeResult{dIndex: allow, dChild: deny},
+		steps: []step{
+			{s: index},
+			{s: subj("other", dChild), want: "deny"},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:    "child uses its own cached decision",
+		results: map[digest.Digest]fakeResult{dIndex: allow, dChild: allow},
+		steps: []step{
+			{s: subj("app", dChild)},
+			{s: index},
+			{s: subj("app", dChild)}, // own, so not inherited
+		},
+		wantCalls: 2,
+		wantStats: Stats{Hits: 1, Misses: 2},
+	}, {
+		name:    "verified index overrides a child's own cached deny",
+		results: map[digest.Digest]fakeResult{dIndex: allow, dChild: deny},
+		steps: []step{
+			{s: subj("app", dChild), want: "deny"},
+			{s: index},
+			{s: subj("app", dChild), wantInherited: dIndex},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Inherited: 1, Misses: 2},
+	}, {
+		name:    "child admission expires with its index",
+		results: map[digest.Digest]fakeResult{dIndex: allow, dChild: deny},
+		steps: []step{
+			{s: index},
+			{advance: 11 * time.Minute, s: subj("app", dChild), want: "deny"},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Misses: 2},
+	}, {
+		name:    "index hit records its children again",
+		opts:    Options{ChildrenSize: 1},
+		results: map[digest.Digest]fakeResult{dIndex: allow, dIndex2: allow, dChild: deny, dChild2: deny},
+		steps: []step{
+			{s: subj("app", dIndex, dChild)},
+			{s: subj("app", dIndex2, dChild2)}, // pushes dChild out
+			{s: subj("app", dIndex, dChild)},   // hit: dChild recorded again
+			{s: subj("app", dChild), wantInherited: dIndex},
+		},
+		wantCalls: 2,
+		wantStats: Stats{Hits: 1, Inherited: 1, Misses: 2},
+	}, {
+		name:    "nested index admits its grandchildren",
+		results: map[digest.Digest]fakeResult{dIndex: allow, dSubIndex: deny, dChild: deny},
+		steps: []step{
+			{s: subj("app", dIndex, dSubIndex)},
+			{s: subj("app", dSubIndex, dChild), wantInherited: dIndex},
+			{s: subj("app", dChild), wantInherited: dSubIndex},
+		},
+		wantCalls: 1,
+		wantStats: Stats{Inherited: 2, Misses: 1},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := &fakeDecider{results: tt.results}
+			c, clock := newTestCache(t, next, tt.opts)
+			for i, st := range tt.steps {
+				clock.Advance(st.advance)
+				got, err := c.Decide(t.Context(), st.s)
+				if (err != nil) != st.wantErr {
+					t.Fatalf("step %d: Decide(%s) error = %v, want error %t", i, st.s, err, st.wantErr)
+				}
+				if err != nil {
+					continue
+				}
+				want := st.want
+				if want == "" {
+					want = "allow"
+				}
+				if got.Outcome.String() != want {
+					t.Errorf("step %d: Decide(%s).Outcome = %s, want %s", i, st.s, got.Outcome, want)
+				}
+				if got.InheritedFrom != st.wantInherited {
+					t.Errorf("step %d: Decide(%s).InheritedFrom = %q, want %q", i, st.s, got.InheritedFrom, st.wantInherited)
+				}
+				if diff := cmp.Diff(st.s, got.Subject); diff != "" {
+					t.Errorf("step %d: Decide(%s).Subject mismatch (-want +got):\n%s", i, st.s, diff)
+				}
+			}
+			if got := next.calls.Load(); got != tt.wantCalls {
+				t.Errorf("calls to next = %d, want %d", got, tt.wantCalls)
+			}
+			if diff := cmp.Diff(tt.wantStats, c.Stats()); diff != "" {
+				t.Errorf("Stats() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestInheritedDecision(t *testing.T) {
+	next := &fakeDecider{}
+	c, _ := newTestCache(t, next, Options{})
+	if _, err := c.Decide(t.Context(), subj("app", dIndex, dChild)); err != nil {
+		t.Fatalf("Decide(index) = %v", err)
+	}
+	child := subj("app", dChild)
+	got, err := c.Decide(t.Context(), child)
+	if err != nil {
+		t.Fatalf("Decide(child) = %v", err)
+	}
+	want := policy.Decision{
+		Subject:       child,
+		Outcome:       policy.Allow,
+		Rule:          "rule",
+		Reason:        "admitted by verified index " + dIndex.String(),
+		Results:       []policy.RuleResult{{Rule: "rule", Mode: policy.ModeEnforce, Passed: true}},
+		Verified:      true,
+		InheritedFrom: dIndex,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Decide(child) mismatch (-want +got):\n%s", diff)
+	}
+	if n := next.calls.Load(); n != 1 {
+		t.Errorf("calls to next = %d, want 1", n)
+	}
+}
+
+func TestGenerationSeparatesDecisions(t *testing.T) {
+	next := &fakeDecider{}
+	s := subj("app", dA)
+	for _, gen := range []string{"gen1", "gen2", "gen1"} {
+		c, err := New(next, gen, Options{})
+		if err != nil {
+			t.Fatalf("New(%q) = %v", gen, err)
+		}
+		for range 2 {
+			if _, err := c.Decide(t.Context(), s); err != nil {
+				t.Fatalf("Decide() = %v", err)
+			}
+		}
+	}
+	if got := next.calls.Load(); got != 3 {
+		t.Errorf("calls to next = %d, want 3 (one per cache)", got)
+	}
+}
+
+func TestSubjectComesFromRequest(t *testing.T) {
+	c, _ := newTestCache(t, &fakeDecider{}, Options{})
+	for _, tag := range []string{"v1", "latest"} {
+		s := subj("app", dA)
+		s.Tag = tag
+		got, err := c.Decide(t.Context(), s)
+		if err != nil {
+			t.Fatalf("Decide() = %v", err)
+		}
+		if got.Subject.Tag != tag {
+			t.Errorf("Decide(tag %s).Subject.Tag = %q, want %q", tag, got.Subject.Tag, tag)
+		}
+	}
+}
+
+func TestReturnedDecisionIsACopy(t *testing.T) {
+	c, _ := newTestCache(t, &fakeDecider{}, Options{})
+	s := subj("app", dA)
+	// A miss, then hits: no caller's change may reach what the cache holds.
+	for i := range 3 {
+		d, err := c.Decide(t.Context(), s)
+		if err != nil {
+			t.Fatalf("Decide() = %v", err)
+		}
+		if got := d.Results[0].Rule; got != "rule" {
+			t.Errorf("call %d: Decide().Results[0].Rule = %q after a caller changed its copy, want %q", i, got, "rule")
+		}
+		d.Results[0].Rule = "changed"
+	}
+}
+
+func TestConcurrentMissesShareOneCall(t *testing.T) {
+	const n = 50
+	next := &fakeDecider{block: make(chan struct{})}
+	c, _ := newTestCache(t, next, Options{})
+	s := subj("app", dA)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			s := s
+			s.Tag = fmt.Sprint("tag", i) // each caller gets its own subject back
+			d, err := c.Decide(t.Context(), s)
+			switch {
+			case err != nil:
+			case d.Outcome != policy.Allow:
+				err = fmt.Errorf("Decide(%s).Outcome = %s, want allow", s, d.Outcome)
+			case d.Subject.Tag != s.Tag:
+				err = fmt.Errorf("Decide(%s).Subject.Tag = %q, want %q", s, d.Subject.Tag, s.Tag)
+			}
+			errs <- err
+		})
+	}
+	// The barrier: next holds its call until every caller is waiting on it.
+	waitFor(t, "all callers to wait", func() bool { return c.Stats().Misses == n })
+	close(next.block)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if got := next.calls.Load(); got != 1 {
+		t.Errorf("calls to next = %d, want 1", got)
+	}
+	if got, want := c.Stats(), (Stats{Misses: n, Shared: n - 1}); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+}
+
+func TestCancelledWaiterReturnsPromptly(t *testing.T) {
+	next := &fakeDecider{block: make(chan struct{}), entered: make(chan context.Context, 1)}
+	c, _ := newTestCache(t, next, Options{})
+	s := subj("app", dA)
+
+	// The first caller starts the shared call, then gives up.
+	ctx, cancel := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Decide(ctx, s)
+		first <- err
+	}()
+	callCtx := <-next.entered
+
+	second := make(chan error, 1)
+	go func() {
+		d, err := c.Decide(t.Context(), s)
+		if err == nil && d.Outcome != policy.Allow {
+			err = errors.New("outcome " + d.Outcome.String())
+		}
+		second <- err
+	}()
+	waitFor(t, "second caller to wait", func() bool { return c.Stats().Misses == 2 })
+
+	cancel()
+	select {
+	case err := <-first:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled Decide() = %v, want %v", err, context.Canceled)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelled Decide() did not return while the shared call was running")
+	}
+	if err := callCtx.Err(); err != nil {
+		t.Errorf("shared call context: %v, want not done while a caller waits", err)
+	}
+
+	close(next.block)
+	if err := <-second; err != nil {
+		t.Errorf("remaining Decide() = %v, want allow", err)
+	}
+	if got := next.calls.Load(); got != 1 {
+		t.Errorf("calls to next = %d, want 1", got)
+	}
+}
+
+func TestLastWaiterLeavingCancelsCall(t *testing.T) {
+	next := &fakeDecider{block: make(chan struct{}), entered: make(chan context.Context, 2)}
+	c, _ := newTestCache(t, next, Options{})
+	s := subj("app", dA)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Decide(ctx, s)
+		done <- err
+	}()
+	callCtx := <-next.entered
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Decide() = %v, want %v", err, context.Canceled)
+	}
+	select {
+	case <-callCtx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("shared call still running after its last caller left")
+	}
+
+	// Nothing was cached: the next caller verifies again.
+	close(next.block)
+	if _, err := c.Decide(t.Context(), s); err != nil {
+		t.Fatalf("Decide() = %v", err)
+	}
+	if got := next.calls.Load(); got != 2 {
+		t.Errorf("calls to next = %d, want 2", got)
+	}
+}
+
+func TestPanicBecomesError(t *testing.T) {
+	next := &fakeDecider{results: map[digest.Digest]fakeResult{dA: {panic: true}}}
+	c, _ := newTestCache(t, next, Options{})
+	for range 2 {
+		if _, err := c.Decide(t.Context(), subj("app", dA)); err == nil {
+			t.Errorf("Decide() with a panicking next = nil error, want error")
+		}
+	}
+	if got := next.calls.Load(); got != 2 {
+		t.Errorf("calls to next = %d, want 2", got)
+	}
+}
+
+func TestDecideRejectsInvalidDigest(t *testing.T) {
+	next := &fakeDecider{}
+	c, _ := newTestCache(t, next, Options{})
+	for _, d := range []digest.Digest{"", "sha256:abc", "latest"} {
+		if _, err := c.Decide(t.Context(), subj("app", d)); err == nil {
+			t.Errorf("Decide(digest %q) = nil error, want error", d)
+		}
+	}
+	if got := next.calls.Load(); got != 0 {
+		t.Errorf("calls to next = %d, want 0", got)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	next := &fakeDecider{results: map[digest.Digest]fakeResult{dA: {outcome: policy.Deny}}}
+	c, _ := newTestCache(t, next, Options{})
+	denied := subj("app", dA)
+
+	if d, ok := c.Lookup(denied); ok {
+		t.Errorf("Lookup() before Decide = %+v, true; want false", d)
+	}
+	if _, err := c.Decide(t.Context(), denied); err != nil {
+		t.Fatalf("Decide() = %v", err)
+	}
+	if _, err := c.Decide(t.Context(), subj("app", dIndex, dChild)); err != nil {
+		t.Fatalf("Decide(index) = %v", err)
+	}
+	before := c.Stats()
+
+	tests := []struct {
+		name          string
+		s             policy.Subject
+		wantOK        bool
+		want          policy.Outcome
+		wantInherited digest.Digest
+	}{
+		{name: "known denied", s: denied, wantOK: true, want: policy.Deny},
+		{name: "other repository", s: subj("other", dA)},
+		{name: "unknown", s: subj("app", dB)},
+		{name: "admitted child", s: subj("app", dChild), wantOK: true, want: policy.Allow, wantInherited: dIndex},
+		{name: "invalid digest", s: subj("app", "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := c.Lookup(tt.s)
+			if ok != tt.wantOK {
+				t.Fatalf("Lookup(%s) ok = %t, want %t", tt.s, ok, tt.wantOK)
+			}
+			if !ok {
+				return
+			}
+			if got.Outcome != tt.want || got.InheritedFrom != tt.wantInherited {
+				t.Errorf("Lookup(%s) = %s inherited from %q, want %s inherited from %q",
+					tt.s, got.Outcome, got.InheritedFrom, tt.want, tt.wantInherited)
+			}
+		})
+	}
+	if got := next.calls.Load(); got != 2 {
+		t.Errorf("calls to next = %d, want 2 (Lookup never verifies)", got)
+	}
+	if got := c.Stats(); got != before {
+		t.Errorf("Stats() after Lookup = %+v, want %+v", got, before)
+	}
+}
+
+func TestNew(t *testing.T) {
+	tests := []struct {
+		name       string
+		next       Decider
+		generation string
+		opts       Options
+		want       Options // when no error
+		wantErr    bool
+	}{
+		{name: "defaults", next: &fakeDecider{}, generation: "g",
+			want: Options{Size: DefaultSize, TTL: DefaultTTL, DenyTTL: DefaultDenyTTL, ChildrenSize: DefaultChildrenSize}},
+		{name: "explicit", next: &fakeDecider{}, generation: "g",
+			opts: Options{Size: 1, TTL: time.Second, DenyTTL: time.Hour, ChildrenSize: 2},
+			want: Options{Size: 1, TTL: time.Second, DenyTTL: time.Hour, ChildrenSize: 2}},
+		{name: "nil next", generation: "g", wantErr: true},
+		{name: "empty generation", next: &fakeDecider{}, wantErr: true},
+		{name: "negative size", next: &fakeDecider{}, generation: "g", opts: Options{Size: -1}, wantErr: true},
+		{name: "negative ttl", next: &fakeDecider{}, generation: "g", opts: Options{TTL: -time.Second}, wantErr: true},
+		{name: "negative deny ttl", next: &fakeDecider{}, generation: "g", opts: Options{DenyTTL: -time.Second}, wantErr: true},
+		{name: "negative children size", next: &fakeDecider{}, generation: "g", opts: Options{ChildrenSize: -1}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(tt.next, tt.generation, tt.opts)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("New() error = %v, want error %t", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if c.opts != tt.want {
+				t.Errorf("New() options = %+v, want %+v", c.opts, tt.want)
+			}
+		})
+	}
+}

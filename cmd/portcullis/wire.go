@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/verify"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+)
+
+// app is everything `serve` and `verify` share: the same wiring decides an
+// image in both, so `portcullis verify` answers exactly as a pull would.
+type app struct {
+	cfg    *Config
+	policy *policy.Policy
+	cache  *cache.Cache
+	proxy  *proxy.Server
+}
+
+// newTransport is the one upstream transport: connection reuse across
+// manifests, blobs and verification, bounded dial and header waits.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil // no surprise network: upstreams are reached directly
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.ResponseHeaderTimeout = 30 * time.Second
+	t.MaxIdleConnsPerHost = 32
+	return t
+}
+
+func buildApp(cfg *Config, log *slog.Logger) (*app, error) {
+	pol, err := policy.Load(cfg.path(cfg.Policy))
+	if err != nil {
+		return nil, err
+	}
+	shared := newTransport()
+	var (
+		pups  []proxy.Upstream
+		vregs []verify.Registry
+	)
+	for _, u := range cfg.Upstreams {
+		pu, err := url.Parse(u.URL)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Registry, err)
+		}
+		auth, err := cfg.authenticator(u)
+		if err != nil {
+			return nil, err
+		}
+		pups = append(pups, proxy.Upstream{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
+		vregs = append(vregs, verify.Registry{Name: u.Registry, Host: pu.Host, Insecure: pu.Scheme == "http", Auth: auth})
+	}
+	byHost := map[string]http.RoundTripper{}
+	for _, u := range cfg.Upstreams {
+		tc, err := cfg.tlsConfig(u)
+		if err != nil {
+			return nil, err
+		}
+		if tc != nil {
+			t := newTransport()
+			t.TLSClientConfig = tc
+			pu, _ := url.Parse(u.URL)
+			byHost[pu.Host] = t
+		}
+	}
+	var base http.RoundTripper = shared
+	if len(byHost) > 0 {
+		base = &hostTransport{byHost: byHost, fallback: shared}
+	}
+	rt := otelhttp.NewTransport(base)
+	v, err := verify.New(vregs, verify.WithTransport(rt), verify.WithLimits(verify.Limits{MaxManifestBytes: cfg.Limits.MaxManifestBytes}))
+	if err != nil {
+		return nil, err
+	}
+	eng, err := policy.NewEngine(pol, v)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(eng, pol.Generation(), cache.Options{
+		Size:    cfg.Cache.Size,
+		TTL:     time.Duration(cfg.Cache.TTL),
+		DenyTTL: time.Duration(cfg.Cache.DenyTTL),
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := proxy.New(pups, c,
+		proxy.WithTransport(rt),
+		proxy.WithLogger(log),
+		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
+		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)))
+	if err != nil {
+		return nil, err
+	}
+	return &app{cfg: cfg, policy: pol, cache: c, proxy: srv}, nil
+}
+
+func newLogger(lc LogConfig) *slog.Logger {
+	var lvl slog.Level
+	switch lc.Level {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// hostTransport gives upstreams with their own TLS settings their own
+// transport; everything else (token servers, blob storage redirects) uses the
+// shared one with the system roots.
+type hostTransport struct {
+	byHost   map[string]http.RoundTripper
+	fallback http.RoundTripper
+}
+
+func (h *hostTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t, ok := h.byHost[r.URL.Host]; ok {
+		return t.RoundTrip(r)
+	}
+	return h.fallback.RoundTrip(r)
+}

@@ -1,0 +1,43 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// Check decides one image exactly as a client's pull would be decided: the
+// same upstream request, hashing, artifact rule and Decider. image is named
+// as policies name it: "<registry>/<repository>[:tag|@digest]", with a
+// configured registry name. It backs `portcullis verify`.
+func (s *Server) Check(ctx context.Context, image string) (policy.Decision, error) {
+	reg, rest, ok := strings.Cut(image, "/")
+	c := s.byName[reg]
+	if !ok || c == nil {
+		return policy.Decision{}, fmt.Errorf("%q: the registry part must be one of the configured upstreams: %s", image, s.registryList())
+	}
+	repo, refStr := rest, "latest"
+	if i := strings.Index(rest, "@"); i >= 0 {
+		repo, refStr = rest[:i], rest[i+1:]
+	} else if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		repo, refStr = rest[:i], rest[i+1:]
+	}
+	canon, err := canonicalRepository(reg, repo)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	ref, err := parseReference(refStr)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	t := target{up: c, repository: canon, clientName: reg + "/" + repo}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	m, err := s.fetchManifest(ctx, t, ref, nil)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	return s.judge(ctx, t, ref.tag, m)
+}

@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// Error is a response in the OCI distribution error envelope
+// (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#error-codes).
+// Handlers return errors; handle() turns them into responses in one place.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	// Header holds extra response headers (e.g. Retry-After).
+	Header http.Header
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// Distribution-spec error codes used by the proxy.
+const (
+	codeDenied       = "DENIED"
+	codeUnavailable  = "UNAVAILABLE"
+	codeNameInvalid  = "NAME_INVALID"
+	codeNameUnknown  = "NAME_UNKNOWN"
+	codeUnsupported  = "UNSUPPORTED"
+	codeDigestInval  = "DIGEST_INVALID"
+	codeManifestInv  = "MANIFEST_INVALID"
+	codeUnauthorized = "UNAUTHORIZED"
+	codeTooMany      = "TOOMANYREQUESTS"
+	codeUnknown      = "UNKNOWN"
+)
+
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// deniedError is the 403 for a denied decision. Never a 404: a 404 would let
+// runtimes try the next host as if the image were merely missing.
+func deniedError(d policy.Decision) *Error {
+	return &Error{Status: http.StatusForbidden, Code: codeDenied, Message: d.Message()}
+}
+
+// statusOf maps any error to the response the client gets. Anything not
+// classified is "could not decide": 503, fail closed.
+func statusOf(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var ue *policy.UndecidedError
+	if errors.As(err, &ue) {
+		return errorf(http.StatusServiceUnavailable, codeUnavailable, "%s", ue.Error())
+	}
+	var up *upstreamError
+	if errors.As(err, &up) {
+		return errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: %s", up.Error())
+	}
+	return errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: %v", err)
+}
+
+type envelope struct {
+	Errors []envelopeError `json:"errors"`
+}
+
+type envelopeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeError writes the envelope. HEAD responses carry the status and
+// headers only.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := statusOf(err)
+	for k, vs := range e.Header {
+		w.Header()[k] = vs
+	}
+	body, _ := json.Marshal(envelope{Errors: []envelopeError{{Code: e.Code, Message: sanitize(e.Message)}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+	if e.Status >= 500 {
+		log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "error", e.Message)
+	}
+}
+
+// sanitize makes text safe to echo to a client: no control characters (no
+// header or log injection), bounded length.
+func sanitize(s string) string {
+	const max = 1024
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}
+
+// relayUpstreamError turns a non-success upstream answer into the client's
+// response. 4xx answers keep their status and the upstream's error codes
+// (a missing manifest is a 404, a rate limit a 429) — they are not decisions
+// of ours. 5xx answers become 503: the proxy could not decide.
+func relayUpstreamError(registry string, resp *http.Response) *Error {
+	var env envelope
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&env)
+	msg := fmt.Sprintf("upstream %s answered %s", registry, resp.Status)
+	code := codeUnknown
+	if len(env.Errors) > 0 {
+		code = env.Errors[0].Code
+		msg += ": " + env.Errors[0].Message
+	}
+	e := &Error{Status: resp.StatusCode, Code: sanitizeCode(code), Message: msg}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		// The client cannot fix this by logging in to us: it is the proxy's
+		// own upstream credential that was refused. No WWW-Authenticate.
+		e.Code = codeUnauthorized
+		e.Message = fmt.Sprintf("upstream %s refused the proxy's credentials (%s)", registry, resp.Status)
+	case resp.StatusCode == http.StatusTooManyRequests:
+		e.Code = codeTooMany
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			e.Header = http.Header{"Retry-After": {sanitize(ra)}}
+		}
+	case resp.StatusCode >= 500 || resp.StatusCode < 400:
+		e.Status = http.StatusServiceUnavailable
+		e.Code = codeUnavailable
+	}
+	return e
+}
+
+func sanitizeCode(c string) string {
+	for _, r := range c {
+		if (r < 'A' || r > 'Z') && r != '_' {
+			return codeUnknown
+		}
+	}
+	if c == "" || len(c) > 64 {
+		return codeUnknown
+	}
+	return c
+}
+
+// sanitizeQuoted makes text safe inside a quoted-string header value.
+func sanitizeQuoted(s string) string {
+	return strings.NewReplacer(`"`, "'", "\\", "/").Replace(sanitize(s))
+}

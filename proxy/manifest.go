@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// manifest is one manifest as read from an upstream: the exact bytes, their
+// digest computed here, and what the proxy needs to know about them.
+type manifest struct {
+	body      []byte
+	digest    digest.Digest
+	mediaType string
+	children  []digest.Digest
+	// artifact is true for signature, attestation and SBOM artifacts, which no
+	// runtime can run (see classify).
+	artifact bool
+}
+
+// defaultAccept is sent when a client sends no Accept header.
+var defaultAccept = []string{
+	ocispec.MediaTypeImageIndex,
+	ocispec.MediaTypeImageManifest,
+	mediaTypeDockerList,
+	mediaTypeDockerManifest,
+}
+
+const (
+	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+)
+
+// manifest handles GET and HEAD /v2/<name>/manifests/<reference>.
+//
+// The bytes are fetched once, hashed here (Docker-Content-Digest is never
+// trusted), checked against a requested digest, decided on that digest, and
+// exactly those bytes are served (design fact 5). A tag that moves upstream
+// can therefore never make the proxy serve bytes it did not decide on.
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request) error {
+	vars := mux.Vars(r)
+	t, err := s.route(r, vars["name"])
+	if err != nil {
+		return err
+	}
+	ref, err := parseReference(vars["reference"])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	defer cancel()
+	m, err := s.fetchManifest(ctx, t, ref, r.Header.Values("Accept"))
+	if err != nil {
+		return err
+	}
+	d, err := s.judge(ctx, t, ref.tag, m)
+	if err != nil {
+		return err
+	}
+	return s.serveManifest(w, r, m, d)
+}
+
+// serveManifest writes the decision: 403 for Deny, otherwise exactly the
+// bytes that were decided on.
+func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request, m *manifest, d policy.Decision) error {
+	if d.Outcome == policy.Deny {
+		return deniedError(d)
+	}
+	h := w.Header()
+	if d.Outcome == policy.Warn {
+		// RFC 9111 section 5.5: 299 "Miscellaneous Persistent Warning".
+		h.Set("Warning", `299 portcullis "`+sanitizeQuoted(d.Message())+`"`)
+	}
+	h.Set("Content-Type", m.mediaType)
+	h.Set("Docker-Content-Digest", m.digest.String())
+	h.Set("Content-Length", strconv.Itoa(len(m.body)))
+	h.Set("ETag", `"`+m.digest.String()+`"`)
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(m.body)
+	}
+	return nil
+}
+
+// judge decides on a fetched manifest. Signature and attestation artifacts
+// are served without a decision: they are what clients need to verify images
+// themselves (cosign verify through the proxy), and no runtime runs them.
+func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (policy.Decision, error) {
+	subj := policy.Subject{
+		Registry:   t.registryName(),
+		Repository: t.repository,
+		Digest:     m.digest,
+		MediaType:  m.mediaType,
+		Tag:        tag,
+		Children:   m.children,
+	}
+	if m.artifact {
+		return policy.Decision{Subject: subj, Outcome: policy.Allow, Reason: "signature or attestation artifact: not runnable, served without policy"}, nil
+	}
+	d, err := s.decider.Decide(ctx, subj)
+	if err != nil {
+		s.log.WarnContext(ctx, "undecided", "image", subj.String(), "error", err)
+		return policy.Decision{}, err
+	}
+	level := s.log.InfoContext
+	if !d.Verified && d.Outcome != policy.Deny {
+		level = s.log.WarnContext // warn and audit failures, unmatched allows
+	}
+	level(ctx, "decision", "image", subj.String(), "tag", tag, "outcome", d.Outcome.String(),
+		"rule", d.Rule, "reason", d.Reason, "verified", d.Verified)
+	return d, nil
+}
+
+// fetchManifest GETs a manifest (HEAD is answered from a GET too: the bytes
+// must be hashed to know what the client would get).
+func (s *Server) fetchManifest(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {
+	hdr := http.Header{"Accept": accept}
+	if len(accept) == 0 {
+		hdr["Accept"] = defaultAccept
+	}
+	resp, err := t.up.do(ctx, http.MethodGet, t.repository, "manifests/"+ref.String(), "", hdr)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, relayUpstreamError(t.registryName(), resp)
+	}
+	if resp.ContentLength > s.maxManifest {
+		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+			"portcullis: upstream manifest %s/%s:%s is %d bytes, over the %d-byte limit", t.registryName(), t.repository, ref, resp.ContentLength, s.maxManifest)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, s.maxManifest+1))
+	if err != nil {
+		return nil, &upstreamError{registry: t.registryName(), err: fmt.Errorf("reading manifest: %w", err)}
+	}
+	if int64(len(body)) > s.maxManifest {
+		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+			"portcullis: upstream manifest %s/%s:%s is over the %d-byte limit", t.registryName(), t.repository, ref, s.maxManifest)
+	}
+	return parseManifest(body, resp.Header.Get("Content-Type"), ref.digest)
+}
+
+// manifestDoc is the part of a manifest or index the proxy reads.
+type manifestDoc struct {
+	SchemaVersion int                  `json:"schemaVersion"`
+	MediaType     string               `json:"mediaType"`
+	ArtifactType  string               `json:"artifactType"`
+	Config        *ocispec.Descriptor  `json:"config"`
+	Layers        []ocispec.Descriptor `json:"layers"`
+	Manifests     []ocispec.Descriptor `json:"manifests"`
+}
+
+// parseManifest hashes body (with the algorithm of want, when the client
+// asked by digest), checks it against want and reads what the proxy needs.
+// Anything inconsistent is refused: the proxy cannot decide on bytes it does
+// not understand.
+func parseManifest(body []byte, contentType string, want digest.Digest) (*manifest, error) {
+	alg := digest.Canonical
+	if want != "" {
+		alg = want.Algorithm()
+		if !alg.Available() {
+			return nil, errorf(http.StatusBadRequest, codeDigestInval, "portcullis: unsupported digest algorithm %q", alg)
+		}
+	}
+	m := &manifest{body: body, digest: alg.FromBytes(body)}
+	if want != "" && m.digest != want {
+		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+			"portcullis: upstream sent a manifest whose digest is %s for requested %s", m.digest, want)
+	}
+	var doc manifestDoc
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: upstream manifest %s is not valid JSON: %v", m.digest, err)
+	}
+	ct := ""
+	if contentType != "" {
+		if mt, _, err := mime.ParseMediaType(contentType); err == nil {
+			ct = mt
+		}
+	}
+	switch {
+	case doc.MediaType != "" && ct != "" && ct != doc.MediaType && ct != "application/json":
+		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+			"portcullis: upstream Content-Type %q disagrees with manifest %s mediaType %q", ct, m.digest, doc.MediaType)
+	case doc.MediaType != "":
+		m.mediaType = doc.MediaType
+	case ct != "" && ct != "application/json":
+		m.mediaType = ct
+	case doc.Manifests != nil:
+		m.mediaType = ocispec.MediaTypeImageIndex
+	default:
+		m.mediaType = ocispec.MediaTypeImageManifest
+	}
+	if isIndex(m.mediaType) {
+		for _, c := range doc.Manifests {
+			if err := c.Digest.Validate(); err != nil {
+				return nil, errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: index %s has an invalid child digest: %v", m.digest, err)
+			}
+			m.children = append(m.children, c.Digest)
+		}
+	}
+	m.artifact = classifyArtifact(m.mediaType, &doc)
+	return m, nil
+}
+
+func isIndex(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == mediaTypeDockerList
+}

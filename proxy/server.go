@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// Decider decides one manifest. The policy engine implements it, usually
+// behind the cache.
+type Decider interface {
+	Decide(ctx context.Context, s policy.Subject) (policy.Decision, error)
+}
+
+// looker is the optional capability of remembering decisions (the cache has
+// it). The blobs route uses it to refuse a blob whose digest is a manifest
+// already known to be denied.
+type looker interface {
+	Lookup(s policy.Subject) (policy.Decision, bool)
+}
+
+// Server is the proxy's HTTP handler.
+type Server struct {
+	byName      map[string]*client
+	defaultUp   *client
+	decider     Decider
+	log         *slog.Logger
+	maxManifest int64
+	timeout     time.Duration
+	handler     http.Handler
+}
+
+// Option configures a Server.
+type Option func(*Server, *options) error
+
+type options struct {
+	transport http.RoundTripper
+}
+
+// WithTransport sets the one RoundTripper used for every upstream request.
+func WithTransport(t http.RoundTripper) Option {
+	return func(_ *Server, o *options) error {
+		if t == nil {
+			return errors.New("nil transport")
+		}
+		o.transport = t
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Server, _ *options) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// WithMaxManifestBytes caps how much of a manifest is read (default 4 MiB,
+// as distribution does).
+func WithMaxManifestBytes(n int64) Option {
+	return func(s *Server, _ *options) error {
+		if n < 1024 {
+			return fmt.Errorf("max manifest size %d is below 1 KiB", n)
+		}
+		s.maxManifest = n
+		return nil
+	}
+}
+
+// WithDecisionTimeout bounds fetching and deciding one manifest (default 30s).
+func WithDecisionTimeout(d time.Duration) Option {
+	return func(s *Server, _ *options) error {
+		if d <= 0 {
+			return fmt.Errorf("decision timeout %v must be positive", d)
+		}
+		s.timeout = d
+		return nil
+	}
+}
+
+// New returns a proxy for the upstreams that asks d about every manifest.
+func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
+	if d == nil {
+		return nil, errors.New("proxy: nil decider")
+	}
+	if len(upstreams) == 0 {
+		return nil, errors.New("proxy: no upstreams")
+	}
+	s := &Server{
+		byName:      map[string]*client{},
+		decider:     d,
+		log:         slog.Default(),
+		maxManifest: 4 << 20,
+		timeout:     30 * time.Second,
+	}
+	o := &options{transport: http.DefaultTransport}
+	for _, opt := range opts {
+		if err := opt(s, o); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	for i := range upstreams {
+		up := upstreams[i]
+		if err := up.validate(); err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		if s.byName[up.Registry] != nil {
+			return nil, fmt.Errorf("proxy: upstream %s configured twice", up.Registry)
+		}
+		c, err := newClient(&up, o.transport)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		s.byName[up.Registry] = c
+		if up.Default {
+			if s.defaultUp != nil {
+				return nil, fmt.Errorf("proxy: upstreams %s and %s are both default", s.defaultUp.up.Registry, up.Registry)
+			}
+			s.defaultUp = c
+		}
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// routes follows the distribution API route shapes
+// (distribution registry/api/v2/routes.go). <name> may contain slashes, which
+// is why this uses gorilla/mux and not http.ServeMux.
+func (s *Server) routes() http.Handler {
+	m := mux.NewRouter()
+	read := []string{http.MethodGet, http.MethodHead}
+	m.Handle("/v2/", s.handle(s.ping)).Methods(read...)
+	m.Handle("/v2/{name:.+}/manifests/{reference}", s.handle(s.manifest)).Methods(read...)
+	m.Handle("/v2/{name:.+}/blobs/{digest}", s.handle(s.blob)).Methods(read...)
+	m.Handle("/v2/{name:.+}/tags/list", s.handle(s.tags)).Methods(read...)
+	m.Handle("/v2/{name:.+}/referrers/{digest}", s.handle(s.referrers)).Methods(read...)
+	m.MethodNotAllowedHandler = s.handle(unsupported)
+	m.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			return errorf(http.StatusNotFound, codeNameUnknown, "portcullis: no such route %s", sanitize(r.URL.Path))
+		}
+		return unsupported(w, r)
+	})
+	return m
+}
+
+// handle adapts a handler that returns an error: every error is written in
+// the distribution error envelope by writeError, in one place.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.log, err)
+		}
+	})
+}
+
+func unsupported(_ http.ResponseWriter, r *http.Request) error {
+	return errorf(http.StatusMethodNotAllowed, codeUnsupported, "portcullis is read-only: %s is not supported", r.Method)
+}
+
+// ping answers /v2/ itself: the proxy is the registry clients talk to.
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("{}"))
+	}
+	return nil
+}
