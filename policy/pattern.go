@@ -17,6 +17,11 @@ import (
 // "registry.example.com/lab/team/app", but not "registry.example.com/lab" nor
 // "registry.example.com/labs/app"; "docker.io/library/*" matches
 // "docker.io/library/nginx" but not "docker.io/library/a/b".
+//
+// A pattern that could never match a name is refused when the policy loads,
+// rather than left as a rule that silently matches nothing: it must start
+// with a registry (a segment holding '.', ':' or '*', or "localhost"), name a
+// repository after it, have no empty segments, and carry no tag or digest.
 type pattern struct {
 	text string
 	re   *regexp.Regexp
@@ -50,8 +55,24 @@ func compilePattern(text string) (pattern, error) {
 	if strings.Contains(text, "***") {
 		return pattern{}, fmt.Errorf("image pattern %q: use * or **, not ***", text)
 	}
-	if !strings.Contains(strings.SplitN(text, "/", 2)[0], ".") && !strings.Contains(text, "/") {
-		return pattern{}, fmt.Errorf("image pattern %q names no registry: write <registry>/<repository>, e.g. docker.io/library/%s", text, text)
+	// A pattern that can never match a name is an error, not a dead rule: a
+	// rule that silently matches nothing leaves images to "unmatched".
+	host, repo, ok := strings.Cut(text, "/")
+	if !ok || !isRegistry(host) {
+		example := "docker.io/library/" + text
+		if ok {
+			example = "docker.io/" + text
+		}
+		return pattern{}, fmt.Errorf("image pattern %q names no registry: write <registry>/<repository>, e.g. %s", text, example)
+	}
+	if repo == "" {
+		return pattern{}, fmt.Errorf("image pattern %q names no repository: write %s/** for every repository", text, host)
+	}
+	if strings.HasPrefix(text, "/") || strings.HasSuffix(text, "/") || strings.Contains(text, "//") {
+		return pattern{}, fmt.Errorf("image pattern %q has an empty path segment", text)
+	}
+	if i := strings.IndexAny(repo, ":[]"); i >= 0 {
+		return pattern{}, fmt.Errorf("image pattern %q: %q may appear only in the registry; patterns match repositories, not tags or digests", text, repo[i])
 	}
 	var b strings.Builder
 	b.WriteString("^")
@@ -77,3 +98,11 @@ func compilePattern(text string) (pattern, error) {
 }
 
 func (p pattern) match(name string) bool { return p.re.MatchString(name) }
+
+// isRegistry reports whether the first segment of a pattern names a registry
+// the way the docker reference grammar decides it: it holds a '.' or a ':'
+// (a port), or is "localhost". A wildcard ("*.example.com", "**") is taken
+// as naming registries too.
+func isRegistry(host string) bool {
+	return strings.ContainsAny(host, ".:*") || host == "localhost"
+}
