@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -33,44 +34,47 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, codeDigestInval, "portcullis: invalid digest %q", sanitize(vars["digest"]))
 	}
+	if t.repository == CanaryRepository {
+		return canaryDenied(t, dgst.String())
+	}
 	if l, ok := s.decider.(looker); ok {
 		subj := policy.Subject{Registry: t.registryName(), Repository: t.repository, Digest: dgst}
 		if d, ok := l.Lookup(subj); ok && d.Outcome == policy.Deny {
 			return deniedError(d)
 		}
 	}
-	hdr := http.Header{}
-	if rg := r.Header.Get("Range"); rg != "" {
-		hdr.Set("Range", rg)
-	}
 	ctx := r.Context()
-	method := r.Method
-	if method == http.MethodHead {
-		// A HEAD cannot be sniffed. Ask with HEAD first and look closer only
-		// when the blob is small enough to be a manifest.
-		resp, err := t.up.do(ctx, http.MethodHead, t.repository, "blobs/"+dgst.String(), "", hdr)
+	rangeHdr := r.Header.Get("Range")
+	if r.Method == http.MethodHead || rangeHdr != "" {
+		// A HEAD cannot be sniffed, and a range shows only part of a blob (a
+		// range can cover a whole manifest). Ask with HEAD first and look
+		// closer only when the blob could be a manifest.
+		resp, err := t.up.do(ctx, http.MethodHead, t.repository, "blobs/"+dgst.String(), "", nil)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 || resp.ContentLength > s.maxManifest || hdr.Get("Range") != "" {
+		if resp.StatusCode != http.StatusOK || resp.ContentLength > s.maxManifest {
+			if rangeHdr != "" {
+				return s.passBlob(w, r, t, dgst, rangeHdr)
+			}
 			return relayBlob(w, r, t, resp)
 		}
 	}
-	resp, err := t.up.do(ctx, http.MethodGet, t.repository, "blobs/"+dgst.String(), "", hdr)
+	resp, err := t.up.do(ctx, http.MethodGet, t.repository, "blobs/"+dgst.String(), "", nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.ContentLength > s.maxManifest {
-		return relayBlob(w, r, t, resp)
+		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
 	// Peek: manifests are JSON objects; layers are compressed tarballs.
 	br := bufio.NewReaderSize(resp.Body, 512)
 	head, _ := br.Peek(512)
 	if !looksLikeJSON(head) {
 		resp.Body = io.NopCloser(br)
-		return relayBlob(w, r, t, resp)
+		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(br, s.maxManifest+1))
 	if err != nil {
@@ -79,11 +83,11 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	if int64(len(body)) > s.maxManifest {
 		// Too large to be a manifest we would serve anyway; stream it.
 		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), br))
-		return relayBlob(w, r, t, resp)
+		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
 	if !isManifestJSON(body) {
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		return relayBlob(w, r, t, resp)
+		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
 	m, err := parseManifest(body, "", dgst)
 	if err != nil {
@@ -99,6 +103,26 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 		return deniedError(d)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
+}
+
+// relayOrRange relays the whole-blob response resp, or, when the client
+// asked for a range, answers from a ranged upstream request instead (only
+// once the whole blob has been found not to be a denied manifest).
+func (s *Server) relayOrRange(w http.ResponseWriter, r *http.Request, t target, dgst digest.Digest, rangeHdr string, resp *http.Response) error {
+	if rangeHdr == "" {
+		return relayBlob(w, r, t, resp)
+	}
+	return s.passBlob(w, r, t, dgst, rangeHdr)
+}
+
+// passBlob forwards the client's method and Range and relays the answer.
+func (s *Server) passBlob(w http.ResponseWriter, r *http.Request, t target, dgst digest.Digest, rangeHdr string) error {
+	resp, err := t.up.do(r.Context(), r.Method, t.repository, "blobs/"+dgst.String(), "", http.Header{"Range": {rangeHdr}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
 	return relayBlob(w, r, t, resp)
 }
 
@@ -128,13 +152,18 @@ func looksLikeJSON(b []byte) bool {
 }
 
 // isManifestJSON tells a manifest or index from other JSON blobs (image
-// configs, SBOMs): it must have schemaVersion 2 and layers, manifests or a
-// manifest media type.
+// configs, SBOMs).
 func isManifestJSON(b []byte) bool {
 	var doc manifestDoc
-	if err := json.Unmarshal(b, &doc); err != nil || doc.SchemaVersion != 2 {
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return false
 	}
-	return doc.Layers != nil || doc.Manifests != nil || doc.Config != nil || isIndex(doc.MediaType) ||
-		doc.MediaType == mediaTypeDockerManifest || doc.MediaType == "application/vnd.oci.image.manifest.v1+json"
+	// containerd does not check schemaVersion, so neither can this: layers,
+	// manifests, a config descriptor with a digest (an image config's
+	// "config" has none) or a manifest media type make a manifest.
+	if doc.Layers != nil || doc.Manifests != nil || (doc.Config != nil && doc.Config.Digest != "") ||
+		isIndex(doc.MediaType) || doc.MediaType == mediaTypeDockerManifest || doc.MediaType == ocispec.MediaTypeImageManifest {
+		return true
+	}
+	return doc.SchemaVersion == 2 && doc.Config != nil
 }

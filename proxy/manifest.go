@@ -56,6 +56,9 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if t.repository == CanaryRepository {
+		return canaryDenied(t, ref.String())
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
 	defer cancel()
 	m, err := s.fetchManifest(ctx, t, ref, r.Header.Values("Accept"))

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -268,5 +269,50 @@ func TestMultiArch(t *testing.T) {
 	// A signed index in one repository admits nothing in another.
 	if got := get("multi-other", signedKids[0].String()); got != 403 {
 		t.Errorf("GET signed index's child through another repository = %d, want 403", got)
+	}
+}
+
+// TestCanaryAlwaysDenied: the reserved canary is refused on every path
+// without the upstream being asked, so that doctor --canary can tell a node
+// that reaches the proxy from one that bypasses it.
+func TestCanaryAlwaysDenied(t *testing.T) {
+	var upstreamHits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamHits.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer up.Close()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath, err := writeDemoFiles(t.TempDir(), "127.0.0.1:0", strings.TrimPrefix(up.URL, "http://"), &key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, cfgPath)
+	for _, tc := range []struct{ method, path string }{
+		{"HEAD", "/v2/portcullis/canary/manifests/deny"},
+		{"GET", "/v2/portcullis/canary/manifests/deny"},
+		{"GET", "/v2/portcullis/canary/manifests/deny?ns=" + demoRegistry},
+		{"GET", "/v2/" + demoRegistry + "/portcullis/canary/manifests/latest"},
+		{"GET", "/v2/portcullis/canary/blobs/sha256:" + strings.Repeat("a", 64)},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+p+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s = %d, want 403", tc.method, tc.path, resp.StatusCode)
+		}
+		if tc.method == "GET" && !strings.Contains(string(body), "reserved canary") {
+			t.Errorf("%s %s body = %s, want the canary message", tc.method, tc.path, body)
+		}
+	}
+	if n := upstreamHits.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests for the canary, want 0", n)
 	}
 }
