@@ -1,0 +1,223 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Discovery: where signature artifacts live and how they are fetched. These
+// functions find and read artifacts; they make no trust decision beyond
+// integrity (size caps, digests of fetched content). Deciding what an artifact
+// proves is left to cosign.go and bundle.go, so attestations can reuse this.
+
+// lookup is one repository in which artifacts about a subject are looked up:
+// the subject's own repository or an authority's Repository override.
+type lookup struct {
+	up     *upstream
+	repo   name.Repository
+	limits Limits
+	// prefix is "" for the subject's own repository, otherwise
+	// "<registry>/<repository>" so sources say where they were found.
+	prefix string
+}
+
+// tagSource and digestSource name an artifact for Evidence.
+func (l *lookup) tagSource(tag string) string {
+	if l.prefix == "" {
+		return tag
+	}
+	return l.prefix + ":" + tag
+}
+
+func (l *lookup) digestSource(d digest.Digest) string {
+	if l.prefix == "" {
+		return d.String()
+	}
+	return l.prefix + "@" + d.String()
+}
+
+// cosignTag is cosign's tag for an artifact about d: "sha256-<hex>.<suffix>"
+// ("sig" signatures, "att" attestations).
+func cosignTag(d digest.Digest, suffix string) string {
+	return d.Algorithm().String() + "-" + d.Encoded() + "." + suffix
+}
+
+// call runs fn with the upstream's shared Puller and ctx. After a failure
+// other than "not found" or a size limit, the Puller is replaced (see reset).
+func (l *lookup) call(ctx context.Context, fn func(opts ...remote.Option) error) error {
+	p := l.up.current()
+	err := fn(remote.Reuse(p), remote.WithContext(ctx))
+	if err != nil && !isNotFound(err) && !errors.Is(err, ErrTooLarge) {
+		l.up.reset(p)
+	}
+	return err
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// cosignManifest fetches the manifest that cosign stores at tag. It returns
+// nil and no error when the tag does not exist: an unsigned image is normal.
+func (l *lookup) cosignManifest(ctx context.Context, tag string) (*ocispec.Manifest, error) {
+	var raw []byte
+	err := l.call(ctx, func(opts ...remote.Option) error {
+		desc, err := remote.Get(l.repo.Tag(tag), opts...)
+		if err != nil {
+			return err
+		}
+		raw = desc.Manifest
+		return nil
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Tag(tag), err)
+	}
+	return parseManifest(raw, l.tagSource(tag))
+}
+
+// manifest fetches the manifest d (go-containerregistry checks that the bytes
+// hash to d) and parses it.
+func (l *lookup) manifest(ctx context.Context, d digest.Digest) (*ocispec.Manifest, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: manifest digest %q: %w", ErrMalformed, d, err)
+	}
+	var raw []byte
+	err := l.call(ctx, func(opts ...remote.Option) error {
+		desc, err := remote.Get(l.repo.Digest(d.String()), opts...)
+		if err != nil {
+			return err
+		}
+		raw = desc.Manifest
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), err)
+	}
+	return parseManifest(raw, l.digestSource(d))
+}
+
+func parseManifest(raw []byte, source string) (*ocispec.Manifest, error) {
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("%w: manifest %s: %w", ErrMalformed, source, err)
+	}
+	if m.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%w: manifest %s: schemaVersion %d", ErrMalformed, source, m.SchemaVersion)
+	}
+	return &m, nil
+}
+
+// referrers lists the manifests that declare d as their subject, through the
+// OCI 1.1 referrers API or, where the registry has none, the referrers tag
+// "sha256-<hex>" (go-containerregistry falls back on its own). Anyone who can
+// push can write that tag, so the descriptors are only leads: callers must
+// check each manifest's subject.
+//
+// https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
+func (l *lookup) referrers(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	var raw []byte
+	err := l.call(ctx, func(opts ...remote.Option) error {
+		idx, err := remote.Referrers(l.repo.Digest(d.String()), opts...)
+		if err != nil {
+			return err
+		}
+		raw, err = idx.RawManifest()
+		return err
+	})
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing referrers of %s: %w", l.repo.Digest(d.String()), err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("%w: referrers index of %s: %w", ErrMalformed, d, err)
+	}
+	return idx.Manifests, nil
+}
+
+// blob reads the blob desc names, refusing more than max bytes, and checks
+// that what was read has the size and digest the (untrusted) descriptor
+// claims: a manifest's signature then covers these exact bytes.
+func (l *lookup) blob(ctx context.Context, desc ocispec.Descriptor, max int64) ([]byte, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: blob digest %q: %w", ErrMalformed, desc.Digest, err)
+	}
+	if desc.Size > max {
+		return nil, fmt.Errorf("blob %s of %d bytes %w of %d bytes", desc.Digest, desc.Size, ErrTooLarge, max)
+	}
+	if desc.Size < 0 {
+		return nil, fmt.Errorf("%w: blob %s has negative size %d", ErrMalformed, desc.Digest, desc.Size)
+	}
+	var b []byte
+	err := l.call(ctx, func(opts ...remote.Option) error {
+		layer, err := remote.Layer(l.repo.Digest(desc.Digest.String()), opts...)
+		if err != nil {
+			return err
+		}
+		rc, err := layer.Compressed()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		b, err = io.ReadAll(io.LimitReader(rc, max+1))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, l.repo, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("blob %s %w of %d bytes", desc.Digest, ErrTooLarge, max)
+	}
+	if int64(len(b)) != desc.Size {
+		return nil, fmt.Errorf("%w: blob %s is %d bytes, descriptor says %d", ErrMalformed, desc.Digest, len(b), desc.Size)
+	}
+	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
+		return nil, fmt.Errorf("%w: blob %s hashes to %s", ErrMalformed, desc.Digest, got)
+	}
+	return b, nil
+}
+
+// isBundleType reports whether mt is a sigstore bundle media type,
+// "application/vnd.dev.sigstore.bundle[.v0.3]+json" and versions thereof.
+func isBundleType(mt string) bool {
+	return strings.HasPrefix(mt, "application/vnd.dev.sigstore.bundle") && strings.HasSuffix(mt, "+json")
+}
+
+// maybeBundle reports whether a referrers-index entry can be a sigstore
+// bundle manifest. Registries report cosign's bundles with the empty
+// artifactType (the config's media type), so only entries that positively
+// say otherwise are ruled out; skipping an entry can only lose evidence.
+func maybeBundle(d ocispec.Descriptor) bool {
+	if d.MediaType != "" && d.MediaType != ocispec.MediaTypeImageManifest {
+		return false
+	}
+	switch {
+	case d.ArtifactType == "", d.ArtifactType == ocispec.MediaTypeEmptyJSON, isBundleType(d.ArtifactType):
+		return true
+	}
+	return false
+}
+
+// isBundleManifest reports whether m is a sigstore bundle referrer: the
+// artifact type may sit on the manifest, on its config descriptor, or be the
+// config's media type (pre-1.1 style).
+func isBundleManifest(m *ocispec.Manifest) bool {
+	return isBundleType(m.ArtifactType) || isBundleType(m.Config.ArtifactType) || isBundleType(m.Config.MediaType)
+}

@@ -1,0 +1,107 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Limits bound what one decision may read from an upstream. A zero field
+// means "use the default".
+type Limits struct {
+	// MaxManifestBytes caps a signature manifest, a referrer manifest and a
+	// referrers index. Default 4 MiB, as distribution caps manifests.
+	MaxManifestBytes int64
+	// MaxBlobBytes caps one signature payload or bundle blob. Default 1 MiB.
+	MaxBlobBytes int64
+	// MaxSignatures caps the signature artifacts (cosign signature layers,
+	// referrer manifests) examined for one decision. Default 32.
+	MaxSignatures int
+}
+
+// Default limits.
+const (
+	DefaultMaxManifestBytes = 4 << 20
+	DefaultMaxBlobBytes     = 1 << 20
+	DefaultMaxSignatures    = 32
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxManifestBytes == 0 {
+		l.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+	if l.MaxBlobBytes == 0 {
+		l.MaxBlobBytes = DefaultMaxBlobBytes
+	}
+	if l.MaxSignatures == 0 {
+		l.MaxSignatures = DefaultMaxSignatures
+	}
+	return l
+}
+
+// Validate reports negative limits.
+func (l Limits) Validate() error {
+	var errs []error
+	if l.MaxManifestBytes < 0 {
+		errs = append(errs, fmt.Errorf("max manifest bytes %d is negative", l.MaxManifestBytes))
+	}
+	if l.MaxBlobBytes < 0 {
+		errs = append(errs, fmt.Errorf("max blob bytes %d is negative", l.MaxBlobBytes))
+	}
+	if l.MaxSignatures < 0 {
+		errs = append(errs, fmt.Errorf("max signatures %d is negative", l.MaxSignatures))
+	}
+	return errors.Join(errs...)
+}
+
+type options struct {
+	transport http.RoundTripper
+	limits    Limits
+}
+
+// Option configures a Verifier.
+type Option func(*options) error
+
+// WithTransport sets the transport used for every upstream request: the one
+// shared upstream transport built by cmd/. The default is a clone of
+// http.DefaultTransport.
+func WithTransport(t http.RoundTripper) Option {
+	return func(o *options) error {
+		if t == nil {
+			return errors.New("transport is nil")
+		}
+		o.transport = t
+		return nil
+	}
+}
+
+// WithLimits sets size and count limits; zero fields keep their defaults.
+func WithLimits(l Limits) Option {
+	return func(o *options) error {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("invalid limits: %w", err)
+		}
+		o.limits = l.withDefaults()
+		return nil
+	}
+}
+
+func makeOptions(opts []Option) (*options, error) {
+	o := &options{limits: Limits{}.withDefaults()}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	if o.transport == nil {
+		dt, ok := http.DefaultTransport.(*http.Transport)
+		if !ok {
+			return nil, errors.New("http.DefaultTransport is not an *http.Transport")
+		}
+		o.transport = dt.Clone()
+	}
+	return o, nil
+}

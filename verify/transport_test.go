@@ -1,0 +1,103 @@
+package verify
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestCapTransport(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := strings.Repeat("x", len(r.URL.Query().Get("n")))
+		if r.URL.Query().Get("chunked") != "" {
+			w.(http.Flusher).Flush() // no Content-Length
+		}
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &capTransport{base: baseTransport, manifest: 8, blob: 4}}
+	tests := []struct {
+		path    string
+		n       int
+		chunked bool
+		wantErr bool
+	}{
+		{path: "/v2/r/manifests/t", n: 8},
+		{path: "/v2/r/manifests/t", n: 9, wantErr: true},
+		{path: "/v2/r/manifests/t", n: 9, chunked: true, wantErr: true},
+		{path: "/v2/r/referrers/sha256:x", n: 9, wantErr: true},
+		{path: "/v2/r/blobs/sha256:x", n: 4},
+		{path: "/v2/r/blobs/sha256:x", n: 5, wantErr: true},
+		{path: "/v2/r/blobs/sha256:x", n: 5, chunked: true, wantErr: true},
+		{path: "/token", n: 8},
+	}
+	for _, tc := range tests {
+		u := srv.URL + tc.path + "?n=" + strings.Repeat("x", tc.n)
+		if tc.chunked {
+			u += "&chunked=1"
+		}
+		resp, err := client.Get(u)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if gotErr := errors.Is(err, ErrTooLarge); gotErr != tc.wantErr {
+			t.Errorf("GET %s (%d bytes, chunked %v) error = %v, want ErrTooLarge %v", tc.path, tc.n, tc.chunked, err, tc.wantErr)
+		}
+	}
+}
+
+// TestImports keeps network-reaching defaults out of verify (design fact 9):
+// no public-good TUF client, Rekor or Fulcio client, cloud keychains, and no
+// reverse proxy (that is proxy/'s job). go-containerregistry links
+// net/http/httputil for debug logging, so only direct imports are checked
+// for it; sigstore-go/pkg/root links its TUF package, so that too is checked
+// on direct imports only.
+func TestImports(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not available")
+	}
+	list := func(format string, deps bool) []string {
+		args := []string{"list", "-f", format}
+		if deps {
+			args = append(args, "-deps")
+		}
+		out, err := exec.Command("go", append(args, ".")...).Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		return strings.Fields(string(out))
+	}
+	direct := list(`{{join .Imports " "}}`, false)
+	all := list(`{{.ImportPath}}`, true)
+	forbidden := []struct {
+		prefix     string
+		transitive bool
+	}{
+		{prefix: "net/http/httputil"},
+		{prefix: "github.com/sigstore/sigstore-go/pkg/tuf"},
+		{prefix: "github.com/theupdateframework/"},
+		{prefix: "github.com/sigstore/cosign/v2/pkg/cosign/env"},
+		{prefix: "github.com/sigstore/rekor/pkg/client", transitive: true},
+		{prefix: "github.com/sigstore/fulcio/pkg/api", transitive: true},
+		{prefix: "github.com/sigstore/sigstore/pkg/oauth", transitive: true},
+		{prefix: "github.com/google/go-containerregistry/pkg/authn/k8schain", transitive: true},
+		{prefix: "github.com/google/go-containerregistry/pkg/v1/google", transitive: true},
+		{prefix: "github.com/google/go-containerregistry/pkg/authn/github", transitive: true},
+	}
+	for _, f := range forbidden {
+		pkgs := direct
+		if f.transitive {
+			pkgs = all
+		}
+		for _, p := range pkgs {
+			if strings.HasPrefix(p, f.prefix) {
+				t.Errorf("verify imports %s (transitive %v), want not", p, f.transitive)
+			}
+		}
+	}
+}
