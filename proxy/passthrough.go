@@ -85,6 +85,9 @@ func rewriteLink(link string, t target) (string, bool) {
 	if err != nil {
 		return "", false
 	}
+	if u.Host != "" && u.Host != t.up.up.URL.Host {
+		return "", false // another host: the client must not be sent there
+	}
 	prefix := "/v2/" + t.repository + "/"
 	if !strings.HasPrefix(u.Path, prefix) {
 		return "", false

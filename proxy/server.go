@@ -141,6 +141,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // is why this uses gorilla/mux and not http.ServeMux.
 func (s *Server) routes() http.Handler {
 	m := mux.NewRouter()
+	// No path cleaning: mux would answer /v2/lab/../app/… with a 301 to
+	// another repository. Names are checked against the grammar instead
+	// (400 NAME_INVALID).
+	m.SkipClean(true)
 	read := []string{http.MethodGet, http.MethodHead}
 	m.Handle("/v2/", s.handle(s.ping)).Methods(read...)
 	m.Handle("/v2/{name:.+}/manifests/{reference}", s.handle(s.manifest)).Methods(read...)

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -36,7 +37,7 @@ type fixture struct {
 	cfgPath  string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	up := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
 	t.Cleanup(up.Close)
@@ -166,7 +167,7 @@ func TestDemoCheck(t *testing.T) {
 }
 
 // startProxy serves the fixture's config in-process and returns its address.
-func startProxy(t *testing.T, cfgPath string) string {
+func startProxy(t testing.TB, cfgPath string) string {
 	t.Helper()
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
@@ -176,13 +177,19 @@ func startProxy(t *testing.T, cfgPath string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveHandler(t, a.proxy)
+}
+
+// serveHandler serves h on a loopback port until the test ends.
+func serveHandler(tb testing.TB, h http.Handler) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: a.proxy}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	tb.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
 

@@ -21,7 +21,8 @@ import (
 type app struct {
 	cfg    *Config
 	policy *policy.Policy
-	cache  *cache.Cache
+	engine *policy.Engine
+	cache  *cache.Cache // nil when built without a cache (benchmarks)
 	proxy  *proxy.Server
 }
 
@@ -36,7 +37,11 @@ func newTransport() *http.Transport {
 	return t
 }
 
-func buildApp(cfg *Config, log *slog.Logger) (*app, error) {
+func buildApp(cfg *Config, log *slog.Logger) (*app, error) { return build(cfg, log, true) }
+
+// build wires the app; withCache=false puts the engine directly behind the
+// proxy, so that every request verifies (benchmarks measure that cost).
+func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 	pol, err := policy.Load(cfg.path(cfg.Policy))
 	if err != nil {
 		return nil, err
@@ -84,15 +89,20 @@ func buildApp(cfg *Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cache.New(eng, pol.Generation(), cache.Options{
-		Size:    cfg.Cache.Size,
-		TTL:     time.Duration(cfg.Cache.TTL),
-		DenyTTL: time.Duration(cfg.Cache.DenyTTL),
-	})
-	if err != nil {
-		return nil, err
+	a := &app{cfg: cfg, policy: pol, engine: eng}
+	var decider proxy.Decider = eng
+	if withCache {
+		a.cache, err = cache.New(eng, pol.Generation(), cache.Options{
+			Size:    cfg.Cache.Size,
+			TTL:     time.Duration(cfg.Cache.TTL),
+			DenyTTL: time.Duration(cfg.Cache.DenyTTL),
+		})
+		if err != nil {
+			return nil, err
+		}
+		decider = a.cache
 	}
-	srv, err := proxy.New(pups, c,
+	a.proxy, err = proxy.New(pups, decider,
 		proxy.WithTransport(rt),
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
@@ -100,7 +110,7 @@ func buildApp(cfg *Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &app{cfg: cfg, policy: pol, cache: c, proxy: srv}, nil
+	return a, nil
 }
 
 func newLogger(lc LogConfig) *slog.Logger {

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// bundleReferrer is testdata/cosign3-bundle-manifest.json (a cosign v3
+// sigstore-bundle referrer) pointed at another subject.
+func bundleReferrer(subject digest.Digest, mediaType string, size int) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", "cosign3-bundle-manifest.json"))
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	m["subject"] = map[string]any{"mediaType": mediaType, "digest": subject.String(), "size": size}
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// TestArtifactsServedWithoutDecision: signatures and attestations are not
+// runnable; clients fetch them through the proxy to verify images.
+func TestArtifactsServedWithoutDecision(t *testing.T) {
+	e := newEnv(t)
+	img := e.up.pushImage(t, "lab/app:v1")
+	imgD := digest.FromBytes(rawManifest(t, img))
+	sigTag := strings.Replace(imgD.String(), ":", "-", 1) + ".sig"
+	attTag := strings.Replace(imgD.String(), ":", "-", 1) + ".att"
+	refTag := strings.Replace(imgD.String(), ":", "-", 1)
+	const ociManifest, ociIndex = "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"
+
+	sig := sample(t, "cosign2-legacy-sig-manifest.json")
+	att := sample(t, "cosign2-legacy-att-manifest.json")
+	bundle := bundleReferrer(imgD, "application/vnd.oci.image.manifest.v1+json", 100)
+	refIndex := sample(t, "cosign3-referrers-index.json")
+	refIndexAtt := sample(t, "cosign3-referrers-index-with-attestations.json")
+	e.up.putManifest(t, "lab/app", sigTag, ociManifest, sig)
+	e.up.putManifest(t, "lab/app", attTag, ociManifest, att)
+	e.up.putManifest(t, "lab/app", "bundle", ociManifest, bundle)
+	// ggcr's registry refuses an index whose children it lacks: serve these
+	// from the fault handler.
+	e.up.setFault(overlay(map[string][]byte{
+		"/v2/lab/app/manifests/" + refTag:          refIndex,
+		"/v2/lab/app/manifests/referrers-with-att": refIndexAtt,
+	}, ociIndex))
+
+	tests := []struct {
+		name, ref string
+		body      []byte
+	}{
+		{"cosign .sig by tag", sigTag, sig},
+		{"cosign .sig by digest", digest.FromBytes(sig).String(), sig},
+		{"cosign .att", attTag, att},
+		{"sigstore bundle referrer by tag", "bundle", bundle},
+		{"sigstore bundle referrer by digest", digest.FromBytes(bundle).String(), bundle},
+		{"referrers index", refTag, refIndex},
+		{"referrers index with attestations", "referrers-with-att", refIndexAtt},
+	}
+	for _, tc := range tests {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			got := do(t, method, e.px.URL+"/v2/lab/app/manifests/"+tc.ref)
+			if got.status != http.StatusOK {
+				t.Errorf("%s %s = %d, want 200 (body %s)", method, tc.name, got.status, got.body)
+				continue
+			}
+			if h := got.header.Get("Docker-Content-Digest"); h != digest.FromBytes(tc.body).String() {
+				t.Errorf("%s %s Docker-Content-Digest = %s, want %s", method, tc.name, h, digest.FromBytes(tc.body))
+			}
+			if method == http.MethodGet && !bytes.Equal(got.body, tc.body) {
+				t.Errorf("GET %s body differs from the upstream bytes", tc.name)
+			}
+		}
+	}
+	if n := e.dec.calls(); n != 0 {
+		t.Errorf("Decide calls for artifacts = %d, want 0: %v", n, e.dec.seen())
+	}
+}
+
+// TestArtifactLookalikesDecided: a tag name proves nothing, and a runnable
+// image is decided whatever else it carries.
+func TestArtifactLookalikesDecided(t *testing.T) {
+	e := newEnv(t)
+	img := e.up.pushImage(t, "lab/app:v1")
+	imgD := digest.FromBytes(rawManifest(t, img))
+	sigTag := strings.Replace(imgD.String(), ":", "-", 1) + ".sig"
+	fake := e.up.pushImage(t, "lab/app:"+sigTag) // an ordinary image under a .sig tag
+	fakeD := digest.FromBytes(rawManifest(t, fake))
+	e.dec.deny(fakeD, "r", "unsigned")
+
+	layer := `{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":1,"digest":"` + digest.FromString("l").String() + `"}`
+	simple := `{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":1,"digest":"` + digest.FromString("s").String() + `"}`
+	mixed := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1,"digest":"%s"},"layers":[%s,%s]}`,
+		digest.FromString("c"), simple, layer))
+	emptyCfgImage := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"%s"},"layers":[%s]}`,
+		digest.FromString("{}"), layer))
+	e.up.putManifest(t, "lab/app", "mixed", "application/vnd.oci.image.manifest.v1+json", mixed)
+	e.up.putManifest(t, "lab/app", "emptycfg", "application/vnd.oci.image.manifest.v1+json", emptyCfgImage)
+	childD := digest.FromString("child")
+	platformIndex := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"` + childD.String() + `",` +
+		`"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","platform":{"architecture":"amd64","os":"linux"}}]}`)
+	e.up.setFault(overlay(map[string][]byte{"/v2/lab/app/manifests/platidx": platformIndex}, "application/vnd.oci.image.index.v1+json"))
+
+	tests := []struct {
+		name, ref string
+		want      digest.Digest
+	}{
+		{"ordinary image tagged .sig", sigTag, fakeD},
+		{"signature layer beside an image layer", "mixed", digest.FromBytes(mixed)},
+		{"empty config with an image layer", "emptycfg", digest.FromBytes(emptyCfgImage)},
+		{"index entry with artifactType and platform", "platidx", digest.FromBytes(platformIndex)},
+	}
+	for _, tc := range tests {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			before := e.dec.calls()
+			got := do(t, method, e.px.URL+"/v2/lab/app/manifests/"+tc.ref)
+			wantError(t, tc.name, got, method, http.StatusForbidden, "DENIED")
+			s := e.dec.seen()
+			if len(s) != before+1 || s[len(s)-1].Digest != tc.want {
+				t.Errorf("%s %s: decider saw %v, want one call for %s", method, tc.name, s[before:], tc.want)
+			}
+		}
+	}
+}

@@ -1,0 +1,361 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// fakeDecider decides by digest from a table, counts calls and records the
+// subjects it saw. Digests not in the table are denied by rule "default".
+type fakeDecider struct {
+	mu       sync.Mutex
+	table    map[digest.Digest]policy.Decision
+	err      error // returned for every call when set
+	subjects []policy.Subject
+}
+
+func newFakeDecider() *fakeDecider {
+	return &fakeDecider{table: map[digest.Digest]policy.Decision{}}
+}
+
+func (f *fakeDecider) allow(d digest.Digest) { f.set(d, policy.Allow, "ok", "signed") }
+
+func (f *fakeDecider) deny(d digest.Digest, rule, reason string) { f.set(d, policy.Deny, rule, reason) }
+
+func (f *fakeDecider) set(d digest.Digest, o policy.Outcome, rule, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.table[d] = policy.Decision{Outcome: o, Rule: rule, Reason: reason, Verified: o == policy.Allow}
+}
+
+func (f *fakeDecider) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+func (f *fakeDecider) Decide(_ context.Context, s policy.Subject) (policy.Decision, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.subjects = append(f.subjects, s)
+	if f.err != nil {
+		return policy.Decision{}, f.err
+	}
+	d, ok := f.table[s.Digest]
+	if !ok {
+		d = policy.Decision{Outcome: policy.Deny, Rule: "default", Reason: "not in the test table"}
+	}
+	d.Subject = s
+	return d, nil
+}
+
+func (f *fakeDecider) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subjects)
+}
+
+func (f *fakeDecider) seen() []policy.Subject {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]policy.Subject(nil), f.subjects...)
+}
+
+// allowedDecided returns the digests this fake decided Allow or Warn on.
+func (f *fakeDecider) allowedDecided() map[digest.Digest]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[digest.Digest]bool{}
+	for _, s := range f.subjects {
+		if d, ok := f.table[s.Digest]; ok && d.Outcome != policy.Deny && f.err == nil {
+			out[s.Digest] = true
+		}
+	}
+	return out
+}
+
+// lookupDecider adds the cache's Lookup capability.
+type lookupDecider struct {
+	*fakeDecider
+	known map[digest.Digest]policy.Decision
+}
+
+func (l *lookupDecider) Lookup(s policy.Subject) (policy.Decision, bool) {
+	d, ok := l.known[s.Digest]
+	d.Subject = s
+	return d, ok
+}
+
+// recorded is one request an upstream received.
+type recorded struct {
+	Method, Path string
+	Header       http.Header
+}
+
+// upstream is ggcr's in-process registry behind a fault-injecting handler
+// (as in ggcr pkg/v1/remote/error_roundtrip_test.go).
+type upstream struct {
+	name string // the registry name the proxy knows it by
+	reg  http.Handler
+	srv  *httptest.Server
+	url  *url.URL
+
+	mu    sync.Mutex
+	fault func(w http.ResponseWriter, r *http.Request) bool // true: handled
+	reqs  []recorded
+}
+
+func newUpstream(t *testing.T, regName string) *upstream {
+	t.Helper()
+	u := &upstream{name: regName, reg: registry.New(registry.WithReferrersSupport(true), registry.Logger(discardLogger()))}
+	u.srv = httptest.NewServer(u)
+	t.Cleanup(u.srv.Close)
+	u.url, _ = url.Parse(u.srv.URL)
+	return u
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.reqs = append(u.reqs, recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
+	f := u.fault
+	u.mu.Unlock()
+	if f != nil && f(w, r) {
+		return
+	}
+	u.reg.ServeHTTP(w, r)
+}
+
+func (u *upstream) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.fault = f
+}
+
+func (u *upstream) reset() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reqs = nil
+}
+
+func (u *upstream) requests() []recorded {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]recorded(nil), u.reqs...)
+}
+
+func (u *upstream) config(def bool) Upstream {
+	return Upstream{Registry: u.name, URL: u.url, Default: def}
+}
+
+func (u *upstream) ref(t *testing.T, repoRef string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(u.url.Host+"/"+repoRef, name.Insecure)
+	if err != nil {
+		t.Fatalf("ParseReference(%q) = %v", repoRef, err)
+	}
+	return r
+}
+
+// pushImage writes a random image at repo:tag and returns it.
+func (u *upstream) pushImage(t *testing.T, repoTag string) v1.Image {
+	t.Helper()
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(u.ref(t, repoTag), img); err != nil {
+		t.Fatalf("remote.Write(%s) = %v", repoTag, err)
+	}
+	return img
+}
+
+// pushIndex writes a random index of two images at repo:tag.
+func (u *upstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
+	t.Helper()
+	idx, err := random.Index(512, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(u.ref(t, repoTag), idx); err != nil {
+		t.Fatalf("remote.WriteIndex(%s) = %v", repoTag, err)
+	}
+	return idx
+}
+
+// putManifest PUTs raw manifest bytes at repo/manifests/ref.
+func (u *upstream) putManifest(t *testing.T, repo, ref, mediaType string, body []byte) digest.Digest {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, u.srv.URL+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(body))
+	req.Header.Set("Content-Type", mediaType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT manifest %s/%s = %d, want 201", repo, ref, resp.StatusCode)
+	}
+	return digest.FromBytes(body)
+}
+
+// pushBlob uploads raw bytes as a blob of repo (distribution serves
+// manifests on /blobs/ too; ggcr's registry keeps them apart).
+func (u *upstream) pushBlob(t *testing.T, repo string, body []byte) digest.Digest {
+	t.Helper()
+	r, err := name.NewRepository(u.url.Host+"/"+repo, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(r, static.NewLayer(body, types.OCILayer)); err != nil {
+		t.Fatalf("WriteLayer = %v", err)
+	}
+	return digest.FromBytes(body)
+}
+
+// serveRaw answers GET and HEAD with the given bytes and headers.
+func serveRaw(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Docker-Content-Digest", digest.FromBytes(body).String())
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// overlay serves fixed manifests at exact paths, in front of the registry.
+func overlay(paths map[string][]byte, contentType string) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		body, ok := paths[r.URL.Path]
+		if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			return false
+		}
+		serveRaw(w, r, contentType, body)
+		return true
+	}
+}
+
+func startProxy(t *testing.T, d Decider, ups []Upstream, opts ...Option) *httptest.Server {
+	t.Helper()
+	opts = append([]Option{WithLogger(discardSlog())}, opts...)
+	srv, err := New(ups, d, opts...)
+	if err != nil {
+		t.Fatalf("New() = %v", err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// env is one upstream "registry.example" (the default) behind a proxy.
+type env struct {
+	up  *upstream
+	dec *fakeDecider
+	px  *httptest.Server
+}
+
+func newEnv(t *testing.T, opts ...Option) *env {
+	t.Helper()
+	up := newUpstream(t, "registry.example")
+	dec := newFakeDecider()
+	return &env{up: up, dec: dec, px: startProxy(t, dec, []Upstream{up.config(true)}, opts...)}
+}
+
+// response is what a client got.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t *testing.T, method, u string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatalf("NewRequest(%s %s) = %v", method, u, err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, u, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: body}
+}
+
+// errorCode returns the first error code in a distribution error envelope.
+func errorCode(b []byte) (code, msg string) {
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil || len(env.Errors) == 0 {
+		return "", ""
+	}
+	return env.Errors[0].Code, env.Errors[0].Message
+}
+
+// wantError checks status and, for non-HEAD responses, the envelope code.
+func wantError(t *testing.T, what string, got response, method string, status int, code string) {
+	t.Helper()
+	if got.status != status {
+		t.Errorf("%s %s status = %d, want %d (body %s)", method, what, got.status, status, got.body)
+	}
+	if method == http.MethodHead {
+		if len(got.body) != 0 {
+			t.Errorf("HEAD %s body = %q, want empty", what, got.body)
+		}
+		return
+	}
+	if c, _ := errorCode(got.body); c != code {
+		t.Errorf("%s %s error code = %q, want %q (body %s)", method, what, c, code, got.body)
+	}
+}
+
+func rawManifest(t *testing.T, m interface{ RawManifest() ([]byte, error) }) []byte {
+	t.Helper()
+	b, err := m.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sample(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", file)) // copies of shared/samples
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func discardSlog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
