@@ -94,6 +94,8 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request, m *manife
 	return nil
 }
 
+const artifactReason = "signature or attestation artifact: not runnable, served without policy"
+
 // judge decides on a fetched manifest. Signature and attestation artifacts
 // are served without a decision: they are what clients need to verify images
 // themselves (cosign verify through the proxy), and no runtime runs them.
@@ -106,10 +108,14 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 		Tag:        tag,
 		Children:   m.children,
 	}
+	ctx, end := s.tel.startDecide(ctx, subj)
 	if m.artifact {
-		return policy.Decision{Subject: subj, Outcome: policy.Allow, Reason: "signature or attestation artifact: not runnable, served without policy"}, nil
+		d := policy.Decision{Subject: subj, Outcome: policy.Allow, Reason: artifactReason}
+		end(d, nil, true)
+		return d, nil
 	}
 	d, err := s.decider.Decide(ctx, subj)
+	end(d, err, false)
 	if err != nil {
 		s.log.WarnContext(ctx, "undecided", "image", subj.String(), "error", err)
 		return policy.Decision{}, err

@@ -34,6 +34,7 @@ type Server struct {
 	maxManifest int64
 	timeout     time.Duration
 	handler     http.Handler
+	tel         *telemetry
 }
 
 // Option configures a Server.
@@ -102,6 +103,7 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 		log:         slog.Default(),
 		maxManifest: 4 << 20,
 		timeout:     30 * time.Second,
+		tel:         newTelemetry(),
 	}
 	o := &options{transport: http.DefaultTransport}
 	for _, opt := range opts {
@@ -146,11 +148,11 @@ func (s *Server) routes() http.Handler {
 	// (400 NAME_INVALID).
 	m.SkipClean(true)
 	read := []string{http.MethodGet, http.MethodHead}
-	m.Handle("/v2/", s.handle(s.ping)).Methods(read...)
-	m.Handle("/v2/{name:.+}/manifests/{reference}", s.handle(s.manifest)).Methods(read...)
-	m.Handle("/v2/{name:.+}/blobs/{digest}", s.handle(s.blob)).Methods(read...)
-	m.Handle("/v2/{name:.+}/tags/list", s.handle(s.tags)).Methods(read...)
-	m.Handle("/v2/{name:.+}/referrers/{digest}", s.handle(s.referrers)).Methods(read...)
+	m.Handle("/v2/", instrument("/v2/", s.handle(s.ping))).Methods(read...)
+	m.Handle("/v2/{name:.+}/manifests/{reference}", instrument("/v2/{name}/manifests/{reference}", s.handle(s.manifest))).Methods(read...)
+	m.Handle("/v2/{name:.+}/blobs/{digest}", instrument("/v2/{name}/blobs/{digest}", s.handle(s.blob))).Methods(read...)
+	m.Handle("/v2/{name:.+}/tags/list", instrument("/v2/{name}/tags/list", s.handle(s.tags))).Methods(read...)
+	m.Handle("/v2/{name:.+}/referrers/{digest}", instrument("/v2/{name}/referrers/{digest}", s.handle(s.referrers))).Methods(read...)
 	m.MethodNotAllowedHandler = s.handle(unsupported)
 	m.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		switch r.Method {
