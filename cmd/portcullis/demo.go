@@ -61,6 +61,8 @@ func runDemo(ctx context.Context, out io.Writer, listen, dir string, check bool)
 		}
 		defer os.RemoveAll(d)
 		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("demo directory: %w", err)
 	}
 	// The embedded upstream: go-containerregistry's registry with the
 	// referrers API, on loopback only.
