@@ -7,6 +7,13 @@
 // (implemented in package verify) for Evidence about the subject's digest, and
 // evaluates each rule's requirements against that evidence into a Decision.
 //
+// Rules may also require attestations (signed in-toto statements, judged by
+// CEL conditions, cel.go and attest_eval.go) and SBOMs (SPDX, CycloneDX,
+// matched against package-URL deny patterns by package policy/sbom). Only
+// then does the Engine ask for them, through the optional
+// AttestationVerifier interface; a rule that needs them fails closed with a
+// Verifier that cannot provide them.
+//
 // Two kinds of "no" are kept apart on purpose. A Decision with Outcome Deny
 // means the subject is untrusted; the proxy answers 403. An error means the
 // engine could not decide (an upstream failed, a signature could not be read);

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrUndecided marks every error the engine returns: the subject was neither
@@ -28,17 +29,24 @@ func (e *UndecidedError) Unwrap() []error { return []error{ErrUndecided, e.Err} 
 type Engine struct {
 	policy   *Policy
 	verifier Verifier
+	now      func() time.Time // CEL's now (WithClock)
 }
 
 // NewEngine returns an engine for p that asks v for evidence.
-func NewEngine(p *Policy, v Verifier) (*Engine, error) {
+func NewEngine(p *Policy, v Verifier, opts ...EngineOption) (*Engine, error) {
 	if p == nil {
 		return nil, errors.New("policy: nil policy")
 	}
 	if v == nil {
 		return nil, errors.New("policy: nil verifier")
 	}
-	return &Engine{policy: p, verifier: v}, nil
+	e := &Engine{policy: p, verifier: v, now: time.Now}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // Policy returns the engine's policy.
@@ -62,17 +70,11 @@ func (e *Engine) Decide(ctx context.Context, s Subject) (Decision, error) {
 		return d, nil
 	}
 
-	var ev *Evidence
-	if auths := e.policy.authoritiesFor(rules); len(auths) > 0 {
-		var err error
-		ev, err = e.verifier.Verify(ctx, s, auths)
-		if err != nil {
-			return Decision{}, &UndecidedError{Subject: s, Err: err}
-		}
-		if ev == nil {
-			ev = &Evidence{}
-		}
+	ev, err := e.evidence(ctx, s, rules) // attest_eval.go
+	if err != nil {
+		return Decision{}, &UndecidedError{Subject: s, Err: err}
 	}
+	docs := map[*Attestation]sbomDoc{}
 
 	d := Decision{Subject: s, Outcome: Allow, Evidence: ev, Verified: true}
 	failed := -1 // index into d.Results of the failing rule that sets the outcome
@@ -81,6 +83,7 @@ func (e *Engine) Decide(ctx context.Context, s Subject) (Decision, error) {
 		if r.Signatures != nil {
 			res.Passed, res.Reason = r.Signatures.evaluate(ev)
 		}
+		e.judgeAttestations(ctx, r, s, ev, &res, docs)
 		d.Results = append(d.Results, res)
 		if res.Passed {
 			continue

@@ -57,8 +57,12 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q) accepted rule %q needing %d of %d", data, r.Name, n, len(r.Signatures.Of))
 			}
 			for _, a := range r.Signatures.Of {
-				if auth, ok := p.Authority(a); !ok || auth.Key == nil {
-					t.Fatalf("Parse(%q) accepted rule %q naming authority %q, which has no key", data, r.Name, a)
+				auth, ok := p.Authority(a)
+				if !ok || (auth.Key == nil) == (auth.Keyless == nil) {
+					t.Fatalf("Parse(%q) accepted rule %q naming authority %q, which has not exactly one of key, keyless", data, r.Name, a)
+				}
+				if auth.Keyless != nil && (len(auth.Keyless.Identities) == 0 || len(auth.Keyless.Trust.Data) == 0) {
+					t.Fatalf("Parse(%q) accepted keyless authority %q without identities or trust material", data, a)
 				}
 			}
 		}

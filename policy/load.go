@@ -36,10 +36,12 @@ type policySpec struct {
 }
 
 type authoritySpec struct {
-	Name       string   `yaml:"name"`
-	Key        *keySpec `yaml:"key"`
-	TLog       string   `yaml:"tlog"`
-	Repository string   `yaml:"repository"`
+	Name       string       `yaml:"name"`
+	Key        *keySpec     `yaml:"key"`
+	Keyless    *keylessSpec `yaml:"keyless"`
+	TLog       string       `yaml:"tlog"`
+	SCT        string       `yaml:"sct"`
+	Repository string       `yaml:"repository"`
 }
 
 type keySpec struct {
@@ -52,6 +54,9 @@ type ruleSpec struct {
 	Images     []string       `yaml:"images"`
 	Mode       string         `yaml:"mode"`
 	Signatures *signatureSpec `yaml:"signatures"`
+	// Attestations and SBOM are in attest_rule.go.
+	Attestations []attestationSpec `yaml:"attestations"`
+	SBOM         *sbomSpec         `yaml:"sbom"`
 }
 
 type signatureSpec struct {
@@ -139,7 +144,9 @@ func generation(data []byte, p *Policy) string {
 	part(data)
 	for _, name := range p.authorityOrder {
 		part([]byte(name))
-		part(p.authorities[name].Key.PEM)
+		for _, b := range p.authorities[name].trustBytes() {
+			part(b)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
@@ -196,7 +203,7 @@ var (
 var specFields = map[string][]string{}
 
 func init() {
-	for _, v := range []any{policySpec{}, authoritySpec{}, keySpec{}, ruleSpec{}, signatureSpec{}, thresholdSpec{}} {
+	for _, v := range []any{policySpec{}, authoritySpec{}, keySpec{}, ruleSpec{}, signatureSpec{}, thresholdSpec{}, attestationSpec{}, sbomSpec{}} {
 		t := reflect.TypeOf(v)
 		var names []string
 		for i := 0; i < t.NumField(); i++ {
@@ -435,12 +442,29 @@ func (c *compiler) authority(as *authoritySpec, path string) *Authority {
 	if as.Repository != "" && strings.Count(as.Repository, "/") < 1 {
 		c.errorf(path+".repository", "%q must be <registry>/<repository>", as.Repository)
 	}
-	if as.Key == nil {
-		c.errorf(path, "a key is required (key: {path: cosign.pub} or key: {pem: ...})")
-	} else if k, err := c.key(as.Key); err != nil {
-		c.errorf(path+".key", "%v", err)
-	} else {
-		a.Key = k
+	sct := SCTRequire
+	switch as.SCT {
+	case "", "require":
+	case "skip":
+		sct = SCTSkip
+	default:
+		c.errorf(path+".sct", "%q is not one of require, skip", as.SCT)
+	}
+	switch {
+	case as.Key != nil && as.Keyless != nil:
+		c.errorf(path, "give key or keyless, not both")
+	case as.Keyless != nil:
+		a.Keyless = c.keyless(as, path, a.TLog, sct)
+	case as.Key == nil:
+		c.errorf(path, "a key is required (key: {path: cosign.pub} or key: {pem: ...}), or keyless: {...}")
+	case as.SCT != "":
+		c.errorf(path+".sct", "sct applies to keyless authorities only (a key signature has no certificate)")
+	default:
+		if k, err := c.key(as.Key); err != nil {
+			c.errorf(path+".key", "%v", err)
+		} else {
+			a.Key = k
+		}
 	}
 	if len(c.errs) > n {
 		return nil
@@ -563,11 +587,13 @@ func (c *compiler) rule(rs *ruleSpec, path string, declared map[string]bool) *Ru
 		}
 		r.images = append(r.images, pt)
 	}
-	if rs.Signatures == nil {
-		c.errorf(path+".signatures", "signatures is required (anyOf, allOf or threshold)")
-	} else {
+	switch {
+	case rs.Signatures != nil:
 		r.Signatures = c.signatures(rs.Signatures, path+".signatures", declared)
+	case len(rs.Attestations) == 0 && rs.SBOM == nil:
+		c.errorf(path+".signatures", "signatures is required (anyOf, allOf or threshold)")
 	}
+	c.attestations(rs, r, path, declared)
 	if len(c.errs) > n {
 		return nil
 	}

@@ -92,7 +92,11 @@ func summarize(p *Policy) string {
 	fmt.Fprintf(&b, "unmatched: %s\n", p.Unmatched())
 	for _, name := range p.authorityOrder {
 		a, _ := p.Authority(name)
-		fmt.Fprintf(&b, "authority %s: key %s, tlog %s", a.Name, a.Key.Source, a.TLog)
+		if a.Keyless != nil {
+			fmt.Fprintf(&b, "authority %s: keyless %s %s, tlog %s, sct %s, identities %q", a.Name, a.Keyless.Trust.Kind, a.Keyless.Trust.Source, a.TLog, a.Keyless.SCT, a.Keyless.Identities)
+		} else {
+			fmt.Fprintf(&b, "authority %s: key %s, tlog %s", a.Name, a.Key.Source, a.TLog)
+		}
 		if a.Repository != "" {
 			fmt.Fprintf(&b, ", signatures in %s", a.Repository)
 		}

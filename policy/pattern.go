@@ -106,3 +106,24 @@ func (p pattern) match(name string) bool { return p.re.MatchString(name) }
 func isRegistry(host string) bool {
 	return strings.ContainsAny(host, ".:*") || host == "localhost"
 }
+
+// Pattern is an image-name pattern with the semantics described on pattern,
+// for matching outside policies (the proxy's access lists use it so that
+// "who may read" and "what must be signed" name images the same way).
+type Pattern struct{ p pattern }
+
+// ParsePattern compiles text as a "<registry>/<repository>" pattern.
+func ParsePattern(text string) (Pattern, error) {
+	p, err := compilePattern(text)
+	if err != nil {
+		return Pattern{}, err
+	}
+	return Pattern{p: p}, nil
+}
+
+// Match reports whether name ("<registry>/<repository>") matches. The zero
+// Pattern matches nothing.
+func (p Pattern) Match(name string) bool { return p.p.re != nil && p.p.match(name) }
+
+// String returns the pattern as written.
+func (p Pattern) String() string { return p.p.text }

@@ -21,7 +21,10 @@ type Rule struct {
 	Name       string
 	Mode       Mode
 	Signatures *SignatureRequirement
-	images     []pattern
+	// Attestations and SBOM are optional requirements (attest_rule.go).
+	Attestations []*AttestationRequirement
+	SBOM         *SBOMRequirement
+	images       []pattern
 }
 
 // Images returns the rule's image patterns as written.

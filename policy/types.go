@@ -46,12 +46,16 @@ const (
 	TLogSkip TLogMode = "skip"
 )
 
-// Authority is a party whose signature counts: for now a public key.
+// Authority is a party whose signature counts: a public key (Key) or a
+// keyless identity (Keyless); exactly one is set.
 type Authority struct {
 	// Name is how rules refer to the authority.
 	Name string
 	// Key is the PEM-encoded public key (ECDSA P-256/384, RSA, Ed25519).
 	Key *Key
+	// Keyless accepts certificates from trusted CAs for listed identities
+	// (see keyless.go).
+	Keyless *Keyless
 	// TLog says whether signatures need a transparency-log entry.
 	TLog TLogMode
 	// Repository, when set, is where this authority's signatures are stored,
@@ -84,6 +88,15 @@ type Evidence struct {
 	Signatures []Signature
 	// Rejected are signature artifacts that were found but not accepted.
 	Rejected []Rejection
+	// Attestations are the attestation artifacts found, verified or not
+	// (see attest.go). Only rules with attestation or sbom requirements
+	// make a Verifier look for them.
+	Attestations []Attestation
+	// IndexImages are, for an image index whose BuildKit attestation
+	// manifests were read, the image manifests it lists (attestation
+	// manifests excluded): each must be covered by a BuildKit attestation
+	// for a requirement to pass on BuildKit evidence alone.
+	IndexImages []digest.Digest
 }
 
 // Signature is one verified signature.
@@ -95,7 +108,10 @@ type Signature struct {
 	// Source says where it was found: a tag or a referrer digest.
 	Source string
 	// Identity, Issuer, SignedAt and LogIndex describe keyless signers; zero
-	// for key-based signatures.
+	// for key-based signatures. SignedAt is the verified signing time (log
+	// integrated time or RFC 3161 timestamp), zero when there was none and
+	// the certificate was checked at the current time. LogIndex is -1 for a
+	// keyless signature without a verified transparency-log entry.
 	Identity string
 	Issuer   string
 	SignedAt time.Time
@@ -183,6 +199,9 @@ type RuleResult struct {
 	Mode   Mode
 	Passed bool
 	Reason string
+	// Checks are the outcomes of the rule's attestation and sbom
+	// requirements, one per requirement (see attest_eval.go).
+	Checks []Check
 }
 
 // Message is the text a client sees for a denied or warned manifest:

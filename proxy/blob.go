@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
@@ -34,6 +35,9 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, codeDigestInval, "portcullis: invalid digest %q", sanitize(vars["digest"]))
 	}
+	if err := s.authorize(r, t); err != nil {
+		return err
+	}
 	if t.repository == CanaryRepository {
 		return canaryDenied(t, dgst.String())
 	}
@@ -43,7 +47,20 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 			return deniedError(d)
 		}
 	}
-	ctx := r.Context()
+	// Until the blob is known not to be a manifest, fetching and reading it
+	// is bounded by the decision timeout: a slow drip must not hold a
+	// decision open. A layer then streams without a deadline.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	deadline := time.AfterFunc(s.timeout, cancel)
+	defer deadline.Stop()
+	stream := func() error {
+		if !deadline.Stop() {
+			return errorf(http.StatusServiceUnavailable, codeUnavailable,
+				"portcullis: upstream %s: blob %s not read within %v", t.registryName(), dgst, s.timeout)
+		}
+		return nil
+	}
 	rangeHdr := r.Header.Get("Range")
 	if r.Method == http.MethodHead || rangeHdr != "" {
 		// A HEAD cannot be sniffed, and a range shows only part of a blob (a
@@ -67,12 +84,18 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.ContentLength > s.maxManifest {
+		if err := stream(); err != nil {
+			return err
+		}
 		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
 	// Peek: manifests are JSON objects; layers are compressed tarballs.
 	br := bufio.NewReaderSize(resp.Body, 512)
 	head, _ := br.Peek(512)
 	if !looksLikeJSON(head) {
+		if err := stream(); err != nil {
+			return err
+		}
 		resp.Body = io.NopCloser(br)
 		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
@@ -82,10 +105,16 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	}
 	if int64(len(body)) > s.maxManifest {
 		// Too large to be a manifest we would serve anyway; stream it.
+		if err := stream(); err != nil {
+			return err
+		}
 		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), br))
 		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}
 	if !isManifestJSON(body) {
+		if err := stream(); err != nil {
+			return err
+		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		return s.relayOrRange(w, r, t, dgst, rangeHdr, resp)
 	}

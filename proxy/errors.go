@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -92,16 +93,18 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		_, _ = w.Write(body)
 	}
 	if e.Status >= 500 {
-		log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "error", e.Message)
+		log.WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "error", sanitize(e.Message))
 	}
 }
 
 // sanitize makes text safe to echo to a client: no control characters (no
-// header or log injection), bounded length.
+// header or log injection, no ANSI escape sequences: ESC goes), no invisible
+// format characters (bidi overrides that make a terminal show other text),
+// bounded length.
 func sanitize(s string) string {
 	const max = 1024
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return ' '
 		}
 		return r
@@ -134,8 +137,8 @@ func relayUpstreamError(registry string, resp *http.Response) *Error {
 		e.Message = fmt.Sprintf("upstream %s refused the proxy's credentials (%s)", registry, resp.Status)
 	case resp.StatusCode == http.StatusTooManyRequests:
 		e.Code = codeTooMany
-		if ra := resp.Header.Get("Retry-After"); ra != "" {
-			e.Header = http.Header{"Retry-After": {sanitize(ra)}}
+		if ra := retryAfter(resp.Header.Get("Retry-After")); ra != "" {
+			e.Header = http.Header{"Retry-After": {ra}}
 		}
 	case resp.StatusCode >= 500 || resp.StatusCode < 400:
 		e.Status = http.StatusServiceUnavailable
@@ -159,4 +162,21 @@ func sanitizeCode(c string) string {
 // sanitizeQuoted makes text safe inside a quoted-string header value.
 func sanitizeQuoted(s string) string {
 	return strings.NewReplacer(`"`, "'", "\\", "/").Replace(sanitize(s))
+}
+
+// retryAfter returns an upstream's Retry-After if it is what RFC 9110
+// section 10.2.3 allows (delay-seconds or an HTTP-date), else "": the value
+// is relayed as a header, so nothing else may pass.
+func retryAfter(v string) string {
+	v = strings.TrimSpace(v)
+	if v == "" || len(v) > 64 {
+		return ""
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return strconv.FormatUint(n, 10)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.UTC().Format(http.TimeFormat)
+	}
+	return ""
 }

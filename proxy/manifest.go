@@ -56,6 +56,9 @@ func (s *Server) manifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(r, t); err != nil {
+		return err
+	}
 	if t.repository == CanaryRepository {
 		return canaryDenied(t, ref.String())
 	}
@@ -114,7 +117,13 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 		end(d, nil, true)
 		return d, nil
 	}
+	release, err := s.acquireDecision(ctx, subj)
+	if err != nil {
+		end(policy.Decision{}, err, false)
+		return policy.Decision{}, err
+	}
 	d, err := s.decider.Decide(ctx, subj)
+	release()
 	end(d, err, false)
 	if err != nil {
 		s.log.WarnContext(ctx, "undecided", "image", subj.String(), "error", err)

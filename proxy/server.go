@@ -35,6 +35,13 @@ type Server struct {
 	timeout     time.Duration
 	handler     http.Handler
 	tel         *telemetry
+
+	// Inbound access control and limits (access.go, limit.go); nil/zero
+	// when not configured.
+	access        *Access
+	rate          *rateLimiter
+	decisionSlots chan struct{}
+	queueTimeout  time.Duration
 }
 
 // Option configures a Server.
@@ -169,7 +176,11 @@ func (s *Server) routes() http.Handler {
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		if err := h(w, r); err != nil {
+		r, err := s.admit(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			writeError(w, r, s.log, err)
 		}
 	})
@@ -181,6 +192,10 @@ func unsupported(_ http.ResponseWriter, r *http.Request) error {
 
 // ping answers /v2/ itself: the proxy is the registry clients talk to.
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
+	if s.access != nil && s.access.AuthRequired() && identityFrom(r.Context()).anonymous() {
+		// The challenge makes docker, crane and containerd send credentials.
+		return errUnauthenticated("authentication required")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", "2")
 	if r.Method != http.MethodHead {

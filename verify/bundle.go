@@ -188,8 +188,11 @@ func (e *evaluation) judgeBundle(art *bundleArtifact, auths []*authority) {
 		e.reject(policy.FormatBundle, art.source, fmt.Sprintf("signed statement does not name %s", shortDigest(e.subject)))
 		return
 	}
-	e.judge(policy.FormatBundle, art.source, auths, func(a *authority) error {
-		return e.verifyBundle(art.bundle, a)
+	e.judgeSigners(policy.FormatBundle, art.source, auths, func(a *authority) (*signerInfo, error) {
+		if a.keyless != nil {
+			return a.keyless.verifyBundle(art.bundle, e.subject)
+		}
+		return nil, e.verifyBundle(art.bundle, a)
 	})
 }
 

@@ -138,11 +138,14 @@ func (e *evaluation) judgeCosign(sig *cosignSignature, auths []*authority) {
 		e.reject(policy.FormatCosign, sig.source, fmt.Sprintf("payload names %s, not %s", claimed, shortDigest(e.subject)))
 		return
 	}
-	e.judge(policy.FormatCosign, sig.source, auths, func(a *authority) error {
-		if a.key == nil {
-			return fmt.Errorf("authority %s has no key", a.name)
+	e.judgeSigners(policy.FormatCosign, sig.source, auths, func(a *authority) (*signerInfo, error) {
+		if a.keyless != nil {
+			return a.keyless.verifyLegacy(sig)
 		}
-		return a.key.VerifySignature(bytes.NewReader(sig.signature), bytes.NewReader(sig.payload))
+		if a.key == nil {
+			return nil, fmt.Errorf("authority %s has no key", a.name)
+		}
+		return nil, a.key.VerifySignature(bytes.NewReader(sig.signature), bytes.NewReader(sig.payload))
 	})
 }
 

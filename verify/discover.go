@@ -30,6 +30,12 @@ type lookup struct {
 	// prefix is "" for the subject's own repository, otherwise
 	// "<registry>/<repository>" so sources say where they were found.
 	prefix string
+	// referrersOf remembers referrers listings for the life of the lookup
+	// (one Verify call), so signatures and attestations share one request.
+	referrersOf map[digest.Digest][]ocispec.Descriptor
+	// manifestsOf remembers manifests fetched by digest, likewise (a
+	// referrer the signature pass opened is not fetched again).
+	manifestsOf map[digest.Digest]*ocispec.Manifest
 }
 
 // tagSource and digestSource name an artifact for Evidence.
@@ -93,6 +99,21 @@ func (l *lookup) cosignManifest(ctx context.Context, tag string) (*ocispec.Manif
 // manifest fetches the manifest d (go-containerregistry checks that the bytes
 // hash to d) and parses it.
 func (l *lookup) manifest(ctx context.Context, d digest.Digest) (*ocispec.Manifest, error) {
+	if m, ok := l.manifestsOf[d]; ok {
+		return m, nil
+	}
+	m, err := l.fetchManifest(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if l.manifestsOf == nil {
+		l.manifestsOf = map[digest.Digest]*ocispec.Manifest{}
+	}
+	l.manifestsOf[d] = m
+	return m, nil
+}
+
+func (l *lookup) fetchManifest(ctx context.Context, d digest.Digest) (*ocispec.Manifest, error) {
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: manifest digest %q: %w", ErrMalformed, d, err)
 	}
@@ -130,6 +151,21 @@ func parseManifest(raw []byte, source string) (*ocispec.Manifest, error) {
 //
 // https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers
 func (l *lookup) referrers(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	if descs, ok := l.referrersOf[d]; ok {
+		return descs, nil
+	}
+	descs, err := l.listReferrers(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if l.referrersOf == nil {
+		l.referrersOf = map[digest.Digest][]ocispec.Descriptor{}
+	}
+	l.referrersOf[d] = descs
+	return descs, nil
+}
+
+func (l *lookup) listReferrers(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
 	var raw []byte
 	err := l.call(ctx, func(opts ...remote.Option) error {
 		idx, err := remote.Referrers(l.repo.Digest(d.String()), opts...)

@@ -33,6 +33,35 @@
 // Finding artifacts (discover.go) is kept apart from judging them, so that
 // attestations can reuse discovery.
 //
+// # Attestations
+//
+// VerifyAttestations (attest.go) implements policy.AttestationVerifier: the
+// signatures above plus the attestations a policy.AttestationQuery names, in
+// one pass in which each repository's referrers listing and each manifest is
+// fetched once (lookup memoises them per call). Three sources:
+//
+//   - cosign legacy "sha256-<hex>.att" (attest_cosign.go): one DSSE envelope
+//     per layer; the signature is over the DSSE pre-authentication encoding;
+//   - sigstore bundle referrers holding DSSE (attest_bundle.go), as cosign
+//     v3 attest writes them;
+//   - BuildKit attestation manifests inside an image index
+//     (attest_buildkit.go), unsigned, attributed to the authorities whose
+//     signature on the index verified, and read only when the query has
+//     IndexAuthorities (a rule said from: [buildkit]).
+//
+// A statement's predicate is parsed only from bytes a signature verified,
+// and only if the statement names the subject digest (for BuildKit, the
+// platform image its manifest refers to, which must be in the index).
+// Artifacts whose untrusted predicate-type annotation no rule wants are
+// listed but not downloaded; unreadable or unverified ones are listed as
+// policy.Attestation with Verified false and a reason, never an error, since
+// ignoring them can only fail a requirement. Authorities verify DSSE and
+// bundles through authority.verifyEnvelope and
+// authority.verifyStatementBundle, which dispatch to the key or the keyless
+// verifier as signatures do. Attestation blobs are capped by
+// Limits.MaxAttestationBytes (SBOMs are larger than signatures) and counted
+// against Limits.MaxSignatures separately from signatures.
+//
 // # Evidence and errors
 //
 // Every verified (artifact, authority) pair becomes a policy.Signature. An
@@ -80,6 +109,14 @@
 //   - The payload's docker-reference (the name the signer used) is not
 //     checked, as cosign does not by default: the digest binds the content.
 //
-// Keyless authorities (certificate identity + trusted root) are a later
-// addition: newAuthority's switch on the authority kind is where they go.
+// Keyless authorities (keyless.go, trust.go): a certificate from the
+// authority's trust material (a trusted_root.json, or PEM CAs) naming one of
+// its identities. Both formats become a sigstore-go SignedEntity (the legacy
+// pieces through legacyEntity) verified by sigstore-go's Verifier with the
+// trusted material and WithCertificateIdentity; the certificate is checked
+// at the verified signing time (log integrated time, RFC 3161 timestamp)
+// or, with neither, now. A legacy Rekor bundle is bound to its layer's
+// payload, signature and certificate before its SET counts. Trust material
+// comes from bytes the policy read at load time and is parsed once per
+// content; nothing reaches TUF, Rekor, Fulcio or CT logs.
 package verify

@@ -22,8 +22,10 @@ type authority struct {
 	// requireTLog is true unless the authority explicitly skips the log.
 	requireTLog bool
 	// key verifies signatures made by the authority's key. It is nil for
-	// kinds that are not keys (keyless identities, later).
+	// keyless authorities.
 	key signature.Verifier
+	// keyless verifies certificate signatures (keyless.go); nil for keys.
+	keyless *keylessAuthority
 }
 
 // newAuthority prepares a. The switch on the authority's kind is where
@@ -40,8 +42,14 @@ func newAuthority(a *policy.Authority) (*authority, error) {
 			return nil, fmt.Errorf("%w %q: loading key from %s: %w", ErrAuthority, a.Name, a.Key.Source, err)
 		}
 		out.key = v
+	case a.Keyless != nil:
+		k, err := newKeyless(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: keyless trust from %s: %w", ErrAuthority, a.Name, a.Keyless.Trust.Source, err)
+		}
+		out.keyless = k
 	default:
-		return nil, fmt.Errorf("%w %q: no key (keyless authorities are not supported yet)", ErrAuthority, a.Name)
+		return nil, fmt.Errorf("%w %q: neither key nor keyless", ErrAuthority, a.Name)
 	}
 	return out, nil
 }
@@ -51,6 +59,9 @@ func newAuthority(a *policy.Authority) (*authority, error) {
 // so a transparency-log entry cannot be verified; rather than accept an
 // unverified Rekor bundle, such signatures are rejected.
 func (a *authority) tlogReason() string {
+	if a.keyless != nil {
+		return "" // keyless authorities verify log entries themselves
+	}
 	if a.requireTLog {
 		return "transparency-log entry required but authority " + a.name + " has no log key configured"
 	}

@@ -15,8 +15,14 @@ type Limits struct {
 	// MaxBlobBytes caps one signature payload or bundle blob. Default 1 MiB.
 	MaxBlobBytes int64
 	// MaxSignatures caps the signature artifacts (cosign signature layers,
-	// referrer manifests) examined for one decision. Default 32.
+	// referrer manifests) examined for one decision, and separately the
+	// attestation artifacts (.att layers, attestation referrers, BuildKit
+	// attestation layers). Default 32.
 	MaxSignatures int
+	// MaxAttestationBytes caps one attestation blob (a DSSE envelope, a
+	// bundle, a BuildKit statement): SBOMs are larger than signatures.
+	// Default 16 MiB.
+	MaxAttestationBytes int64
 }
 
 // Default limits.
@@ -24,6 +30,8 @@ const (
 	DefaultMaxManifestBytes = 4 << 20
 	DefaultMaxBlobBytes     = 1 << 20
 	DefaultMaxSignatures    = 32
+	// DefaultMaxAttestationBytes bounds one attestation blob.
+	DefaultMaxAttestationBytes = 16 << 20
 )
 
 func (l Limits) withDefaults() Limits {
@@ -35,6 +43,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSignatures == 0 {
 		l.MaxSignatures = DefaultMaxSignatures
+	}
+	if l.MaxAttestationBytes == 0 {
+		l.MaxAttestationBytes = DefaultMaxAttestationBytes
 	}
 	return l
 }
@@ -50,6 +61,9 @@ func (l Limits) Validate() error {
 	}
 	if l.MaxSignatures < 0 {
 		errs = append(errs, fmt.Errorf("max signatures %d is negative", l.MaxSignatures))
+	}
+	if l.MaxAttestationBytes < 0 {
+		errs = append(errs, fmt.Errorf("max attestation bytes %d is negative", l.MaxAttestationBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -52,7 +52,7 @@ func TestNewAppliesLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Limits{MaxManifestBytes: DefaultMaxManifestBytes, MaxBlobBytes: 10, MaxSignatures: DefaultMaxSignatures}
+	want := Limits{MaxManifestBytes: DefaultMaxManifestBytes, MaxBlobBytes: 10, MaxSignatures: DefaultMaxSignatures, MaxAttestationBytes: DefaultMaxAttestationBytes}
 	if v.limits != want {
 		t.Errorf("New(WithLimits(MaxBlobBytes: 10)).limits = %+v, want %+v", v.limits, want)
 	}

@@ -34,7 +34,9 @@ func New(registries []Registry, opts ...Option) (*Verifier, error) {
 	if len(registries) == 0 {
 		return nil, errors.New("verify: no registries configured")
 	}
-	t := &capTransport{base: o.transport, manifest: o.limits.MaxManifestBytes, blob: o.limits.MaxBlobBytes}
+	// Blobs are capped per read (Limits); the transport's fence is the
+	// largest of the blob limits.
+	t := &capTransport{base: o.transport, manifest: o.limits.MaxManifestBytes, blob: max(o.limits.MaxBlobBytes, o.limits.MaxAttestationBytes)}
 	v := &Verifier{upstreams: make(map[string]*upstream, len(registries)), limits: o.limits}
 	for _, r := range registries {
 		if err := r.Validate(); err != nil {
@@ -192,10 +194,23 @@ func (e *evaluation) reject(format, source, reason string) {
 // signature. Every authority that verifies it gets a Signature; if none
 // does, the artifact is rejected with the reasons.
 func (e *evaluation) judge(format, source string, auths []*authority, check func(*authority) error) {
+	e.judgeSigners(format, source, auths, func(a *authority) (*signerInfo, error) { return nil, check(a) })
+}
+
+// judgeSigners is judge for checks that also say who signed (keyless
+// authorities). A *rejectError from check is a reason of its own ("ci:
+// certificate identity … matches none of: …"), not "not signed by".
+func (e *evaluation) judgeSigners(format, source string, auths []*authority, check func(*authority) (*signerInfo, error)) {
 	var notSigned, reasons []string
 	accepted := false
 	for _, a := range auths {
-		if err := check(a); err != nil {
+		who, err := check(a)
+		var rej *rejectError
+		if errors.As(err, &rej) {
+			reasons = append(reasons, a.name+": "+rej.reason)
+			continue
+		}
+		if err != nil {
 			notSigned = append(notSigned, a.name)
 			continue
 		}
@@ -204,7 +219,11 @@ func (e *evaluation) judge(format, source string, auths []*authority, check func
 			continue
 		}
 		accepted = true
-		e.ev.Signatures = append(e.ev.Signatures, policy.Signature{Authority: a.name, Format: format, Source: source})
+		sig := policy.Signature{Authority: a.name, Format: format, Source: source}
+		if who != nil {
+			sig.Identity, sig.Issuer, sig.SignedAt, sig.LogIndex = who.identity, who.issuer, who.signedAt, who.logIndex
+		}
+		e.ev.Signatures = append(e.ev.Signatures, sig)
 	}
 	if accepted {
 		return

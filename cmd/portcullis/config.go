@@ -30,6 +30,11 @@ type Config struct {
 	Cache CacheConfig `yaml:"cache"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
+	// TLS serves HTTPS when set. Default: plain HTTP.
+	TLS ServerTLSConfig `yaml:"tls"`
+	// Access is inbound access control (access.go). Absent: every client may
+	// read everything the upstream credentials can (a warning is logged).
+	Access *AccessConfig `yaml:"access"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -72,12 +77,51 @@ type TLSConfig struct {
 	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
 }
 
+// ServerTLSConfig is the proxy's own certificate. containerd and Docker
+// require HTTPS for registries that are not on loopback (or listed as
+// insecure), so a shared proxy serves TLS. The files are re-read when they
+// change, so a renewed certificate needs no restart.
+type ServerTLSConfig struct {
+	// CertFile is the PEM certificate chain, relative to this file.
+	CertFile string `yaml:"certFile"`
+	// KeyFile is the PEM private key, relative to this file.
+	KeyFile string `yaml:"keyFile"`
+	// ReloadInterval is how often, at most, the files are checked for a
+	// change (on a handshake). Default "5s".
+	ReloadInterval Duration `yaml:"reloadInterval"`
+}
+
 // LimitsConfig bounds per-request work.
 type LimitsConfig struct {
 	// MaxManifestBytes caps manifest size. Default 4194304 (4 MiB).
 	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
 	// DecisionTimeout bounds fetching and deciding one manifest. Default "30s".
 	DecisionTimeout Duration `yaml:"decisionTimeout"`
+	// MaxConcurrentVerifications bounds decisions the cache cannot answer
+	// that run at once. Default 64.
+	MaxConcurrentVerifications int `yaml:"maxConcurrentVerifications"`
+	// VerificationQueueTimeout is how long a request waits for a
+	// verification slot before failing 503. Default "10s".
+	VerificationQueueTimeout Duration `yaml:"verificationQueueTimeout"`
+	// RequestsPerSecond is each client's average request rate (client name
+	// when authenticated, else its address); over it, 429. Default 100; -1
+	// disables.
+	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
+	// RequestBurst is how many requests a client may send at once. Default 500.
+	RequestBurst int `yaml:"requestBurst"`
+	// MaxSignatures caps the signature artifacts examined per decision.
+	// Default 32.
+	MaxSignatures int `yaml:"maxSignatures"`
+	// MaxSignatureBytes caps one signature payload or bundle. Default
+	// 1048576 (1 MiB).
+	MaxSignatureBytes int64 `yaml:"maxSignatureBytes"`
+	// MaxHeaderBytes caps a client's request headers. Default 65536.
+	MaxHeaderBytes int `yaml:"maxHeaderBytes"`
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris).
+	// Default "10s".
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	// IdleTimeout closes idle keep-alive connections. Default "2m".
+	IdleTimeout Duration `yaml:"idleTimeout"`
 }
 
 // CacheConfig sizes the decision cache.
@@ -142,6 +186,7 @@ func (c *Config) setDefaults() {
 	if c.Limits.DecisionTimeout == 0 {
 		c.Limits.DecisionTimeout = Duration(30 * time.Second)
 	}
+	c.Limits.setDefaults()
 	if c.Cache.Size == 0 {
 		c.Cache.Size = 10000
 	}
@@ -209,8 +254,18 @@ func (c *Config) Validate() error {
 	if c.Limits.DecisionTimeout < 0 || c.Cache.TTL < 0 || c.Cache.DenyTTL < 0 {
 		add("durations must be positive")
 	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		add("tls: certFile and keyFile go together")
+	}
+	if c.TLS.ReloadInterval < 0 {
+		add("tls.reloadInterval: must be positive")
+	}
 	if c.Cache.Size < 0 {
 		add("cache.size: %d is negative", c.Cache.Size)
+	}
+	c.Limits.validate(add)
+	if c.Access != nil {
+		c.Access.validate(c, add)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

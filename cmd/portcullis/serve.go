@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,21 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), ln, a.proxy, log)
+			var tc *tls.Config
+			if cfg.TLS.CertFile != "" {
+				r, err := newCertReloader(cfg.path(cfg.TLS.CertFile), cfg.path(cfg.TLS.KeyFile), time.Duration(cfg.TLS.ReloadInterval), log)
+				if err != nil {
+					ln.Close()
+					return &exitError{code: 2, err: err}
+				}
+				tc = serverTLSConfig(r)
+			}
+			if err := cfg.applyClientAuth(tc); err != nil {
+				ln.Close()
+				return &exitError{code: 2, err: err}
+			}
+			logAccess(cfg, log)
+			return serveLimited(cmd.Context(), ln, a.proxy, log, tc, cfg.Limits)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "config file (YAML)")
@@ -45,16 +60,36 @@ func serveCmd() *cobra.Command {
 // serve runs h on ln until ctx ends, then drains in-flight requests for up to
 // 20 seconds.
 func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	return serveWith(ctx, ln, h, log, nil)
+}
+
+// serveWith is serve, over TLS when tc is not nil (HTTP/2 included).
+func serveWith(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, tc *tls.Config) error {
+	var lim LimitsConfig
+	lim.setDefaults()
+	return serveLimited(ctx, ln, h, log, tc, lim)
+}
+
+// serveLimited is serveWith with the server limits of lim (header size and
+// timeouts).
+func serveLimited(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, tc *tls.Config, lim LimitsConfig) error {
 	srv := &http.Server{
+		TLSConfig:         tc,
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second, // slowloris
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout), // slowloris
+		IdleTimeout:       time.Duration(lim.IdleTimeout),
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("portcullis listening", "addr", ln.Addr().String(), "version", version)
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	log.Info("portcullis listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)

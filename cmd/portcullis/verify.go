@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/spf13/cobra"
@@ -68,6 +69,11 @@ type jsonSignature struct {
 	Source    string `json:"source"`
 	Identity  string `json:"identity,omitempty"`
 	Issuer    string `json:"issuer,omitempty"`
+	// SignedAt is the verified signing time (RFC 3339), absent when the
+	// certificate was checked at the current time; LogIndex is the Rekor
+	// log index, absent without a verified log entry. Keyless only.
+	SignedAt string `json:"signedAt,omitempty"`
+	LogIndex *int64 `json:"logIndex,omitempty"`
 }
 
 type jsonRejection struct {
@@ -77,10 +83,11 @@ type jsonRejection struct {
 }
 
 type jsonRule struct {
-	Rule   string `json:"rule"`
-	Mode   string `json:"mode"`
-	Passed bool   `json:"passed"`
-	Reason string `json:"reason"`
+	Rule   string      `json:"rule"`
+	Mode   string      `json:"mode"`
+	Passed bool        `json:"passed"`
+	Reason string      `json:"reason"`
+	Checks []jsonCheck `json:"checks,omitempty"` // verify_attest.go
 }
 
 type jsonDecision struct {
@@ -96,6 +103,8 @@ type jsonDecision struct {
 	Signatures    []jsonSignature `json:"signatures"`
 	Rejected      []jsonRejection `json:"rejected"`
 	InheritedFrom string          `json:"inheritedFrom,omitempty"`
+	// Attestations lists every attestation found (verify_attest.go).
+	Attestations []jsonAttestation `json:"attestations,omitempty"`
 }
 
 func decisionJSON(d policy.Decision) jsonDecision {
@@ -109,15 +118,25 @@ func decisionJSON(d policy.Decision) jsonDecision {
 		out.Message = d.Message()
 	}
 	for _, r := range d.Results {
-		out.Rules = append(out.Rules, jsonRule{Rule: r.Rule, Mode: string(r.Mode), Passed: r.Passed, Reason: r.Reason})
+		out.Rules = append(out.Rules, jsonRule{Rule: r.Rule, Mode: string(r.Mode), Passed: r.Passed, Reason: r.Reason, Checks: checksJSON(r.Checks)})
 	}
 	if d.Evidence != nil {
 		for _, s := range d.Evidence.Signatures {
-			out.Signatures = append(out.Signatures, jsonSignature{Authority: s.Authority, Format: s.Format, Source: s.Source, Identity: s.Identity, Issuer: s.Issuer})
+			js := jsonSignature{Authority: s.Authority, Format: s.Format, Source: s.Source, Identity: s.Identity, Issuer: s.Issuer}
+			if s.Identity != "" {
+				if !s.SignedAt.IsZero() {
+					js.SignedAt = s.SignedAt.UTC().Format(time.RFC3339)
+				}
+				if s.LogIndex >= 0 {
+					js.LogIndex = &s.LogIndex
+				}
+			}
+			out.Signatures = append(out.Signatures, js)
 		}
 		for _, r := range d.Evidence.Rejected {
 			out.Rejected = append(out.Rejected, jsonRejection(r))
 		}
+		out.Attestations = attestationsJSON(d.Evidence.Attestations)
 	}
 	return out
 }
@@ -139,13 +158,26 @@ func printDecision(w io.Writer, d policy.Decision) {
 			mark = "pass"
 		}
 		fmt.Fprintf(w, "  rule %s (%s): %s: %s\n", r.Rule, r.Mode, mark, r.Reason)
+		printChecks(w, r.Checks)
 	}
 	if d.Evidence != nil {
 		for _, s := range d.Evidence.Signatures {
 			fmt.Fprintf(w, "  signature: %s by %s (%s)\n", s.Format, s.Authority, s.Source)
+			if s.Identity != "" {
+				signedAt := "none verified (certificate checked at the current time)"
+				if !s.SignedAt.IsZero() {
+					signedAt = s.SignedAt.UTC().Format(time.RFC3339)
+				}
+				logIndex := "none (no transparency-log entry verified)"
+				if s.LogIndex >= 0 {
+					logIndex = fmt.Sprint(s.LogIndex)
+				}
+				fmt.Fprintf(w, "    identity:  %s\n    issuer:    %s\n    signed at: %s\n    log index: %s\n", s.Identity, s.Issuer, signedAt, logIndex)
+			}
 		}
 		for _, r := range d.Evidence.Rejected {
 			fmt.Fprintf(w, "  rejected:  %s %s: %s\n", r.Format, r.Source, r.Reason)
 		}
+		printAttestations(w, d.Evidence.Attestations)
 	}
 }

@@ -81,7 +81,7 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 		base = &hostTransport{byHost: byHost, fallback: shared}
 	}
 	rt := otelhttp.NewTransport(base)
-	v, err := verify.New(vregs, verify.WithTransport(rt), verify.WithLimits(verify.Limits{MaxManifestBytes: cfg.Limits.MaxManifestBytes}))
+	v, err := verify.New(vregs, verify.WithTransport(rt), verify.WithLimits(cfg.Limits.verifyLimits()))
 	if err != nil {
 		return nil, err
 	}
@@ -102,11 +102,20 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 		}
 		decider = a.cache
 	}
-	a.proxy, err = proxy.New(pups, decider,
+	popts := append([]proxy.Option{
 		proxy.WithTransport(rt),
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
-		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)))
+		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)),
+	}, cfg.Limits.proxyOptions()...)
+	if cfg.Access != nil {
+		acc, err := cfg.Access.build(cfg)
+		if err != nil {
+			return nil, err
+		}
+		popts = append(popts, proxy.WithAccess(acc))
+	}
+	a.proxy, err = proxy.New(pups, decider, popts...)
 	if err != nil {
 		return nil, err
 	}

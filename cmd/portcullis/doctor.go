@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// canaryRepository mirrors proxy.CanaryRepository: the proxy denies every
+// manifest and blob of <any registry>/portcullis/canary without asking an
+// upstream. Kept as a literal so that doctor does not link the proxy.
+const canaryRepository = "portcullis/canary"
+
+type doctorOptions struct {
+	proxy            string
+	registries       []string
+	containerdDir    string
+	containerdConfig string
+	containerdAddr   string
+	dockerConfig     string
+	podmanConfig     string
+	canary           bool
+	canaryImages     []string
+	runtimes         []string
+	timeout          time.Duration
+}
+
+// cmdRunner runs a client command with extra environment variables and
+// returns its combined output; a non-nil error means it did not exit 0.
+type cmdRunner func(ctx context.Context, env []string, name string, args ...string) (string, error)
+
+func execRunner(ctx context.Context, env []string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func doctorCmd() *cobra.Command { return newDoctorCmd(execRunner) }
+
+func newDoctorCmd(run cmdRunner) *cobra.Command {
+	var o doctorOptions
+	cmd := &cobra.Command{
+		Use:   "doctor --proxy URL [--containerd-dir DIR] [--containerd-config F] [--docker-config F] [--podman-config F] [--canary]",
+		Short: "Find runtime configuration that pulls around the proxy; exit 0 when there is none, 1 with one line per finding",
+		Long: `doctor reads a node's runtime configuration and reports every way a pull can
+bypass the proxy: a containerd hosts.toml whose server is not the proxy (a mirror with
+upstream fallback), a missing _default, a registry directory without hosts.toml, CRI's
+deprecated registry.mirrors or a missing config_path, Docker registry-mirrors, a podman
+[[registry.mirror]] or a location that is not the proxy.
+
+--canary then pulls <registry>/portcullis/canary:deny with each --runtime, as the node
+would. The proxy always refuses that repository; a pull that succeeds reached something
+else. Push any image to <registry>/portcullis/canary:deny on every upstream, so that a
+bypass really would succeed (a missing canary only shows up as "inconclusive").`,
+		Args: usageArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDoctor(cmd.Context(), o, run, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.proxy, "proxy", "", "the proxy's URL as nodes reach it, http(s)://host[:port]")
+	f.StringArrayVar(&o.registries, "registry", nil, "a registry that must go through the proxy (repeatable): podman coverage, canary images")
+	f.StringVar(&o.containerdDir, "containerd-dir", "", "containerd hosts directory to check (e.g. /etc/containerd/certs.d, or /etc/docker/certs.d for Docker's containerd store)")
+	f.StringVar(&o.containerdConfig, "containerd-config", "", "containerd config.toml to check (its CRI config_path directories are checked too)")
+	f.StringVar(&o.containerdAddr, "containerd-address", "", "containerd socket for the ctr/crictl canary (default: their own default)")
+	f.StringVar(&o.dockerConfig, "docker-config", "", "dockerd daemon.json to check")
+	f.StringVar(&o.podmanConfig, "podman-config", "", "registries.conf to check (drop-ins in registries.conf.d beside it too)")
+	f.BoolVar(&o.canary, "canary", false, "pull the reserved canary the way the node would; success means the proxy is bypassed")
+	f.StringArrayVar(&o.canaryImages, "canary-image", nil, "canary reference(s) (default <registry>/portcullis/canary:deny per --registry, docker.io if none; PROXY/<registry>/… for docker)")
+	f.StringArrayVar(&o.runtimes, "runtime", nil, "client for the canary: ctr, crictl, docker, podman, skopeo or crane (repeatable; default from the configs given)")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "time allowed for each canary pull")
+	return cmd
+}
+
+func runDoctor(ctx context.Context, o doctorOptions, run cmdRunner, stdout, stderr io.Writer) error {
+	p, err := parseProxy(o.proxy)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	regs, err := validRegistries(o.registries)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if o.containerdDir == "" && o.containerdConfig == "" && o.dockerConfig == "" && o.podmanConfig == "" && !o.canary {
+		return &exitError{code: 2, err: errors.New("nothing to check: give --containerd-dir, --containerd-config, --docker-config, --podman-config and/or --canary")}
+	}
+	var findings []finding
+	checked := func(what string, fs []finding) {
+		findings = append(findings, fs...)
+		fmt.Fprintf(stderr, "checked %s: %d finding(s)\n", what, len(fs))
+	}
+	dirs := map[string]bool{}
+	if o.containerdDir != "" {
+		dirs[o.containerdDir] = true
+	}
+	if o.containerdConfig != "" {
+		fs, cp := checkContainerdConfig(o.containerdConfig, o.containerdDir)
+		checked(o.containerdConfig, fs)
+		for _, d := range cp {
+			dirs[d] = true
+		}
+	}
+	for _, d := range sortedKeys(dirs) {
+		checked(d, checkCertsDir(p, d))
+	}
+	if o.dockerConfig != "" {
+		checked(o.dockerConfig, checkDockerConfig(o.dockerConfig))
+	}
+	if o.podmanConfig != "" {
+		checked(o.podmanConfig, checkPodmanConfig(p, o.podmanConfig, regs))
+	}
+	if o.canary {
+		hostsDir := o.containerdDir
+		if hostsDir == "" {
+			hostsDir = firstKey(dirs, "/etc/containerd/certs.d")
+		}
+		fs, err := runCanaries(ctx, p, o, regs, hostsDir, run, stderr)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		findings = append(findings, fs...)
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f)
+	}
+	if len(findings) > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("doctor: %d finding(s): pulls can bypass %s", len(findings), p)}
+	}
+	fmt.Fprintf(stderr, "ok: nothing found that bypasses %s\n", p)
+	return nil
+}
+
+func firstKey(m map[string]bool, def string) string {
+	if ks := sortedKeys(m); len(ks) > 0 {
+		return ks[0]
+	}
+	return def
+}
+
+// canaryRun is one canary pull: the command, and how to undo a pull that
+// succeeded (so a bypassed node does not keep the canary image).
+type canaryRun struct {
+	name    string
+	args    []string
+	cleanup []string
+	env     []string
+}
+
+func canaryCommand(rt string, o doctorOptions, hostsDir, ref string) (canaryRun, error) {
+	switch rt {
+	case "ctr":
+		// A namespace of its own: a bypassed pull does not land among the
+		// kubelet's images (k8s.io).
+		var base []string
+		if o.containerdAddr != "" {
+			base = []string{"-a", o.containerdAddr}
+		}
+		base = append(base, "-n", "portcullis-doctor", "images")
+		return canaryRun{name: "ctr", args: concat(base, "pull", "--hosts-dir", hostsDir, ref), cleanup: concat(base, "rm", ref)}, nil
+	case "crictl":
+		var base []string
+		if o.containerdAddr != "" {
+			base = []string{"--runtime-endpoint", "unix://" + o.containerdAddr, "--image-endpoint", "unix://" + o.containerdAddr}
+		}
+		return canaryRun{name: "crictl", args: concat(base, "pull", ref), cleanup: concat(base, "rmi", ref)}, nil
+	case "docker":
+		return canaryRun{name: rt, args: []string{"pull", ref}, cleanup: []string{"rmi", ref}}, nil
+	case "podman":
+		// podman reads CONTAINERS_REGISTRIES_CONF; the checked file is the
+		// one the canary must use.
+		c := canaryRun{name: rt, args: []string{"pull", ref}, cleanup: []string{"rmi", ref}}
+		if o.podmanConfig != "" {
+			c.env = []string{"CONTAINERS_REGISTRIES_CONF=" + o.podmanConfig}
+		}
+		return c, nil
+	case "skopeo":
+		// skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF; it takes a flag.
+		var base []string
+		if o.podmanConfig != "" {
+			base = []string{"--registries-conf", o.podmanConfig}
+		}
+		return canaryRun{name: rt, args: concat(base, "inspect", "--raw", "docker://"+ref)}, nil
+	case "crane":
+		return canaryRun{name: rt, args: []string{"manifest", ref}}, nil
+	}
+	return canaryRun{}, fmt.Errorf("--runtime %q: want ctr, crictl, docker, podman, skopeo or crane", rt)
+}
+
+// concat returns a new slice: a followed by b.
+func concat(a []string, b ...string) []string {
+	return append(append(make([]string, 0, len(a)+len(b)), a...), b...)
+}
+
+func defaultRuntimes(o doctorOptions) []string {
+	if len(o.runtimes) > 0 {
+		return o.runtimes
+	}
+	var rts []string
+	if o.containerdDir != "" || o.containerdConfig != "" {
+		rts = append(rts, "ctr")
+	}
+	if o.dockerConfig != "" {
+		rts = append(rts, "docker")
+	}
+	if o.podmanConfig != "" {
+		rts = append(rts, "podman")
+	}
+	return rts
+}
+
+// canaryRefs are the references a runtime pulls: --canary-image, else the
+// canary in each registry as the runtime names images (Docker only goes
+// through the proxy when the name says so).
+func canaryRefs(rt string, p proxyEndpoint, o doctorOptions, regs []string) []string {
+	if len(o.canaryImages) > 0 {
+		return o.canaryImages
+	}
+	if len(regs) == 0 {
+		regs = []string{"docker.io"}
+	}
+	var refs []string
+	for _, r := range regs {
+		ref := r + "/" + canaryRepository + ":deny"
+		if rt == "docker" {
+			ref = p.Host() + "/" + ref
+		}
+		refs = append(refs, ref)
+	}
+	return refs
+}
+
+func runCanaries(ctx context.Context, p proxyEndpoint, o doctorOptions, regs []string, hostsDir string, run cmdRunner, log io.Writer) ([]finding, error) {
+	rts := defaultRuntimes(o)
+	if len(rts) == 0 {
+		return nil, errors.New("--canary needs --runtime (ctr, crictl, docker, podman, skopeo, crane) or a runtime config to check")
+	}
+	var out []finding
+	for _, rt := range rts {
+		for _, ref := range canaryRefs(rt, p, o, regs) {
+			c, err := canaryCommand(rt, o, hostsDir, ref)
+			if err != nil {
+				return nil, err
+			}
+			cctx, cancel := context.WithTimeout(ctx, o.timeout)
+			res, err := run(cctx, c.env, c.name, c.args...)
+			cancel()
+			where := fmt.Sprintf("canary %s (%s)", ref, rt)
+			switch verdict, detail := classifyCanary(p, res, err); verdict {
+			case canaryEnforced:
+				fmt.Fprintf(log, "%s: refused by portcullis: enforced\n", where)
+			case canaryBypassed:
+				out = append(out, finding{where, "pulled although portcullis always refuses it: this node reaches a registry other than the proxy — enforcement is bypassed"})
+				if c.cleanup != nil {
+					_, _ = run(ctx, c.env, c.name, c.cleanup...)
+				}
+			default:
+				out = append(out, finding{where, "inconclusive: the pull failed without portcullis's denial, so enforcement is not shown (push an image to the canary reference upstream; is the proxy reachable?): " + detail})
+			}
+		}
+	}
+	return out, nil
+}
+
+type canaryVerdict int
+
+const (
+	canaryInconclusive canaryVerdict = iota
+	canaryEnforced
+	canaryBypassed
+)
+
+// classifyCanary reads a canary pull. Exit 0 is a bypass. A refusal counts
+// as enforcement only when it is the proxy's: its message ("reserved
+// canary"), or a 403 that names the proxy as the host that answered (ctr
+// 1.6 shows only the status of a HEAD: "pulling from host H failed with
+// status code [manifests deny]: 403 Forbidden", or the URL).
+func classifyCanary(p proxyEndpoint, out string, err error) (canaryVerdict, string) {
+	if err == nil {
+		return canaryBypassed, ""
+	}
+	if strings.Contains(out, "reserved canary") {
+		return canaryEnforced, ""
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "403") && (strings.Contains(line, "://"+p.Host()+"/") || strings.Contains(line, "host "+p.Host()+" ")) {
+			return canaryEnforced, ""
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	detail := oneLine(lines[len(lines)-1])
+	if detail == "" {
+		detail = err.Error()
+	}
+	if len(detail) > 300 {
+		detail = detail[:300] + "…"
+	}
+	return canaryInconclusive, detail
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pelletier/go-toml/v2"
+)
+
+func mustProxy(t *testing.T, s string) proxyEndpoint {
+	t.Helper()
+	p, err := parseProxy(s)
+	if err != nil {
+		t.Fatalf("parseProxy(%q): %v", s, err)
+	}
+	return p
+}
+
+func TestParseProxy(t *testing.T) {
+	tests := []struct {
+		in, want, wantErr string
+	}{
+		{"http://127.0.0.1:5050", "http://127.0.0.1:5050", ""},
+		{"https://Portcullis.Example.com/", "https://portcullis.example.com", ""},
+		{"", "", "--proxy is required"},
+		{"127.0.0.1:5050", "", "must be http(s)://host[:port]"},
+		{"ftp://x", "", "must be http(s)://host[:port]"},
+		{"https://u:p@x", "", "credentials"},
+		{"https://x/v2", "", "must not have a path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			p, err := parseProxy(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseProxy(%q) error = %v, want it to contain %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || p.String() != tt.want {
+				t.Fatalf("parseProxy(%q) = %v, %v; want %s", tt.in, p.URL, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostsTOML(t *testing.T) {
+	tests := []struct {
+		name     string
+		proxy    string
+		registry string
+		opts     hostsOptions
+		want     hostsFile
+		wantCA   string
+		wantSkip bool
+	}{
+		{"http", "http://127.0.0.1:5050", "docker.io", hostsOptions{},
+			hostsFile{Server: "http://127.0.0.1:5050", Host: map[string]map[string]any{"http://127.0.0.1:5050": {"capabilities": []any{"pull", "resolve"}}}}, "", false},
+		{"https with ca", "https://pc.example.com", "_default", hostsOptions{CARel: "../portcullis-ca.pem"},
+			hostsFile{Server: "https://pc.example.com", Host: map[string]map[string]any{"https://pc.example.com": {"capabilities": []any{"pull", "resolve"}, "ca": "../portcullis-ca.pem"}}}, "../portcullis-ca.pem", false},
+		{"skip verify", "https://pc.example.com:8443", "ghcr.io", hostsOptions{SkipVerify: true},
+			hostsFile{Server: "https://pc.example.com:8443", Host: map[string]map[string]any{"https://pc.example.com:8443": {"capabilities": []any{"pull", "resolve"}, "skip_verify": true}}}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustProxy(t, tt.proxy)
+			text := hostsTOML(p, tt.registry, tt.opts)
+			var got hostsFile
+			if err := toml.Unmarshal([]byte(text), &got); err != nil {
+				t.Fatalf("generated hosts.toml does not parse: %v\n%s", err, text)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("hosts.toml (-want +got):\n%s\n%s", diff, text)
+			}
+			// The root server carries the same TLS settings: it is a host too.
+			var root struct {
+				CA           string   `toml:"ca"`
+				SkipVerify   bool     `toml:"skip_verify"`
+				Capabilities []string `toml:"capabilities"`
+			}
+			if err := toml.Unmarshal([]byte(text), &root); err != nil {
+				t.Fatal(err)
+			}
+			if root.CA != tt.wantCA || root.SkipVerify != tt.wantSkip || strings.Join(root.Capabilities, ",") != "pull,resolve" {
+				t.Errorf("root fields = %+v, want ca %q skip_verify %v capabilities pull,resolve", root, tt.wantCA, tt.wantSkip)
+			}
+			// What the generator writes, the doctor accepts.
+			path := filepath.Join(t.TempDir(), "hosts.toml")
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if fs := checkHostsTOML(p, path, tt.registry); len(fs) != 0 {
+				t.Errorf("doctor on generated hosts.toml = %v, want no findings", fs)
+			}
+		})
+	}
+}
+
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(dir, path)
+		got[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestConfigContainerdCommand(t *testing.T) {
+	dir := t.TempDir()
+	ca := writeTestCA(t)
+	code, out, errOut := runCLI(t, "config", "containerd", "--proxy", "https://pc.example.com", "--registry", "docker.io",
+		"--registry", "ghcr.io", "--registry", "docker.io", "--ca", ca, "--dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	files := readTree(t, dir)
+	if diff := cmp.Diff([]string{"_default/hosts.toml", "docker.io/hosts.toml", "ghcr.io/hosts.toml", "portcullis-ca.pem"}, sortedKeys(files)); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+	caPEM, _ := os.ReadFile(ca)
+	if files["portcullis-ca.pem"] != string(caPEM) {
+		t.Errorf("portcullis-ca.pem is not a copy of --ca")
+	}
+	for _, f := range []string{"_default/hosts.toml", "ghcr.io/hosts.toml"} {
+		for _, want := range []string{`server = "https://pc.example.com"`, `[host."https://pc.example.com"]`, `ca = "../portcullis-ca.pem"`} {
+			if !strings.Contains(files[f], want) {
+				t.Errorf("%s lacks %s:\n%s", f, want, files[f])
+			}
+		}
+	}
+	for _, want := range []string{`config_path = "/etc/containerd/certs.d"`, `io.containerd.grpc.v1.cri`, `io.containerd.cri.v1.images`,
+		"registry.mirrors", "cannot prevent", "--dport 443", "doctor"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if fs := checkCertsDir(mustProxy(t, "https://pc.example.com"), dir); len(fs) != 0 {
+		t.Errorf("doctor on the generated tree = %v, want none", fs)
+	}
+}
+
+func TestConfigCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no proxy", []string{"config", "containerd", "--dir", dir}, "--proxy is required"},
+		{"no dir", []string{"config", "containerd", "--proxy", "http://p:5050"}, "--dir is required"},
+		{"bad registry", []string{"config", "containerd", "--proxy", "http://p:5050", "--dir", dir, "--registry", "https://docker.io"}, "lower-case host"},
+		{"ca with http", []string{"config", "containerd", "--proxy", "http://p:5050", "--dir", dir, "--skip-verify"}, "https --proxy"},
+		{"ca not pem", []string{"config", "docker", "--proxy", "https://p", "--dir", dir, "--ca", "/dev/null"}, "no PEM certificate"},
+		{"podman no registry", []string{"config", "podman", "--proxy", "http://p:5050", "--file", filepath.Join(dir, "r.conf")}, "--registry is required"},
+		{"podman search not listed", []string{"config", "podman", "--proxy", "http://p:5050", "--registry", "ghcr.io", "--search", "quay.io", "--file", filepath.Join(dir, "r.conf")}, "not one of the --registry"},
+		{"podman block listed", []string{"config", "podman", "--proxy", "http://p:5050", "--registry", "ghcr.io", "--block", "ghcr.io", "--file", filepath.Join(dir, "r.conf")}, "also a --registry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tt.args...)
+			if code != 2 || !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigDockerCommand(t *testing.T) {
+	tests := []struct {
+		name      string
+		proxy     string
+		ca        bool
+		wantJSON  map[string]any
+		wantFiles []string
+	}{
+		{"http", "http://10.0.0.5:5050", false, map[string]any{"insecure-registries": []any{"10.0.0.5:5050"}},
+			[]string{"certs.d/10.0.0.5:5050/hosts.toml", "certs.d/_default/hosts.toml", "certs.d/docker.io/hosts.toml", "daemon.json"}},
+		{"https with ca", "https://pc.example.com", true, map[string]any{},
+			[]string{"certs.d/_default/hosts.toml", "certs.d/docker.io/hosts.toml", "certs.d/pc.example.com/ca.crt", "certs.d/pc.example.com/hosts.toml", "certs.d/portcullis-ca.pem", "daemon.json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"config", "docker", "--proxy", tt.proxy, "--registry", "docker.io", "--dir", dir}
+			if tt.ca {
+				args = append(args, "--ca", writeTestCA(t))
+			}
+			code, out, errOut := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			files := readTree(t, dir)
+			if diff := cmp.Diff(tt.wantFiles, sortedKeys(files)); diff != "" {
+				t.Errorf("files (-want +got):\n%s", diff)
+			}
+			var got map[string]any
+			if err := json.Unmarshal([]byte(files["daemon.json"]), &got); err != nil {
+				t.Fatalf("daemon.json: %v", err)
+			}
+			if diff := cmp.Diff(tt.wantJSON, got); diff != "" {
+				t.Errorf("daemon.json (-want +got):\n%s", diff)
+			}
+			p := mustProxy(t, tt.proxy)
+			if fs := checkDockerConfig(filepath.Join(dir, "daemon.json")); len(fs) != 0 {
+				t.Errorf("doctor on daemon.json = %v", fs)
+			}
+			if fs := checkCertsDir(p, filepath.Join(dir, "certs.d")); len(fs) != 0 {
+				t.Errorf("doctor on certs.d = %v", fs)
+			}
+			for _, want := range []string{"docker pull " + p.Host() + "/docker.io/", "registry-mirrors", "falls back", "containerd-snapshotter"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigPodmanCommand(t *testing.T) {
+	tests := []struct {
+		name       string
+		proxy      string
+		extra      []string
+		wantSearch []string
+		want       []registryEntry
+	}{
+		{"http docker and ghcr", "http://127.0.0.1:5050", nil, []string{"docker.io"}, []registryEntry{
+			{Prefix: "docker.io", Location: "127.0.0.1:5050/docker.io"},
+			{Prefix: "registry-1.docker.io", Location: "127.0.0.1:5050/docker.io"},
+			{Prefix: "ghcr.io", Location: "127.0.0.1:5050/ghcr.io"},
+		}},
+		{"https, search and block", "https://pc.example.com", []string{"--search", "ghcr.io", "--block", "quay.io"}, []string{"ghcr.io"}, []registryEntry{
+			{Prefix: "docker.io", Location: "pc.example.com/docker.io"},
+			{Prefix: "registry-1.docker.io", Location: "pc.example.com/docker.io"},
+			{Prefix: "ghcr.io", Location: "pc.example.com/ghcr.io"},
+			{Prefix: "quay.io", Location: "quay.io", Blocked: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "registries.conf")
+			args := append([]string{"config", "podman", "--proxy", tt.proxy, "--registry", "docker.io", "--registry", "ghcr.io", "--file", file}, tt.extra...)
+			code, out, errOut := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rc struct {
+				Search   []string `toml:"unqualified-search-registries"`
+				Mode     string   `toml:"short-name-mode"`
+				Registry []struct {
+					Prefix, Location  string
+					Insecure, Blocked bool
+					Mirror            []any
+				} `toml:"registry"`
+			}
+			if err := toml.Unmarshal(b, &rc); err != nil {
+				t.Fatalf("registries.conf does not parse: %v\n%s", err, b)
+			}
+			if diff := cmp.Diff(tt.wantSearch, rc.Search); diff != "" || rc.Mode != "enforcing" {
+				t.Errorf("search (-want +got):\n%s mode %q", diff, rc.Mode)
+			}
+			var got []registryEntry
+			for _, r := range rc.Registry {
+				if len(r.Mirror) != 0 {
+					t.Errorf("entry %s has mirrors; the proxy must be the location", r.Prefix)
+				}
+				if wantInsecure := strings.HasPrefix(tt.proxy, "http:") && !r.Blocked; r.Insecure != wantInsecure {
+					t.Errorf("entry %s insecure = %v, want %v", r.Prefix, r.Insecure, wantInsecure)
+				}
+				got = append(got, registryEntry{Prefix: r.Prefix, Location: r.Location, Blocked: r.Blocked})
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(registryEntry{})); diff != "" {
+				t.Errorf("[[registry]] (-want +got):\n%s", diff)
+			}
+			if fs := checkPodmanConfig(mustProxy(t, tt.proxy), file, []string{"docker.io", "ghcr.io"}); len(fs) != 0 {
+				t.Errorf("doctor on generated registries.conf = %v", fs)
+			}
+			if !strings.Contains(out, "no catch-all") || !strings.Contains(out, "cannot prevent") {
+				t.Errorf("output lacks the bypass advice:\n%s", out)
+			}
+		})
+	}
+}

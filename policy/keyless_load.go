@@ -1,0 +1,325 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+)
+
+// The YAML of a keyless authority:
+//
+//	- name: ci
+//	  keyless:
+//	    trustedRoot: trust/trusted_root.json   # or certificateChain: / roots: / tuf: {mirror:, root:}
+//	    identities:
+//	      - issuer: https://token.actions.githubusercontent.com
+//	        subjectRegExp: 'https://github\.com/acme/.+/\.github/workflows/release\.yml@refs/heads/main'
+//	  tlog: require   # require (default) | skip
+//	  sct: require    # require (default) | skip
+
+type keylessSpec struct {
+	TrustedRoot      string         `yaml:"trustedRoot"`
+	CertificateChain string         `yaml:"certificateChain"`
+	Roots            string         `yaml:"roots"`
+	TUF              *tufSpec       `yaml:"tuf"`
+	Identities       []identitySpec `yaml:"identities"`
+}
+
+type identitySpec struct {
+	Issuer        string `yaml:"issuer"`
+	IssuerRegExp  string `yaml:"issuerRegExp"`
+	Subject       string `yaml:"subject"`
+	SubjectRegExp string `yaml:"subjectRegExp"`
+}
+
+type tufSpec struct {
+	// Mirror is a directory holding a TUF repository (metadata at its top,
+	// targets under targets/). Not supported yet: rejected at load.
+	Mirror string `yaml:"mirror"`
+	// Root is the trusted root.json that anchors the mirror.
+	Root string `yaml:"root"`
+}
+
+func init() {
+	for _, v := range []any{keylessSpec{}, identitySpec{}, tufSpec{}} {
+		t := reflect.TypeOf(v)
+		var names []string
+		for i := 0; i < t.NumField(); i++ {
+			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" {
+				names = append(names, tag)
+			}
+		}
+		specFields[t.String()] = names
+	}
+	goTypeNames["[]policy.identitySpec"] = "a list of identities (mappings)"
+}
+
+// maxTrustFileSize bounds a trust file. The public-good trusted_root.json is
+// about 10 KiB; the bound stops a wrong path from exhausting memory.
+const maxTrustFileSize = 4 << 20
+
+// keyless compiles the keyless part of as. Errors are recorded on c; the
+// result is nil when there were any.
+func (c *compiler) keyless(as *authoritySpec, path string, tlog TLogMode, sct SCTMode) *Keyless {
+	ks := as.Keyless
+	path += ".keyless"
+	n := len(c.errs)
+	k := &Keyless{SCT: sct}
+
+	var kinds []string
+	if ks.TrustedRoot != "" {
+		kinds = append(kinds, TrustKindTrustedRoot)
+	}
+	if ks.CertificateChain != "" {
+		kinds = append(kinds, TrustKindCertificateChain)
+	}
+	if ks.Roots != "" {
+		kinds = append(kinds, TrustKindRoots)
+	}
+	if ks.TUF != nil {
+		kinds = append(kinds, TrustKindTUF)
+	}
+	switch len(kinds) {
+	case 0:
+		c.errorf(path, "trust material is required: one of trustedRoot (a Sigstore trusted_root.json), certificateChain or roots (PEM), tuf ({mirror, root})")
+	case 1:
+		c.trustSource(ks, kinds[0], path, tlog, sct, &k.Trust)
+	default:
+		c.errorf(path, "give one of trustedRoot, certificateChain, roots, tuf (found %s)", strings.Join(kinds, ", "))
+	}
+
+	if len(ks.Identities) == 0 {
+		c.errorf(path+".identities", "at least one identity is required ({issuer or issuerRegExp, subject or subjectRegExp})")
+	}
+	for i, is := range ks.Identities {
+		if id, ok := c.identity(is, fmt.Sprintf("%s.identities[%d]", path, i)); ok {
+			k.Identities = append(k.Identities, id)
+		}
+	}
+	if len(c.errs) > n {
+		return nil
+	}
+	return k
+}
+
+// identity compiles one identity. Patterns are anchored (see Identity).
+func (c *compiler) identity(is identitySpec, path string) (Identity, bool) {
+	n := len(c.errs)
+	id := Identity{Issuer: is.Issuer, Subject: is.Subject}
+	side := func(name, exact, pattern string, re **regexp.Regexp) {
+		switch {
+		case exact != "" && pattern != "":
+			c.errorf(path, "give %s or %sRegExp, not both", name, name)
+		case exact == "" && pattern == "":
+			c.errorf(path, "%s or %sRegExp is required", name, name)
+		case pattern != "":
+			r, err := anchor(pattern)
+			if err != nil {
+				c.errorf(path+"."+name+"RegExp", "invalid regular expression: %v", err)
+				return
+			}
+			*re = r
+		}
+	}
+	side("issuer", is.Issuer, is.IssuerRegExp, &id.IssuerRegExp)
+	side("subject", is.Subject, is.SubjectRegExp, &id.SubjectRegExp)
+	return id, len(c.errs) == n
+}
+
+// trustSource reads the trust material of one kind and checks what can be
+// checked without sigstore libraries (this package imports none): the file
+// parses, holds certificates, and has the log keys the authority's tlog and
+// sct modes need.
+func (c *compiler) trustSource(ks *keylessSpec, kind, path string, tlog TLogMode, sct SCTMode, ts *TrustSource) {
+	ts.Kind = kind
+	switch kind {
+	case TrustKindTrustedRoot:
+		p := path + ".trustedRoot"
+		data, src, err := c.readTrustFile(ks.TrustedRoot)
+		if err != nil {
+			c.errorf(p, "reading trusted root: %v", err)
+			return
+		}
+		ts.Data, ts.Source = data, src
+		for _, e := range checkTrustedRoot(data, tlog, sct) {
+			c.errorf(p, "%s: %v", src, e)
+		}
+	case TrustKindCertificateChain, TrustKindRoots:
+		file := ks.CertificateChain
+		if kind == TrustKindRoots {
+			file = ks.Roots
+		}
+		p := path + "." + kind
+		data, src, err := c.readTrustFile(file)
+		if err != nil {
+			c.errorf(p, "reading %s: %v", kind, err)
+			return
+		}
+		ts.Data, ts.Source = data, src
+		if err := checkPEMTrust(data, kind); err != nil {
+			c.errorf(p, "%s: %v", src, err)
+		}
+		// PEM trust carries no log or CT keys: requiring either could never
+		// be met, so say so now rather than deny every image later.
+		parent := strings.TrimSuffix(path, ".keyless")
+		if tlog == TLogRequire {
+			c.errorf(parent+".tlog", "%s carries no transparency-log keys, so tlog: require (the default) can never be met: set tlog: skip, or use a trustedRoot with tlogs", kind)
+		}
+		if sct == SCTRequire {
+			c.errorf(parent+".sct", "%s carries no certificate-transparency log keys, so sct: require (the default) can never be met: set sct: skip, or use a trustedRoot with ctlogs", kind)
+		}
+	case TrustKindTUF:
+		// Reserved: the schema is fixed so that policies can be written,
+		// but this build cannot verify a TUF mirror yet (see
+		// deploy/airgap-trust.md). Refusing at load beats failing every
+		// decision closed at pull time.
+		c.errorf(path+".tuf", "the TUF form is not supported by this build yet: copy the mirror's trusted_root.json target next to the policy and use trustedRoot (deploy/airgap-trust.md)")
+	}
+}
+
+func (c *compiler) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.baseDir, p)
+}
+
+// readTrustFile reads a trust file relative to the policy's directory.
+func (c *compiler) readTrustFile(p string) ([]byte, string, error) {
+	p = c.abs(p)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, p, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, p, fmt.Errorf("%s is not a regular file", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTrustFileSize+1))
+	if err != nil {
+		return nil, p, err
+	}
+	if len(b) > maxTrustFileSize {
+		return nil, p, fmt.Errorf("%s is larger than %d bytes", p, maxTrustFileSize)
+	}
+	return b, p, nil
+}
+
+// trustedRootDoc is the part of a Sigstore trusted_root.json (protobuf-specs
+// dev.sigstore.trustroot.v1.TrustedRoot, JSON form) checked at load time.
+type trustedRootDoc struct {
+	MediaType              string `json:"mediaType"`
+	Tlogs                  []any  `json:"tlogs"`
+	Ctlogs                 []any  `json:"ctlogs"`
+	CertificateAuthorities []struct {
+		CertChain struct {
+			Certificates []struct {
+				RawBytes string `json:"rawBytes"`
+			} `json:"certificates"`
+		} `json:"certChain"`
+	} `json:"certificateAuthorities"`
+}
+
+const trustedRootMediaType = "application/vnd.dev.sigstore.trustedroot"
+
+func checkTrustedRoot(data []byte, tlog TLogMode, sct SCTMode) []error {
+	var doc trustedRootDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return []error{fmt.Errorf("not a Sigstore trusted_root.json: %w", err)}
+	}
+	var errs []error
+	if !strings.HasPrefix(doc.MediaType, trustedRootMediaType) {
+		errs = append(errs, fmt.Errorf("mediaType %q, want %s+json;version=0.1 (a Sigstore trusted_root.json)", doc.MediaType, trustedRootMediaType))
+	}
+	if len(doc.CertificateAuthorities) == 0 {
+		errs = append(errs, errors.New("no certificateAuthorities: no certificate could ever be trusted"))
+	}
+	for i, ca := range doc.CertificateAuthorities {
+		if len(ca.CertChain.Certificates) == 0 {
+			errs = append(errs, fmt.Errorf("certificateAuthorities[%d] has no certificates", i))
+		}
+		for j, cert := range ca.CertChain.Certificates {
+			der, err := base64.StdEncoding.DecodeString(cert.RawBytes)
+			if err == nil {
+				_, err = x509.ParseCertificate(der)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("certificateAuthorities[%d].certChain.certificates[%d]: %w", i, j, err))
+			}
+		}
+	}
+	if tlog == TLogRequire && len(doc.Tlogs) == 0 {
+		errs = append(errs, errors.New("no tlogs, so tlog: require (the default) can never be met: add the Rekor keys or set tlog: skip"))
+	}
+	if sct == SCTRequire && len(doc.Ctlogs) == 0 {
+		errs = append(errs, errors.New("no ctlogs, so sct: require (the default) can never be met: add the CT log keys or set sct: skip"))
+	}
+	return errs
+}
+
+// checkPEMTrust checks a certificateChain (issuing CA first, each signed by
+// the next, root last and self-signed) or a roots file (CA certificates).
+func checkPEMTrust(data []byte, kind string) error {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Errorf("PEM block %q, want CERTIFICATE", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return errors.New("trailing data that is not PEM")
+	}
+	if len(certs) == 0 {
+		return errors.New("no PEM certificates")
+	}
+	for i, cert := range certs {
+		if !cert.IsCA {
+			return fmt.Errorf("certificate %d (%s) is not a CA certificate: give the CA chain, not a signing certificate", i+1, cert.Subject)
+		}
+	}
+	if kind == TrustKindCertificateChain {
+		for i := 0; i+1 < len(certs); i++ {
+			if err := certs[i].CheckSignatureFrom(certs[i+1]); err != nil {
+				return fmt.Errorf("certificate %d (%s) is not signed by certificate %d (%s): order the chain issuing CA first, root last", i+1, certs[i].Subject, i+2, certs[i+1].Subject)
+			}
+		}
+		last := certs[len(certs)-1]
+		if err := last.CheckSignatureFrom(last); err != nil {
+			return fmt.Errorf("last certificate (%s) is not a self-signed root", last.Subject)
+		}
+	}
+	return nil
+}
+
+// trustBytes is what an authority contributes to the policy generation: its
+// key, or its keyless trust material.
+func (a *Authority) trustBytes() [][]byte {
+	switch {
+	case a.Key != nil:
+		return [][]byte{a.Key.PEM}
+	case a.Keyless != nil:
+		return [][]byte{[]byte(a.Keyless.Trust.Kind), a.Keyless.Trust.Data}
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, WithAccess(newAccess(t, testAccess(t))), WithRateLimit(0.5, 3))
+	img := e.up.pushImage(t, "public/app:v1")
+	e.dec.allow(digest.FromBytes(rawManifest(t, img)))
+	const path = "/v2/public/app/manifests/v1"
+	alice := basicHeader("alice", alicePassword)
+	tests := []struct {
+		name   string
+		hdr    []string
+		status int
+	}{
+		{"alice 1", alice, 200},
+		{"alice 2", alice, 200},
+		{"anonymous 1", nil, 200},
+		{"anonymous 2", nil, 200},
+		{"anonymous 3", nil, 200},
+		{"anonymous over the burst", nil, 429},
+		{"alice has her own bucket (password cached)", alice, 200},
+		{"alice over the burst", alice, 429},
+		{"ci token has its own bucket", []string{"Authorization", "Bearer " + ciToken}, 200},
+		{"wrong password, address over its limit: no bcrypt", basicHeader("alice", "guess"), 429},
+		{"unknown token, address over its limit", []string{"Authorization", "Bearer " + strings.Repeat("z", 20)}, 429},
+		{"bob's first login, address over its limit", basicHeader("bob", bobPassword), 429},
+	}
+	for _, tc := range tests {
+		e.up.reset()
+		got := do(t, http.MethodGet, e.px.URL+path, tc.hdr...)
+		if got.status != tc.status {
+			t.Fatalf("%s: status = %d, want %d (body %s)", tc.name, got.status, tc.status, got.body)
+		}
+		if tc.status != 429 {
+			continue
+		}
+		wantError(t, tc.name, got, http.MethodGet, 429, "TOOMANYREQUESTS")
+		ra, err := strconv.Atoi(got.header.Get("Retry-After"))
+		if err != nil || ra < 1 || ra > 2 {
+			t.Errorf("%s: Retry-After = %q, want 1 or 2 seconds", tc.name, got.header.Get("Retry-After"))
+		}
+		if n := len(e.up.requests()); n != 0 {
+			t.Errorf("%s: upstream saw %d requests, want 0", tc.name, n)
+		}
+	}
+}
+
+func TestRateLimitWithoutAccess(t *testing.T) {
+	e := newEnv(t, WithRateLimit(1, 1))
+	if got := do(t, http.MethodGet, e.px.URL+"/v2/"); got.status != 200 {
+		t.Fatalf("first ping = %d, want 200", got.status)
+	}
+	got := do(t, http.MethodGet, e.px.URL+"/v2/")
+	wantError(t, "second ping", got, http.MethodGet, 429, "TOOMANYREQUESTS")
+}
+
+func TestRateLimiterBounded(t *testing.T) {
+	s := &Server{}
+	if err := WithRateLimit(1, 1)(s, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxRateClients * 2 {
+		s.rate.take("addr:" + strconv.Itoa(i))
+	}
+	if n := s.rate.clients.Len(); n != maxRateClients {
+		t.Errorf("tracked clients = %d, want %d", n, maxRateClients)
+	}
+}
+
+func TestLimitOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opt  Option
+	}{
+		{"zero rate", WithRateLimit(0, 1)},
+		{"zero burst", WithRateLimit(1, 0)},
+		{"zero decisions", WithMaxConcurrentDecisions(0, time.Second)},
+		{"zero queue timeout", WithMaxConcurrentDecisions(1, 0)},
+		{"nil access", WithAccess(nil)},
+	} {
+		if _, err := New([]Upstream{{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}}, newFakeDecider(), tc.opt); err == nil {
+			t.Errorf("New(%s) = nil error, want one", tc.name)
+		}
+	}
+}
+
+// gatedDecider blocks every Decide until released, counting those in flight.
+type gatedDecider struct {
+	*fakeDecider
+	gate     chan struct{}
+	mu       sync.Mutex
+	inFlight int
+	peak     int
+}
+
+func (g *gatedDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
+	g.mu.Lock()
+	g.inFlight++
+	g.peak = max(g.peak, g.inFlight)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.inFlight--
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return policy.Decision{}, ctx.Err()
+	}
+	return g.fakeDecider.Decide(ctx, s)
+}
+
+// TestMaxConcurrentDecisions: with one slot, a second verification waits for
+// the queue timeout and fails 503 with Retry-After; nothing is served
+// unverified; once the slot frees, requests succeed again.
+func TestMaxConcurrentDecisions(t *testing.T) {
+	up := newUpstream(t, "registry.example")
+	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
+	var paths []string
+	for _, tag := range []string{"a", "b", "c"} {
+		img := up.pushImage(t, "lab/app:"+tag)
+		g.allow(digest.FromBytes(rawManifest(t, img)))
+		paths = append(paths, "/v2/lab/app/manifests/"+tag)
+	}
+	px := startProxy(t, g, []Upstream{up.config(true)}, WithMaxConcurrentDecisions(1, 200*time.Millisecond), WithDecisionTimeout(5*time.Second))
+
+	first := make(chan response, 1)
+	go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+
+	start := time.Now()
+	got := do(t, http.MethodGet, px.URL+paths[1])
+	wantError(t, "queued decision", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
+	if got.header.Get("Retry-After") == "" {
+		t.Errorf("queued decision: no Retry-After")
+	}
+	if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second {
+		t.Errorf("queued decision failed after %v, want about the 200ms queue timeout", d)
+	}
+	got = do(t, http.MethodHead, px.URL+paths[2])
+	wantError(t, "queued HEAD", got, http.MethodHead, http.StatusServiceUnavailable, "UNAVAILABLE")
+
+	close(g.gate) // release everything from now on
+	if r := <-first; r.status != http.StatusOK {
+		t.Errorf("first request = %d, want 200", r.status)
+	}
+	for _, p := range paths {
+		if r := do(t, http.MethodGet, px.URL+p); r.status != http.StatusOK {
+			t.Errorf("GET %s after the slot freed = %d, want 200", p, r.status)
+		}
+	}
+	if g.peak != 1 {
+		t.Errorf("peak concurrent decisions = %d, want 1", g.peak)
+	}
+}
+
+// TestMaxConcurrentDecisionsCacheHitsPass: a decision the decider remembers
+// does not wait for a slot.
+func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
+	up := newUpstream(t, "registry.example")
+	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
+	slow := up.pushImage(t, "lab/app:slow")
+	known := up.pushImage(t, "lab/app:known")
+	g.allow(digest.FromBytes(rawManifest(t, slow)))
+	kd := digest.FromBytes(rawManifest(t, known))
+	g.allow(kd)
+	ld := &lookupGated{gatedDecider: g, known: kd}
+	px := startProxy(t, ld, []Upstream{up.config(true)}, WithMaxConcurrentDecisions(1, 100*time.Millisecond))
+	first := make(chan response, 1)
+	go func() { first <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/slow") }()
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	if got := do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known"); got.status != http.StatusOK {
+		t.Errorf("cached decision while the slot is taken = %d, want 200 (body %s)", got.status, got.body)
+	}
+	close(g.gate)
+	<-first
+}
+
+type lookupGated struct {
+	*gatedDecider
+	known digest.Digest
+}
+
+func (l *lookupGated) Lookup(s policy.Subject) (policy.Decision, bool) {
+	if s.Digest != l.known {
+		return policy.Decision{}, false
+	}
+	return policy.Decision{Subject: s, Outcome: policy.Allow}, true
+}
+
+func (l *lookupGated) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
+	if s.Digest == l.known {
+		return l.fakeDecider.Decide(ctx, s)
+	}
+	return l.gatedDecider.Decide(ctx, s)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

@@ -1,0 +1,337 @@
+package verify
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// Attestations: signed in-toto statements about the subject, found in the
+// three places users put them (see doc.go, "Attestations"):
+//
+//   - cosign legacy: tag "sha256-<hex>.att", one DSSE envelope per layer
+//     (attest_cosign.go);
+//   - sigstore bundle v0.3 referrers holding a DSSE envelope, as cosign v3
+//     attest writes them (attest_bundle.go);
+//   - BuildKit attestation manifests inside an image index, trusted through
+//     the index's own verified signature (attest_buildkit.go).
+//
+// A statement's predicate is read only after its signature verified for an
+// authority the query names and its subject was checked against the digest.
+
+var _ policy.AttestationVerifier = (*Verifier)(nil)
+
+// VerifyAttestations verifies signatures by authorities, as Verify does, and
+// finds and verifies the attestations q asks for, in one pass: each
+// repository's referrers are listed once for both. Signatures by
+// q.IndexAuthorities are verified too, since a BuildKit attestation counts
+// only through its index's signature.
+func (v *Verifier) VerifyAttestations(ctx context.Context, s policy.Subject, authorities []*policy.Authority, q policy.AttestationQuery) (ev *policy.Evidence, err error) {
+	ctx, span := tracer.Start(ctx, "verify.attestations", trace.WithAttributes(
+		attribute.String("image", s.Name()),
+		attribute.String("digest", s.Digest.String()),
+		attribute.StringSlice("predicateTypes", q.PredicateTypes),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "could not verify")
+		} else {
+			span.SetAttributes(
+				attribute.Int("signatures", len(ev.Signatures)),
+				attribute.Int("attestations", len(ev.Attestations)),
+			)
+		}
+		span.End()
+	}()
+	if err := s.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("verifying %s: invalid digest: %w", s, err)
+	}
+	lookups := map[string]*lookup{}
+	e := &evaluation{subject: s.Digest, max: v.limits.MaxSignatures, ev: &policy.Evidence{}}
+
+	sigGroups, err := v.sharedGroups(s, unionAuthorities(authorities, q.IndexAuthorities), lookups)
+	if err != nil {
+		return nil, fmt.Errorf("verifying %s: %w", s, err)
+	}
+	for _, g := range sigGroups {
+		if err := e.signatures(ctx, g.lookup, g.authorities); err != nil {
+			return nil, fmt.Errorf("verifying %s: %w", s, err)
+		}
+	}
+
+	ae := &attestations{evaluation: e, q: q, max: v.limits.MaxSignatures}
+	attGroups, err := v.sharedGroups(s, q.Authorities, lookups)
+	if err != nil {
+		return nil, fmt.Errorf("verifying %s: %w", s, err)
+	}
+	for _, g := range attGroups {
+		if ae.wants(policy.FormatCosign) {
+			if err := ae.cosignAttestations(ctx, g.lookup, g.authorities); err != nil {
+				return nil, fmt.Errorf("verifying attestations of %s: %w", s, err)
+			}
+		}
+		if ae.wants(policy.FormatBundle) {
+			if err := ae.bundleAttestations(ctx, g.lookup, g.authorities); err != nil {
+				return nil, fmt.Errorf("verifying attestations of %s: %w", s, err)
+			}
+		}
+	}
+	if ae.wants(policy.FormatBuildKit) && len(q.IndexAuthorities) > 0 && isIndex(s) {
+		own, err := v.sharedLookup(s.Name(), false, lookups)
+		if err != nil {
+			return nil, fmt.Errorf("verifying %s: %w", s, err)
+		}
+		if err := ae.buildkitAttestations(ctx, own, q.IndexAuthorities); err != nil {
+			return nil, fmt.Errorf("verifying BuildKit attestations of %s: %w", s, err)
+		}
+	}
+	return e.ev, nil
+}
+
+// sharedGroups is group with one lookup per repository for the whole call,
+// so that a repository's referrers listing is fetched once.
+func (v *Verifier) sharedGroups(s policy.Subject, authorities []*policy.Authority, lookups map[string]*lookup) ([]*group, error) {
+	own := s.Name()
+	var groups []*group
+	byRepo := map[string]*group{}
+	for _, pa := range authorities {
+		a, err := newAuthority(pa)
+		if err != nil {
+			return nil, err
+		}
+		where := own
+		if pa.Repository != "" {
+			where = pa.Repository
+		}
+		g := byRepo[where]
+		if g == nil {
+			l, err := v.sharedLookup(where, where != own, lookups)
+			if err != nil {
+				return nil, err
+			}
+			g = &group{lookup: l}
+			byRepo[where] = g
+			groups = append(groups, g)
+		}
+		g.authorities = append(g.authorities, a)
+	}
+	return groups, nil
+}
+
+func (v *Verifier) sharedLookup(where string, override bool, lookups map[string]*lookup) (*lookup, error) {
+	if l, ok := lookups[where]; ok {
+		return l, nil
+	}
+	l, err := v.lookup(where, override)
+	if err != nil {
+		return nil, err
+	}
+	lookups[where] = l
+	return l, nil
+}
+
+func unionAuthorities(lists ...[]*policy.Authority) []*policy.Authority {
+	var out []*policy.Authority
+	seen := map[string]bool{}
+	for _, l := range lists {
+		for _, a := range l {
+			if a != nil && !seen[a.Name] {
+				seen[a.Name] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func isIndex(s policy.Subject) bool {
+	return s.MediaType == ocispec.MediaTypeImageIndex || s.MediaType == dockerManifestList || len(s.Children) > 0
+}
+
+const dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+// attestations accumulates the attestation part of one evaluation.
+type attestations struct {
+	*evaluation
+	q        policy.AttestationQuery
+	max      int
+	examined int
+	stopped  bool
+}
+
+func (ae *attestations) wants(format string) bool { return slices.Contains(ae.q.Formats, format) }
+
+// wantsType reports whether an artifact announcing predicate type pt (an
+// untrusted annotation) should be fetched. An empty announcement is fetched:
+// skipping can only lose evidence, so only a positive mismatch skips.
+func (ae *attestations) wantsType(pt string) bool {
+	return pt == "" || slices.Contains(ae.q.PredicateTypes, pt)
+}
+
+// take counts one attestation artifact against the limit, as
+// evaluation.take does for signatures.
+func (ae *attestations) take(format, source string) bool {
+	if ae.examined < ae.max {
+		ae.examined++
+		return true
+	}
+	if !ae.stopped {
+		ae.stopped = true
+		ae.note(format, source, "", "", fmt.Sprintf("not examined: limit of %d attestation artifacts per decision reached", ae.max))
+	}
+	return false
+}
+
+// note records an attestation that was found but not verified or not read.
+func (ae *attestations) note(format, source, predicateType string, about digest.Digest, reason string) {
+	ae.ev.Attestations = append(ae.ev.Attestations, policy.Attestation{
+		PredicateType: predicateType, Format: format, Source: source, About: about, Reason: reason,
+	})
+}
+
+func skippedReason(pt string) string {
+	return fmt.Sprintf("not read: predicate type %.100s is not required by the policy", pt)
+}
+
+// signedStatement is one DSSE-signed statement, ready to be judged.
+type signedStatement struct {
+	format, source string
+	// claimed is the statement parsed before verification: used only to
+	// skip, to name the type in a rejection, and to check the subject.
+	claimed *statement
+	// verify checks a's signature and returns the verified statement bytes.
+	verify func(a *authority) ([]byte, error)
+}
+
+// judgeStatement verifies st for each authority. Trust decisions: the
+// statement must name the subject before any signature is checked; the
+// predicate is parsed only from the bytes a signature verified, and the
+// verified statement must name the subject and have a wanted type.
+func (ae *attestations) judgeStatement(st *signedStatement, auths []*authority) {
+	pt := st.claimed.PredicateType
+	if !ae.wantsType(pt) {
+		ae.note(st.format, st.source, pt, "", skippedReason(pt))
+		return
+	}
+	if !st.claimed.names(ae.subject.Algorithm().String(), ae.subject.Encoded()) {
+		ae.note(st.format, st.source, pt, "", fmt.Sprintf("statement does not name %s", shortDigest(ae.subject)))
+		return
+	}
+	var notSigned, reasons []string
+	accepted := false
+	for _, a := range auths {
+		raw, err := st.verify(a)
+		var rej *rejectError
+		switch {
+		case asReject(err, &rej):
+			reasons = append(reasons, a.name+": "+rej.reason)
+			continue
+		case err != nil:
+			notSigned = append(notSigned, a.name)
+			continue
+		}
+		if r := a.tlogReason(); r != "" {
+			reasons = append(reasons, r)
+			continue
+		}
+		parsed, err := policy.ParseStatement(raw)
+		if err != nil {
+			reasons = append(reasons, "verified statement: "+err.Error())
+			continue
+		}
+		if !parsed.Names(ae.subject) {
+			reasons = append(reasons, "verified statement does not name "+shortDigest(ae.subject))
+			continue
+		}
+		if !slices.Contains(ae.q.PredicateTypes, parsed.PredicateType) {
+			reasons = append(reasons, skippedReason(parsed.PredicateType))
+			continue
+		}
+		accepted = true
+		ae.ev.Attestations = append(ae.ev.Attestations, policy.Attestation{
+			PredicateType: parsed.PredicateType, Authority: a.name, Format: st.format, Source: st.source,
+			About: ae.subject, Verified: true, Statement: parsed,
+		})
+	}
+	if accepted {
+		return
+	}
+	if len(notSigned) > 0 {
+		reasons = append([]string{"not signed by " + strings.Join(notSigned, " or ")}, reasons...)
+	}
+	ae.note(st.format, st.source, pt, "", strings.Join(reasons, "; "))
+}
+
+// dsseEnvelope is a DSSE envelope (https://github.com/secure-systems-lab/dsse/blob/master/envelope.md).
+type dsseEnvelope struct {
+	PayloadType string `json:"payloadType"`
+	Payload     string `json:"payload"`
+	Signatures  []struct {
+		KeyID string `json:"keyid"`
+		Sig   string `json:"sig"`
+	} `json:"signatures"`
+}
+
+// pae is DSSE's pre-authentication encoding: what is actually signed.
+// https://github.com/secure-systems-lab/dsse/blob/master/protocol.md
+func pae(payloadType string, payload []byte) []byte {
+	return []byte(fmt.Sprintf("DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(payload), payload))
+}
+
+// parseEnvelope decodes an envelope holding an in-toto statement; the
+// returned statement is unverified.
+func parseEnvelope(raw []byte) (*dsseEnvelope, []byte, *statement, error) {
+	var env dsseEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, nil, nil, fmt.Errorf("DSSE envelope: %w", err)
+	}
+	if env.PayloadType != inTotoPayloadType {
+		return nil, nil, nil, fmt.Errorf("DSSE payload type %.60q is not in-toto", env.PayloadType)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("DSSE payload: %w", err)
+	}
+	var st statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, nil, nil, fmt.Errorf("in-toto statement: %w", err)
+	}
+	return &env, payload, &st, nil
+}
+
+// rawManifest fetches manifest d by digest (go-containerregistry checks the
+// bytes hash to d) and returns its bytes.
+func (l *lookup) rawManifest(ctx context.Context, d digest.Digest) ([]byte, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: manifest digest %q: %w", ErrMalformed, d, err)
+	}
+	var raw []byte
+	err := l.call(ctx, func(opts ...remote.Option) error {
+		desc, err := remote.Get(l.repo.Digest(d.String()), opts...)
+		if err != nil {
+			return err
+		}
+		raw = desc.Manifest
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), err)
+	}
+	return raw, nil
+}
+
+func digestBytes(d digest.Digest) ([]byte, error) { return hex.DecodeString(d.Encoded()) }

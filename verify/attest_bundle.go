@@ -1,0 +1,146 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// bundleAttestations examines the subject's referrers in l for sigstore
+// bundles holding attestations (cosign v3 attest). The referrers listing is
+// the one the signature pass already fetched (lookup memoises it).
+func (ae *attestations) bundleAttestations(ctx context.Context, l *lookup, auths []*authority) error {
+	descs, err := l.referrers(ctx, ae.subject)
+	if err != nil {
+		return err
+	}
+	for _, d := range descs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !maybeBundle(d) {
+			continue
+		}
+		src := l.digestSource(d.Digest)
+		pt := d.Annotations[predicateTypeAnnotation]
+		if pt == cosignSignPredicate {
+			continue // a signature: judged by the signature pass
+		}
+		if !ae.wantsType(pt) {
+			ae.note(policy.FormatBundle, src, pt, "", skippedReason(pt))
+			continue
+		}
+		if !ae.take(policy.FormatBundle, src) {
+			return nil
+		}
+		if err := ae.bundleAttestation(ctx, l, d, src, auths); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (ae *attestations) bundleAttestation(ctx context.Context, l *lookup, d ocispec.Descriptor, src string, auths []*authority) error {
+	m, err := l.manifest(ctx, d.Digest)
+	if err != nil {
+		return err
+	}
+	// Trust decision, as for signatures: only a referrer that itself names
+	// the subject counts (the referrers tag is writable by any pusher).
+	if m.Subject == nil || m.Subject.Digest != ae.subject {
+		got := "no subject"
+		if m.Subject != nil {
+			got = "subject " + shortDigest(m.Subject.Digest)
+		}
+		ae.note(policy.FormatBundle, src, d.Annotations[predicateTypeAnnotation], "", fmt.Sprintf("referrer has %s, not %s", got, shortDigest(ae.subject)))
+		return nil
+	}
+	if !isBundleManifest(m) {
+		return nil
+	}
+	if pt := m.Annotations[predicateTypeAnnotation]; pt == cosignSignPredicate {
+		return nil
+	} else if !ae.wantsType(pt) {
+		ae.note(policy.FormatBundle, src, pt, "", skippedReason(pt))
+		return nil
+	}
+	var layers []ocispec.Descriptor
+	for _, layer := range m.Layers {
+		if isBundleType(layer.MediaType) {
+			layers = append(layers, layer)
+		}
+	}
+	if len(layers) != 1 {
+		ae.note(policy.FormatBundle, src, "", "", fmt.Sprintf("expected one bundle layer, found %d", len(layers)))
+		return nil
+	}
+	raw, err := l.blob(ctx, layers[0], l.limits.MaxAttestationBytes)
+	if err != nil {
+		return fmt.Errorf("reading bundle %s: %w", src, err)
+	}
+	b, st, err := parseBundle(raw)
+	if err != nil {
+		ae.note(policy.FormatBundle, src, "", "", "malformed bundle: "+err.Error())
+		return nil
+	}
+	if st == nil {
+		ae.note(policy.FormatBundle, src, "", "", "bundle holds no in-toto statement")
+		return nil
+	}
+	if st.PredicateType == cosignSignPredicate {
+		return nil
+	}
+	ae.judgeStatement(&signedStatement{
+		format: policy.FormatBundle, source: src, claimed: st,
+		verify: func(a *authority) ([]byte, error) { return a.verifyStatementBundle(b, ae.subject) },
+	}, auths)
+	return nil
+}
+
+// verifyStatementBundle verifies a DSSE bundle for a, about subject, and
+// returns the verified statement bytes. This is the authority verifier for
+// bundles holding any statement: key authorities use trust material built
+// from the key alone (as verifyBundle does for signatures); keyless ones
+// their trusted root and identities (keylessAuthority.check).
+func (a *authority) verifyStatementBundle(b *bundle.Bundle, subject digest.Digest) ([]byte, error) {
+	env := b.GetDsseEnvelope()
+	if env == nil {
+		return nil, errors.New("bundle holds no DSSE envelope")
+	}
+	want, err := digestBytes(subject)
+	if err != nil {
+		return nil, err
+	}
+	artifact := sgverify.WithArtifactDigest(subject.Algorithm().String(), want)
+	var res *sgverify.VerificationResult
+	switch {
+	case a.keyless != nil:
+		_, res, err = a.keyless.check(b, a.keyless.tm, artifact)
+	case a.key != nil:
+		key := root.NewExpiringKey(a.key, time.Time{}, time.Time{})
+		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+		var v *sgverify.Verifier
+		v, err = sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
+		if err == nil {
+			res, err = v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
+		}
+	default:
+		return nil, fmt.Errorf("authority %s has no key", a.name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res == nil || res.Statement == nil {
+		return nil, errors.New("verified bundle holds no statement")
+	}
+	return env.GetPayload(), nil
+}
