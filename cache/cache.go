@@ -257,7 +257,7 @@ func (c *Cache) run(ctx context.Context, k key, s policy.Subject, f *flight) {
 		// A decision reached after every waiter gave up was made under a
 		// cancelled context; return it to nobody and cache nothing.
 		if ctx.Err() == nil {
-			e := entry{d: d, expires: c.now().Add(c.ttl(d))}
+			e := entry{d: slim(d), expires: c.now().Add(c.ttl(d))}
 			c.decisions.Add(k, e)
 			c.record(s, e)
 		}
@@ -310,7 +310,24 @@ func clone(d policy.Decision) policy.Decision {
 		ev := *d.Evidence
 		ev.Signatures = slices.Clone(ev.Signatures)
 		ev.Rejected = slices.Clone(ev.Rejected)
+		ev.Attestations = slices.Clone(ev.Attestations)
+		ev.IndexImages = slices.Clone(ev.IndexImages)
 		d.Evidence = &ev
+	}
+	return d
+}
+
+// slim is the copy of d that is kept: without the parsed attestation
+// statements. Those can be megabytes each (an SBOM), and nothing reads them
+// after the decision is made — the callers that shared the miss still get
+// them. The rest of the evidence (who signed what, why things were rejected)
+// stays for logs and `portcullis verify`.
+func slim(d policy.Decision) policy.Decision {
+	d = clone(d)
+	if d.Evidence != nil {
+		for i := range d.Evidence.Attestations {
+			d.Evidence.Attestations[i].Statement = nil
+		}
 	}
 	return d
 }

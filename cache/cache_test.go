@@ -668,3 +668,38 @@ func TestNew(t *testing.T) {
 		})
 	}
 }
+
+// statementDecider returns a decision whose evidence holds a parsed
+// attestation statement, as the engine does for attestation rules.
+type statementDecider struct{}
+
+func (statementDecider) Decide(_ context.Context, s policy.Subject) (policy.Decision, error) {
+	return policy.Decision{Subject: s, Outcome: policy.Allow, Verified: true, Evidence: &policy.Evidence{
+		Attestations: []policy.Attestation{{PredicateType: policy.PredicateSPDX, Verified: true,
+			Statement: &policy.Statement{PredicateType: policy.PredicateSPDX, Predicate: map[string]any{"packages": []any{"big"}}}}},
+	}}, nil
+}
+
+// TestCachedDecisionDropsStatements: parsed statements (an SBOM can be
+// megabytes) are handed to the callers of the miss but not kept in the cache.
+func TestCachedDecisionDropsStatements(t *testing.T) {
+	c, _ := newTestCache(t, statementDecider{}, Options{})
+	s := subj("app", dA)
+	first, err := c.Decide(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Evidence.Attestations[0].Statement == nil {
+		t.Fatalf("miss: Decide().Evidence.Attestations[0].Statement = nil, want the statement")
+	}
+	hit, err := c.Decide(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hit.Evidence.Attestations; len(got) != 1 || got[0].Statement != nil || !got[0].Verified || got[0].PredicateType != policy.PredicateSPDX {
+		t.Errorf("hit: attestations = %+v, want one verified SPDX attestation without its statement", got)
+	}
+	if first.Evidence.Attestations[0].Statement == nil {
+		t.Errorf("slimming the cached copy changed the caller's decision")
+	}
+}
