@@ -7,6 +7,7 @@
 #   make tools      pinned registry/crane/cosign into .tools/bin (+ apt skopeo, containerd as root)
 #   make demo       go run ./cmd/portcullis demo
 #   make bench      benchmarks
+#   make fuzz       every Fuzz* target for FUZZTIME (default 10s) each
 #   make fmt        gofmt -w
 #   make clean      remove build outputs and the tool directory
 
@@ -21,7 +22,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 GOFILES    = $(shell find . -name '*.go' -not -path './.tools/*' -not -path './bin/*' -not -path './vendor/*' -not -path './e2e/.work/*')
 E2E_FLAGS ?= -timeout 30m
 
-.PHONY: all build test test-unit vet fmt-check e2e tools demo bench fmt clean
+.PHONY: all build test test-unit vet fmt-check e2e tools demo bench fmt clean fuzz
 
 all: build
 
@@ -52,6 +53,20 @@ demo:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# fuzz runs every Fuzz* target in the module for FUZZTIME each (bounded, for
+# CI). A crasher is written to <package>/testdata/fuzz/<Target>/ and fails the
+# run; commit it with the fix: every `go test` replays it as a regression seed.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -list '^Fuzz' ./... | \
+	awk '/^Fuzz/ { names = names " " $$1; next } /^ok/ { if (names != "") print $$2 names; names = "" }' | \
+	while read -r pkg targets; do \
+	  for f in $$targets; do \
+	    echo "== fuzz $$pkg $$f for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	  done; \
+	done
 
 fmt:
 	gofmt -w $(GOFILES)

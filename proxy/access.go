@@ -223,9 +223,11 @@ func (a *Access) AuthRequired() bool { return !a.anonymousAll }
 // ParseHtpasswd reads "user:hash" lines (comments with '#', blank lines
 // allowed). Only bcrypt hashes are accepted: the MD5, SHA-1 and crypt
 // variants htpasswd can also write are too weak to guard upstream
-// credentials. Errors name the line, never its hash.
+// credentials. Errors name the line only: neither a hash nor a user name is
+// echoed (a line written hash-first would put its hash in the user field).
 func ParseHtpasswd(r io.Reader) (map[string]string, error) {
 	users := map[string]string{}
+	lines := map[string]int{}
 	sc := bufio.NewScanner(r)
 	var errs []error
 	for n := 1; sc.Scan(); n++ {
@@ -238,11 +240,12 @@ func ParseHtpasswd(r io.Reader) (map[string]string, error) {
 		case !ok || user == "":
 			errs = append(errs, fmt.Errorf("line %d: want user:bcrypt-hash", n))
 		case !strings.HasPrefix(hash, "$2"):
-			errs = append(errs, fmt.Errorf("line %d: user %q: only bcrypt entries are accepted (htpasswd -B)", n, user))
+			errs = append(errs, fmt.Errorf("line %d: only bcrypt entries are accepted (htpasswd -B)", n))
 		case users[user] != "":
-			errs = append(errs, fmt.Errorf("line %d: user %q appears twice", n, user))
+			errs = append(errs, fmt.Errorf("line %d: the user of line %d again", n, lines[user]))
 		default:
 			users[user] = hash
+			lines[user] = n
 		}
 	}
 	if err := sc.Err(); err != nil {

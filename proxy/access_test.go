@@ -511,11 +511,11 @@ func TestParseHtpasswd(t *testing.T) {
 		wantErr string
 	}{
 		{"bcrypt entries, comments, blanks", "# users\nalice:" + h + "\n\n  bob:" + h + "  \n", []string{"alice", "bob"}, ""},
-		{"md5 refused", "alice:$apr1$xyz$abc\n", nil, "line 1: user \"alice\": only bcrypt"},
+		{"md5 refused", "alice:$apr1$xyz$abc\n", nil, "line 1: only bcrypt"},
 		{"sha1 refused", "alice:{SHA}abc=\n", nil, "only bcrypt"},
 		{"crypt refused", "alice:abJnggxhB/yWI\n", nil, "only bcrypt"},
 		{"no colon", "alice\n", nil, "line 1: want user:bcrypt-hash"},
-		{"duplicate", "a:" + h + "\na:" + h + "\n", nil, "line 2: user \"a\" appears twice"},
+		{"duplicate", "a:" + h + "\na:" + h + "\n", nil, "line 2: the user of line 1 again"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -524,8 +524,8 @@ func TestParseHtpasswd(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("ParseHtpasswd() = %v, want error containing %q", err, tc.wantErr)
 				}
-				if strings.Contains(err.Error(), "$") {
-					t.Errorf("ParseHtpasswd() error echoes a hash: %v", err)
+				if strings.Contains(err.Error(), "$") || strings.Contains(err.Error(), "alice") {
+					t.Errorf("ParseHtpasswd() error echoes a hash or user: %v", err)
 				}
 				return
 			}
