@@ -104,32 +104,9 @@ type group struct {
 	authorities []*authority
 }
 
+// group sorts authorities by the repository their signatures live in.
 func (v *Verifier) group(s policy.Subject, authorities []*policy.Authority) ([]*group, error) {
-	own := s.Name()
-	var groups []*group
-	byRepo := map[string]*group{}
-	for _, pa := range authorities {
-		a, err := newAuthority(pa)
-		if err != nil {
-			return nil, err
-		}
-		where := own
-		if pa.Repository != "" {
-			where = pa.Repository
-		}
-		g := byRepo[where]
-		if g == nil {
-			l, err := v.lookup(where, where != own)
-			if err != nil {
-				return nil, err
-			}
-			g = &group{lookup: l}
-			byRepo[where] = g
-			groups = append(groups, g)
-		}
-		g.authorities = append(g.authorities, a)
-	}
-	return groups, nil
+	return v.sharedGroups(s, authorities, map[string]*lookup{})
 }
 
 // lookup maps "<registry name>/<repository>" to the upstream that serves it.
