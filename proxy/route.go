@@ -29,6 +29,8 @@ func (t target) registryName() string { return t.up.up.Registry }
 //  3. otherwise the default upstream.
 //
 // Anything else is a 404 NAME_UNKNOWN that lists the configured registries.
+// A target the client may not read is refused here, before any handler can
+// use it (see authorize).
 func (s *Server) route(r *http.Request, clientName string) (target, error) {
 	var (
 		c    *client
@@ -53,7 +55,13 @@ func (s *Server) route(r *http.Request, clientName string) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	return target{up: c, repository: canon, clientName: clientName, ns: r.URL.Query().Get("ns")}, nil
+	t := target{up: c, repository: canon, clientName: clientName, ns: r.URL.Query().Get("ns")}
+	// Authorization belongs to routing: no handler can reach an upstream
+	// with a target the client may not read.
+	if err := s.authorize(r, t); err != nil {
+		return target{}, err
+	}
+	return t, nil
 }
 
 func (s *Server) registryList() string {
