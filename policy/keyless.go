@@ -3,6 +3,7 @@ package policy
 import (
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Keyless authorities: the signer holds a short-lived certificate from a
@@ -37,8 +38,14 @@ const (
 	// annotation) or not be needed.
 	TrustKindRoots = "roots"
 	// TrustKindTUF is a local TUF mirror whose trusted_root.json target is
-	// the trust material. Reserved: the compiler rejects it in this build.
+	// the trust material. The policy holds the pinned root.json and the
+	// mirror's directory; package verify runs the TUF client (reading that
+	// directory only) and refreshes it while the policy is in use.
 	TrustKindTUF = "tuf"
+
+	// DefaultTUFRefresh is how often a TUF mirror is re-read when the
+	// policy does not say (tuf.refresh).
+	DefaultTUFRefresh = time.Hour
 )
 
 // Keyless is the keyless part of an Authority.
@@ -55,13 +62,35 @@ type Keyless struct {
 // TrustSource is the trust material of a keyless authority, read once when
 // the policy is loaded. Its bytes are hashed into Policy.Generation, so a
 // rotated trust root invalidates cached decisions.
+//
+// A TUF source is the exception: Data is only the pinned root.json, and the
+// material itself (the mirror's trusted_root.json target) is verified and
+// refreshed at run time by package verify, which reports its own
+// generation component (verify.Trust.Generation) for caches to key on.
 type TrustSource struct {
 	// Kind is one of the TrustKind constants.
 	Kind string
 	// Source names the file (or mirror) for messages.
 	Source string
-	// Data is the trusted_root.json or PEM bytes, as read.
+	// Data is the trusted_root.json or PEM bytes, as read; for a TUF
+	// source, the pinned root.json.
 	Data []byte
+	// Mirror is the TUF mirror's directory, absolute (TUF sources only).
+	Mirror string
+	// Refresh is how often the TUF mirror is re-read (TUF sources only).
+	Refresh time.Duration
+}
+
+// KeylessAuthorities returns the policy's keyless authorities in policy
+// order, for verifiers that prepare trust material ahead of decisions.
+func (p *Policy) KeylessAuthorities() []*Authority {
+	var out []*Authority
+	for _, n := range p.authorityOrder {
+		if a := p.authorities[n]; a.Keyless != nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Identity is one accepted certificate identity: an OIDC issuer and a

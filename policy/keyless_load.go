@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // The YAML of a keyless authority:
@@ -43,11 +44,15 @@ type identitySpec struct {
 }
 
 type tufSpec struct {
-	// Mirror is a directory holding a TUF repository (metadata at its top,
-	// targets under targets/). Not supported yet: rejected at load.
+	// Mirror is a directory holding a TUF repository as served (N.root.json,
+	// timestamp.json, snapshot and targets metadata at its top, target
+	// files under targets/).
 	Mirror string `yaml:"mirror"`
 	// Root is the trusted root.json that anchors the mirror.
 	Root string `yaml:"root"`
+	// Refresh is how often the mirror is re-read (a Go duration, default
+	// 1h). A changed timestamp.json is picked up sooner.
+	Refresh string `yaml:"refresh"`
 }
 
 func init() {
@@ -179,12 +184,93 @@ func (c *compiler) trustSource(ks *keylessSpec, kind, path string, tlog TLogMode
 			c.errorf(parent+".sct", "%s carries no certificate-transparency log keys, so sct: require (the default) can never be met: set sct: skip, or use a trustedRoot with ctlogs", kind)
 		}
 	case TrustKindTUF:
-		// Reserved: the schema is fixed so that policies can be written,
-		// but this build cannot verify a TUF mirror yet (see
-		// deploy/airgap-trust.md). Refusing at load beats failing every
-		// decision closed at pull time.
-		c.errorf(path+".tuf", "the TUF form is not supported by this build yet: copy the mirror's trusted_root.json target next to the policy and use trustedRoot (deploy/airgap-trust.md)")
+		c.tufSource(ks.TUF, path+".tuf", ts)
 	}
+}
+
+// minTUFRefresh bounds tuf.refresh from below: re-reading the mirror more
+// often buys nothing, since a changed timestamp.json is noticed anyway.
+const minTUFRefresh = time.Second
+
+// tufSource checks a TUF trust source as far as this package can without a
+// TUF library: the pinned root.json is TUF root metadata and the mirror is a
+// directory. Package verify runs the TUF client itself (see
+// verify.PrepareTrust), so `policy validate` alone does not prove that the
+// mirror verifies; the proxy refuses to start when it does not.
+func (c *compiler) tufSource(spec *tufSpec, path string, ts *TrustSource) {
+	ts.Refresh = DefaultTUFRefresh
+	if spec.Refresh != "" {
+		d, err := time.ParseDuration(spec.Refresh)
+		switch {
+		case err != nil:
+			c.errorf(path+".refresh", "not a duration (e.g. 1h, 30m): %v", err)
+		case d < minTUFRefresh:
+			c.errorf(path+".refresh", "%s is too short: at least %s", d, minTUFRefresh)
+		default:
+			ts.Refresh = d
+		}
+	}
+	if spec.Mirror == "" {
+		c.errorf(path+".mirror", "the mirror directory is required (a TUF repository as served: N.root.json, timestamp.json, snapshot, targets)")
+	} else if strings.Contains(spec.Mirror, "://") {
+		c.errorf(path+".mirror", "%q is a URL: the mirror is a local directory holding a copy of the TUF repository, read from files only (see deploy/airgap-trust.md for mirroring it)", spec.Mirror)
+	} else {
+		dir := c.abs(spec.Mirror)
+		ts.Mirror, ts.Source = dir, "TUF mirror "+dir
+		if fi, err := os.Stat(dir); err != nil {
+			c.errorf(path+".mirror", "%v", err)
+		} else if !fi.IsDir() {
+			c.errorf(path+".mirror", "%s is not a directory", dir)
+		}
+	}
+	if spec.Root == "" {
+		c.errorf(path+".root", "the pinned root.json is required: the TUF root that anchors the mirror (never taken from the mirror itself)")
+		return
+	}
+	data, src, err := c.readTrustFile(spec.Root)
+	if err != nil {
+		c.errorf(path+".root", "reading TUF root: %v", err)
+		return
+	}
+	ts.Data = data
+	if err := checkTUFRoot(data); err != nil {
+		c.errorf(path+".root", "%s: %v", src, err)
+	}
+}
+
+// checkTUFRoot checks that data looks like TUF root metadata. Signatures
+// are checked by the TUF client in package verify.
+func checkTUFRoot(data []byte) error {
+	var doc struct {
+		Signed struct {
+			Type    string `json:"_type"`
+			Version int64  `json:"version"`
+			Roles   map[string]struct {
+				KeyIDs    []string `json:"keyids"`
+				Threshold int      `json:"threshold"`
+			} `json:"roles"`
+		} `json:"signed"`
+		Signatures []any `json:"signatures"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("not TUF root metadata: %w", err)
+	}
+	if doc.Signed.Type != "root" {
+		return fmt.Errorf("not TUF root metadata: signed._type is %q, want \"root\" (the TUF root.json, not the trusted_root.json target)", doc.Signed.Type)
+	}
+	if doc.Signed.Version < 1 {
+		return errors.New("signed.version must be at least 1")
+	}
+	for _, role := range []string{"root", "timestamp", "snapshot", "targets"} {
+		r, ok := doc.Signed.Roles[role]
+		if !ok || len(r.KeyIDs) == 0 || r.Threshold < 1 {
+			return fmt.Errorf("role %s has no keys or no threshold", role)
+		}
+	}
+	if len(doc.Signatures) == 0 {
+		return errors.New("no signatures")
+	}
+	return nil
 }
 
 func (c *compiler) abs(p string) string {
@@ -319,7 +405,13 @@ func (a *Authority) trustBytes() [][]byte {
 	case a.Key != nil:
 		return [][]byte{a.Key.PEM}
 	case a.Keyless != nil:
-		return [][]byte{[]byte(a.Keyless.Trust.Kind), a.Keyless.Trust.Data}
+		ts := a.Keyless.Trust
+		if ts.Kind == TrustKindTUF {
+			// The pinned root and where and how often to look; the
+			// material found there is verify's generation component.
+			return [][]byte{[]byte(ts.Kind), ts.Data, []byte(ts.Mirror), []byte(ts.Refresh.String())}
+		}
+		return [][]byte{[]byte(ts.Kind), ts.Data}
 	}
 	return nil
 }

@@ -70,6 +70,16 @@ func newKeyless(a *policy.Authority) (*keylessAuthority, error) {
 		return nil, err
 	}
 	out := &keylessAuthority{spec: k, tm: tm, requireTLog: a.TLog != policy.TLogSkip, requireSCT: k.SCT != policy.SCTSkip}
+	if k.Trust.Kind == policy.TrustKindTUF {
+		// The policy compiler checked this for files it read; a mirror's
+		// trusted_root.json is only known now.
+		if out.requireTLog && len(tm.RekorLogs()) == 0 {
+			return nil, fmt.Errorf("%s in %s has no tlogs, so tlog: require (the default) can never be met: set tlog: skip", tufTarget, k.Trust.Source)
+		}
+		if out.requireSCT && len(tm.CTLogs()) == 0 {
+			return nil, fmt.Errorf("%s in %s has no ctlogs, so sct: require (the default) can never be met: set sct: skip", tufTarget, k.Trust.Source)
+		}
+	}
 	for _, id := range k.Identities {
 		ci, err := sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerPattern(), id.Subject, id.SubjectPattern())
 		if err != nil {

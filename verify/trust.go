@@ -16,7 +16,9 @@ import (
 // Trust material for keyless authorities, built from the bytes the policy
 // read at load time. Nothing here reads a file after load or reaches the
 // network: sigstore-go's TUF defaults (FetchTrustedRoot, LiveTrustedRoot,
-// the public-good mirror) are never called (design fact 9).
+// the public-good mirror) are never called (design fact 9). The one
+// exception to "read at load" is the TUF form, whose mirror directory is
+// re-read on a schedule, by tuf.go, and never anything else.
 //
 // Parsed material is cached by a hash of its bytes, so each trust root is
 // parsed once per process however many decisions use it, and a rotated
@@ -45,8 +47,12 @@ func keyOf(ts policy.TrustSource) trustKey {
 	return k
 }
 
-// trustedMaterial returns the parsed trust material of ts.
+// trustedMaterial returns the parsed trust material of ts. A TUF source's
+// material is the last verified trusted_root.json of its mirror (tuf.go).
 func trustedMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
+	if ts.Kind == policy.TrustKindTUF {
+		return tufMaterial(ts)
+	}
 	k := keyOf(ts)
 	trustCache.Lock()
 	tm, ok := trustCache.m[k]

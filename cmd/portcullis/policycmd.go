@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -17,6 +19,11 @@ func policyCmd() *cobra.Command {
 			p, err := policy.Load(args[0])
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				return &exitError{code: 1}
+			}
+			// TUF mirrors are verified as the proxy would at start.
+			if _, err := verify.PrepareTrust(p, slog.New(slog.DiscardHandler)); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", args[0], err)
 				return &exitError{code: 1}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d rules, generation %s)\n", args[0], len(p.Rules()), p.Generation())

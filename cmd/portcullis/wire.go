@@ -46,6 +46,12 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	// TUF mirrors named by keyless authorities are verified now: a mirror
+	// that does not verify stops the start (see trustcache.go).
+	trust, err := verify.PrepareTrust(pol, log)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", cfg.path(cfg.Policy), err)
+	}
 	shared := newTransport()
 	var (
 		pups  []proxy.Upstream
@@ -92,15 +98,22 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 	a := &app{cfg: cfg, policy: pol, engine: eng}
 	var decider proxy.Decider = eng
 	if withCache {
-		a.cache, err = cache.New(eng, pol.Generation(), cache.Options{
+		copts := cache.Options{
 			Size:    cfg.Cache.Size,
 			TTL:     time.Duration(cfg.Cache.TTL),
 			DenyTTL: time.Duration(cfg.Cache.DenyTTL),
-		})
+		}
+		if trust.Live() {
+			// Trust material that changes at run time: one cache per
+			// generation (trustcache.go); a.cache stays nil.
+			decider, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(eng, gen, copts) })
+		} else {
+			a.cache, err = cache.New(eng, pol.Generation(), copts)
+			decider = a.cache
+		}
 		if err != nil {
 			return nil, err
 		}
-		decider = a.cache
 	}
 	popts := append([]proxy.Option{
 		proxy.WithTransport(rt),
