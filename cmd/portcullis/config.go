@@ -24,6 +24,12 @@ type Config struct {
 	Upstreams []UpstreamConfig `yaml:"upstreams"`
 	// Policy is the policy file, relative to this file. Required.
 	Policy string `yaml:"policy"`
+	// PolicyReloadInterval is how often the policy file, and the keys and
+	// trust roots it names, are read again; a changed policy replaces the
+	// running one (and its cached decisions), a broken one is logged and
+	// ignored. SIGHUP reloads at once. Default "30s"; negative disables
+	// polling.
+	PolicyReloadInterval Duration `yaml:"policyReloadInterval"`
 	// Limits bound the work one request can cause.
 	Limits LimitsConfig `yaml:"limits"`
 	// Cache sizes the decision cache.
@@ -179,6 +185,9 @@ func loadConfig(path string) (*Config, error) {
 func (c *Config) setDefaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:5050"
+	}
+	if c.PolicyReloadInterval == 0 {
+		c.PolicyReloadInterval = Duration(30 * time.Second)
 	}
 	if c.Limits.MaxManifestBytes == 0 {
 		c.Limits.MaxManifestBytes = 4 << 20

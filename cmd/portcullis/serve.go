@@ -50,6 +50,7 @@ func serveCmd() *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			logAccess(cfg, log)
+			go a.decider.watch(cmd.Context(), time.Duration(cfg.PolicyReloadInterval))
 			return serveLimited(cmd.Context(), ln, a.proxy, log, tc, cfg.Limits)
 		},
 	}

@@ -22,8 +22,11 @@ type app struct {
 	cfg    *Config
 	policy *policy.Policy
 	engine *policy.Engine
-	cache  *cache.Cache // nil when built without a cache (benchmarks)
+	cache  *cache.Cache // nil when built without a cache (benchmarks) or with live trust
 	proxy  *proxy.Server
+	// decider is what the proxy asks: the current policy's engine and cache,
+	// swapped whole when the policy is reloaded (reload.go).
+	decider *reloader
 }
 
 // newTransport is the one upstream transport: connection reuse across
@@ -42,16 +45,6 @@ func buildApp(cfg *Config, log *slog.Logger) (*app, error) { return build(cfg, l
 // build wires the app; withCache=false puts the engine directly behind the
 // proxy, so that every request verifies (benchmarks measure that cost).
 func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
-	pol, err := policy.Load(cfg.path(cfg.Policy))
-	if err != nil {
-		return nil, err
-	}
-	// TUF mirrors named by keyless authorities are verified now: a mirror
-	// that does not verify stops the start (see trustcache.go).
-	trust, err := verify.PrepareTrust(pol, log)
-	if err != nil {
-		return nil, fmt.Errorf("policy %s: %w", cfg.path(cfg.Policy), err)
-	}
 	shared := newTransport()
 	var (
 		pups  []proxy.Upstream
@@ -91,30 +84,14 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng, err := policy.NewEngine(pol, v)
+	a := &app{cfg: cfg}
+	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, withCache) }
+	first, err := load()
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, policy: pol, engine: eng}
-	var decider proxy.Decider = eng
-	if withCache {
-		copts := cache.Options{
-			Size:    cfg.Cache.Size,
-			TTL:     time.Duration(cfg.Cache.TTL),
-			DenyTTL: time.Duration(cfg.Cache.DenyTTL),
-		}
-		if trust.Live() {
-			// Trust material that changes at run time: one cache per
-			// generation (trustcache.go); a.cache stays nil.
-			decider, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(eng, gen, copts) })
-		} else {
-			a.cache, err = cache.New(eng, pol.Generation(), copts)
-			decider = a.cache
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	a.policy, a.engine, a.cache = first.policy, first.engine, first.cache
+	a.decider = newReloader(first, load, log)
 	popts := append([]proxy.Option{
 		proxy.WithTransport(rt),
 		proxy.WithLogger(log),
@@ -128,7 +105,7 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 		}
 		popts = append(popts, proxy.WithAccess(acc))
 	}
-	a.proxy, err = proxy.New(pups, decider, popts...)
+	a.proxy, err = proxy.New(pups, a.decider, popts...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,4 +142,53 @@ func (h *hostTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.RoundTrip(r)
 	}
 	return h.fallback.RoundTrip(r)
+}
+
+// deciderSet is one policy's decision chain: engine, then the cache keyed
+// by that policy's generation.
+type deciderSet struct {
+	policy *policy.Policy
+	engine *policy.Engine
+	cache  *cache.Cache
+	top    proxy.Decider
+}
+
+// loadDecider reads the policy file (and the keys and trust roots it names)
+// and builds its decision chain on the shared verifier.
+func loadDecider(cfg *Config, v *verify.Verifier, log *slog.Logger, withCache bool) (*deciderSet, error) {
+	pol, err := policy.Load(cfg.path(cfg.Policy))
+	if err != nil {
+		return nil, err
+	}
+	// TUF mirrors named by keyless authorities are verified now: a mirror
+	// that does not verify stops the start (see trustcache.go).
+	trust, err := verify.PrepareTrust(pol, log)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", cfg.path(cfg.Policy), err)
+	}
+	eng, err := policy.NewEngine(pol, v)
+	if err != nil {
+		return nil, err
+	}
+	ds := &deciderSet{policy: pol, engine: eng, top: eng}
+	if !withCache {
+		return ds, nil
+	}
+	copts := cache.Options{
+		Size:    cfg.Cache.Size,
+		TTL:     time.Duration(cfg.Cache.TTL),
+		DenyTTL: time.Duration(cfg.Cache.DenyTTL),
+	}
+	if trust.Live() {
+		// Trust material that changes at run time: one cache per
+		// generation (trustcache.go).
+		ds.top, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(eng, gen, copts) })
+	} else {
+		ds.cache, err = cache.New(eng, pol.Generation(), copts)
+		ds.top = ds.cache
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
 }
