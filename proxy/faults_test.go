@@ -16,7 +16,9 @@ import (
 
 // TestUpstreamLies: the proxy trusts only the bytes it hashed.
 func TestUpstreamLies(t *testing.T) {
-	e := newEnv(t, WithMaxManifestBytes(1024))
+	// No manifest cache: each case must reach the lying upstream (a cached
+	// manifest would be answered correctly without asking it).
+	e := newEnv(t, WithMaxManifestBytes(1024), WithManifestCache(0, 0))
 	a := e.up.pushImage(t, "lab/app:a")
 	b := e.up.pushImage(t, "lab/app:b")
 	aBody, bBody := rawManifest(t, a), rawManifest(t, b)

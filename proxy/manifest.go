@@ -138,6 +138,17 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 // fetchManifest GETs a manifest (HEAD is answered from a GET too: the bytes
 // must be hashed to know what the client would get).
 func (s *Server) fetchManifest(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {
+	if m, ok := s.manifests.get(t, ref.digest, accept); ok {
+		return m, nil
+	}
+	m, err := s.fetchManifestUpstream(ctx, t, ref, accept)
+	if err == nil {
+		s.manifests.add(t, m)
+	}
+	return m, err
+}
+
+func (s *Server) fetchManifestUpstream(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {
 	hdr := http.Header{"Accept": accept}
 	if len(accept) == 0 {
 		hdr["Accept"] = defaultAccept

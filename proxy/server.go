@@ -35,6 +35,9 @@ type Server struct {
 	timeout     time.Duration
 	handler     http.Handler
 	tel         *telemetry
+	manifests   *manifestCache // nil: disabled
+	mcBytes     int64
+	mcTTL       time.Duration
 
 	// Inbound access control and limits (access.go, limit.go); nil/zero
 	// when not configured.
@@ -85,6 +88,24 @@ func WithMaxManifestBytes(n int64) Option {
 	}
 }
 
+// WithManifestCache bounds the cache of manifests fetched by digest
+// (default 32 MiB, 1h; maxBytes 0 disables it). See manifestCache.
+func WithManifestCache(maxBytes int64, ttl time.Duration) Option {
+	return func(s *Server, _ *options) error {
+		if maxBytes < 0 {
+			return fmt.Errorf("manifest cache size %d is negative", maxBytes)
+		}
+		if ttl == 0 {
+			ttl = DefaultManifestCacheTTL
+		}
+		if ttl < time.Second {
+			return fmt.Errorf("manifest cache ttl %v is below 1s", ttl)
+		}
+		s.mcBytes, s.mcTTL = maxBytes, ttl
+		return nil
+	}
+}
+
 // WithDecisionTimeout bounds fetching and deciding one manifest (default 30s).
 func WithDecisionTimeout(d time.Duration) Option {
 	return func(s *Server, _ *options) error {
@@ -111,12 +132,17 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 		maxManifest: 4 << 20,
 		timeout:     30 * time.Second,
 		tel:         newTelemetry(),
+		mcBytes:     DefaultManifestCacheBytes,
+		mcTTL:       DefaultManifestCacheTTL,
 	}
 	o := &options{transport: http.DefaultTransport}
 	for _, opt := range opts {
 		if err := opt(s, o); err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
+	}
+	if s.mcBytes > 0 {
+		s.manifests = newManifestCache(s.mcBytes, s.mcTTL)
 	}
 	for i := range upstreams {
 		up := upstreams[i]

@@ -139,6 +139,12 @@ type CacheConfig struct {
 	// DenyTTL is how long a deny is reused; short so that a newly signed
 	// image is admitted soon. Default "1m".
 	DenyTTL Duration `yaml:"denyTTL"`
+	// ManifestBytes bounds the cache of manifest bytes fetched by digest
+	// (immutable, so requests by digest skip the upstream). Default 33554432
+	// (32 MiB); -1 disables it.
+	ManifestBytes int64 `yaml:"manifestBytes"`
+	// ManifestTTL is how long a cached manifest is kept. Default "1h".
+	ManifestTTL Duration `yaml:"manifestTTL"`
 }
 
 // LogConfig configures logging to stderr.

@@ -97,6 +97,7 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
 		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)),
+		proxy.WithManifestCache(cfg.Cache.manifestBytes(), time.Duration(cfg.Cache.ManifestTTL)),
 	}, cfg.Limits.proxyOptions()...)
 	if cfg.Access != nil {
 		acc, err := cfg.Access.build(cfg)
@@ -191,4 +192,16 @@ func loadDecider(cfg *Config, v *verify.Verifier, log *slog.Logger, withCache bo
 		return nil, err
 	}
 	return ds, nil
+}
+
+// manifestBytes maps the config (0 default, -1 off) to the proxy option
+// (0 off).
+func (c CacheConfig) manifestBytes() int64 {
+	switch {
+	case c.ManifestBytes == 0:
+		return proxy.DefaultManifestCacheBytes
+	case c.ManifestBytes < 0:
+		return 0
+	}
+	return c.ManifestBytes
 }

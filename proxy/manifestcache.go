@@ -1,0 +1,97 @@
+package proxy
+
+import (
+	"mime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/opencontainers/go-digest"
+)
+
+// manifestCache keeps manifests that were fetched and hashed, by repository
+// and digest. Bytes addressed by their digest never change, so a request by
+// digest (containerd fetches every index and platform manifest that way) is
+// answered without an upstream round trip — which also spares upstream pull
+// quotas that count manifest GETs. Tags are never answered from here: they
+// move.
+//
+// It is keyed by repository, not by digest alone: access control and
+// upstream contents are per repository. The policy decision is not cached
+// here: every hit is still decided (by the decision cache, usually).
+type manifestCache struct {
+	lru      *expirable.LRU[manifestKey, *manifest]
+	bytes    atomic.Int64
+	maxBytes int64
+}
+
+type manifestKey struct {
+	registry, repository string
+	digest               digest.Digest
+}
+
+// Default bounds of the manifest cache.
+const (
+	DefaultManifestCacheBytes = 32 << 20
+	DefaultManifestCacheTTL   = time.Hour
+)
+
+func newManifestCache(maxBytes int64, ttl time.Duration) *manifestCache {
+	c := &manifestCache{maxBytes: maxBytes}
+	// The entry count bound is generous; the byte bound is what holds.
+	c.lru = expirable.NewLRU[manifestKey, *manifest](1<<16, func(_ manifestKey, m *manifest) {
+		c.bytes.Add(-int64(len(m.body)))
+	}, ttl)
+	return c
+}
+
+func (c *manifestCache) get(t target, d digest.Digest, accept []string) (*manifest, bool) {
+	if c == nil || d == "" {
+		return nil, false
+	}
+	m, ok := c.lru.Get(manifestKey{t.registryName(), t.repository, d})
+	if !ok || !acceptable(m.mediaType, accept) {
+		return nil, false
+	}
+	return m, true
+}
+
+func (c *manifestCache) add(t target, m *manifest) {
+	if c == nil || int64(len(m.body)) > c.maxBytes/8 {
+		return // one huge manifest must not flush the rest
+	}
+	k := manifestKey{t.registryName(), t.repository, m.digest}
+	if c.lru.Contains(k) {
+		return
+	}
+	c.bytes.Add(int64(len(m.body)))
+	c.lru.Add(k, m)
+	for c.bytes.Load() > c.maxBytes {
+		if _, _, ok := c.lru.RemoveOldest(); !ok {
+			break
+		}
+	}
+}
+
+// acceptable reports whether a client sending accept would have been given
+// mediaType by a registry: a client that did not ask for OCI indexes must
+// not get one from the cache when the upstream would have answered
+// differently. No Accept header (or */*) takes anything.
+func acceptable(mediaType string, accept []string) bool {
+	if len(accept) == 0 {
+		return true
+	}
+	for _, h := range accept {
+		for _, part := range strings.Split(h, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if mt == mediaType || mt == "*/*" {
+				return true
+			}
+		}
+	}
+	return false
+}
