@@ -7,6 +7,22 @@
 // (implemented in package verify) for Evidence about the subject's digest, and
 // evaluates each rule's requirements against that evidence into a Decision.
 //
+// An Authority is a public key or a keyless identity: certificates from a
+// trusted CA naming one of its Identities (issuer and subject, exact or an
+// anchored regular expression). Its trust material is a Sigstore
+// trusted_root.json, a PEM certificate chain or roots, read when the policy
+// is loaded, or a local TUF mirror whose pinned root.json is read here and
+// whose trusted_root.json target package verify verifies and refreshes
+// (keyless.go). TLogMode and SCTMode say whether a transparency-log entry
+// and a certificate-transparency SCT are required.
+//
+// Load and Parse compile the YAML (load.go); the problems found are
+// reported together, each with its line, in one *ValidationError
+// (errors.go). Authorities and rules are compiled in compile_authority.go,
+// keyless_load.go, compile_rule.go and attest_rule.go. Policy.Generation hashes the text and
+// the trust material it read, so a reload or a rotated key gives a new
+// generation.
+//
 // Rules may also require attestations (signed in-toto statements, judged by
 // CEL conditions, cel.go and attest_eval.go) and SBOMs (SPDX, CycloneDX,
 // matched against package-URL deny patterns by package policy/sbom). Only

@@ -3,18 +3,13 @@ package verify
 import (
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-dev/portcullis/policy"
 )
@@ -40,41 +35,23 @@ var _ policy.AttestationVerifier = (*Verifier)(nil)
 // q.IndexAuthorities are verified too, since a BuildKit attestation counts
 // only through its index's signature.
 func (v *Verifier) VerifyAttestations(ctx context.Context, s policy.Subject, authorities []*policy.Authority, q policy.AttestationQuery) (ev *policy.Evidence, err error) {
-	ctx, span := tracer.Start(ctx, "verify.attestations", trace.WithAttributes(
-		attribute.String("image", s.Name()),
-		attribute.String("digest", s.Digest.String()),
-		attribute.StringSlice("predicateTypes", q.PredicateTypes),
-	))
+	ctx, span := startSpan(ctx, "verify.attestations", s, attribute.StringSlice("predicateTypes", q.PredicateTypes))
 	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "could not verify")
-		} else {
-			span.SetAttributes(
+		endSpan(span, err, func() []attribute.KeyValue {
+			return []attribute.KeyValue{
 				attribute.Int("signatures", len(ev.Signatures)),
 				attribute.Int("attestations", len(ev.Attestations)),
-			)
-		}
-		span.End()
+			}
+		})
 	}()
-	if err := s.Digest.Validate(); err != nil {
-		return nil, fmt.Errorf("verifying %s: invalid digest: %w", s, err)
-	}
 	lookups := map[string]*lookup{}
-	e := &evaluation{subject: s.Digest, max: v.limits.MaxSignatures, ev: &policy.Evidence{}}
-
-	sigGroups, err := v.sharedGroups(s, unionAuthorities(authorities, q.IndexAuthorities), lookups)
+	e, err := v.evaluateSignatures(ctx, s, unionAuthorities(authorities, q.IndexAuthorities), lookups)
 	if err != nil {
-		return nil, fmt.Errorf("verifying %s: %w", s, err)
-	}
-	for _, g := range sigGroups {
-		if err := e.signatures(ctx, g.lookup, g.authorities); err != nil {
-			return nil, fmt.Errorf("verifying %s: %w", s, err)
-		}
+		return nil, err
 	}
 
-	ae := &attestations{evaluation: e, q: q, max: v.limits.MaxSignatures}
-	attGroups, err := v.sharedGroups(s, q.Authorities, lookups)
+	ae := &attestations{evaluation: e, q: q, budget: budget{max: v.limits.MaxSignatures}}
+	attGroups, err := v.group(s, q.Authorities, lookups)
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
@@ -102,48 +79,6 @@ func (v *Verifier) VerifyAttestations(ctx context.Context, s policy.Subject, aut
 	return e.ev, nil
 }
 
-// sharedGroups is group with one lookup per repository for the whole call,
-// so that a repository's referrers listing is fetched once.
-func (v *Verifier) sharedGroups(s policy.Subject, authorities []*policy.Authority, lookups map[string]*lookup) ([]*group, error) {
-	own := s.Name()
-	var groups []*group
-	byRepo := map[string]*group{}
-	for _, pa := range authorities {
-		a, err := newAuthority(pa)
-		if err != nil {
-			return nil, err
-		}
-		where := own
-		if pa.Repository != "" {
-			where = pa.Repository
-		}
-		g := byRepo[where]
-		if g == nil {
-			l, err := v.sharedLookup(where, where != own, lookups)
-			if err != nil {
-				return nil, err
-			}
-			g = &group{lookup: l}
-			byRepo[where] = g
-			groups = append(groups, g)
-		}
-		g.authorities = append(g.authorities, a)
-	}
-	return groups, nil
-}
-
-func (v *Verifier) sharedLookup(where string, override bool, lookups map[string]*lookup) (*lookup, error) {
-	if l, ok := lookups[where]; ok {
-		return l, nil
-	}
-	l, err := v.lookup(where, override)
-	if err != nil {
-		return nil, err
-	}
-	lookups[where] = l
-	return l, nil
-}
-
 func unionAuthorities(lists ...[]*policy.Authority) []*policy.Authority {
 	var out []*policy.Authority
 	seen := map[string]bool{}
@@ -167,10 +102,9 @@ const dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2
 // attestations accumulates the attestation part of one evaluation.
 type attestations struct {
 	*evaluation
-	q        policy.AttestationQuery
-	max      int
-	examined int
-	stopped  bool
+	q policy.AttestationQuery
+	// budget counts attestation artifacts, apart from signatures.
+	budget budget
 }
 
 func (ae *attestations) wants(format string) bool { return slices.Contains(ae.q.Formats, format) }
@@ -185,15 +119,11 @@ func (ae *attestations) wantsType(pt string) bool {
 // take counts one attestation artifact against the limit, as
 // evaluation.take does for signatures.
 func (ae *attestations) take(format, source string) bool {
-	if ae.examined < ae.max {
-		ae.examined++
-		return true
+	ok, first := ae.budget.take()
+	if first {
+		ae.note(format, source, "", "", fmt.Sprintf("not examined: limit of %d attestation artifacts per decision reached", ae.budget.max))
 	}
-	if !ae.stopped {
-		ae.stopped = true
-		ae.note(format, source, "", "", fmt.Sprintf("not examined: limit of %d attestation artifacts per decision reached", ae.max))
-	}
-	return false
+	return ok
 }
 
 // note records an attestation that was found but not verified or not read.
@@ -231,49 +161,34 @@ func (ae *attestations) judgeStatement(st *signedStatement, auths []*authority) 
 		ae.note(st.format, st.source, pt, "", fmt.Sprintf("statement does not name %s", shortDigest(ae.subject)))
 		return
 	}
-	var notSigned, reasons []string
-	accepted := false
+	var v verdict
 	for _, a := range auths {
 		raw, err := st.verify(a)
-		var rej *rejectError
-		switch {
-		case asReject(err, &rej):
-			reasons = append(reasons, a.name+": "+rej.reason)
-			continue
-		case err != nil:
-			notSigned = append(notSigned, a.name)
-			continue
-		}
-		if r := a.tlogReason(); r != "" {
-			reasons = append(reasons, r)
+		if !v.verified(a, err) {
 			continue
 		}
 		parsed, err := policy.ParseStatement(raw)
 		if err != nil {
-			reasons = append(reasons, "verified statement: "+err.Error())
+			v.reasons = append(v.reasons, "verified statement: "+err.Error())
 			continue
 		}
 		if !parsed.Names(ae.subject) {
-			reasons = append(reasons, "verified statement does not name "+shortDigest(ae.subject))
+			v.reasons = append(v.reasons, "verified statement does not name "+shortDigest(ae.subject))
 			continue
 		}
 		if !slices.Contains(ae.q.PredicateTypes, parsed.PredicateType) {
-			reasons = append(reasons, skippedReason(parsed.PredicateType))
+			v.reasons = append(v.reasons, skippedReason(parsed.PredicateType))
 			continue
 		}
-		accepted = true
+		v.accepted = true
 		ae.ev.Attestations = append(ae.ev.Attestations, policy.Attestation{
 			PredicateType: parsed.PredicateType, Authority: a.name, Format: st.format, Source: st.source,
 			About: ae.subject, Verified: true, Statement: parsed,
 		})
 	}
-	if accepted {
-		return
+	if !v.accepted {
+		ae.note(st.format, st.source, pt, "", v.reason())
 	}
-	if len(notSigned) > 0 {
-		reasons = append([]string{"not signed by " + strings.Join(notSigned, " or ")}, reasons...)
-	}
-	ae.note(st.format, st.source, pt, "", strings.Join(reasons, "; "))
 }
 
 // dsseEnvelope is a DSSE envelope (https://github.com/secure-systems-lab/dsse/blob/master/envelope.md).
@@ -312,26 +227,3 @@ func parseEnvelope(raw []byte) (*dsseEnvelope, []byte, *statement, error) {
 	}
 	return &env, payload, &st, nil
 }
-
-// rawManifest fetches manifest d by digest (go-containerregistry checks the
-// bytes hash to d) and returns its bytes.
-func (l *lookup) rawManifest(ctx context.Context, d digest.Digest) ([]byte, error) {
-	if err := d.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: manifest digest %q: %w", ErrMalformed, d, err)
-	}
-	var raw []byte
-	err := l.call(ctx, func(opts ...remote.Option) error {
-		desc, err := remote.Get(l.repo.Digest(d.String()), opts...)
-		if err != nil {
-			return err
-		}
-		raw = desc.Manifest
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), err)
-	}
-	return raw, nil
-}
-
-func digestBytes(d digest.Digest) ([]byte, error) { return hex.DecodeString(d.Encoded()) }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/portcullis-dev/portcullis/policy"
@@ -56,12 +54,8 @@ func (ae *attestations) bundleAttestation(ctx context.Context, l *lookup, d ocis
 	}
 	// Trust decision, as for signatures: only a referrer that itself names
 	// the subject counts (the referrers tag is writable by any pusher).
-	if m.Subject == nil || m.Subject.Digest != ae.subject {
-		got := "no subject"
-		if m.Subject != nil {
-			got = "subject " + shortDigest(m.Subject.Digest)
-		}
-		ae.note(policy.FormatBundle, src, d.Annotations[predicateTypeAnnotation], "", fmt.Sprintf("referrer has %s, not %s", got, shortDigest(ae.subject)))
+	if r := subjectMismatch(m, ae.subject); r != "" {
+		ae.note(policy.FormatBundle, src, d.Annotations[predicateTypeAnnotation], "", r)
 		return nil
 	}
 	if !isBundleManifest(m) {
@@ -73,17 +67,12 @@ func (ae *attestations) bundleAttestation(ctx context.Context, l *lookup, d ocis
 		ae.note(policy.FormatBundle, src, pt, "", skippedReason(pt))
 		return nil
 	}
-	var layers []ocispec.Descriptor
-	for _, layer := range m.Layers {
-		if isBundleType(layer.MediaType) {
-			layers = append(layers, layer)
-		}
-	}
-	if len(layers) != 1 {
-		ae.note(policy.FormatBundle, src, "", "", fmt.Sprintf("expected one bundle layer, found %d", len(layers)))
+	layer, r := bundleLayer(m)
+	if r != "" {
+		ae.note(policy.FormatBundle, src, "", "", r)
 		return nil
 	}
-	raw, err := l.blob(ctx, layers[0], l.limits.MaxAttestationBytes)
+	raw, err := l.blob(ctx, layer, l.limits.MaxAttestationBytes)
 	if err != nil {
 		return fmt.Errorf("reading bundle %s: %w", src, err)
 	}
@@ -109,30 +98,23 @@ func (ae *attestations) bundleAttestation(ctx context.Context, l *lookup, d ocis
 // verifyStatementBundle verifies a DSSE bundle for a, about subject, and
 // returns the verified statement bytes. This is the authority verifier for
 // bundles holding any statement: key authorities use trust material built
-// from the key alone (as verifyBundle does for signatures); keyless ones
+// from the key alone (verifyWithKey); keyless ones
 // their trusted root and identities (keylessAuthority.check).
 func (a *authority) verifyStatementBundle(b *bundle.Bundle, subject digest.Digest) ([]byte, error) {
 	env := b.GetDsseEnvelope()
 	if env == nil {
 		return nil, errors.New("bundle holds no DSSE envelope")
 	}
-	want, err := digestBytes(subject)
+	artifact, err := artifactDigest(subject)
 	if err != nil {
 		return nil, err
 	}
-	artifact := sgverify.WithArtifactDigest(subject.Algorithm().String(), want)
 	var res *sgverify.VerificationResult
 	switch {
 	case a.keyless != nil:
 		_, res, err = a.keyless.check(b, a.keyless.tm, artifact)
 	case a.key != nil:
-		key := root.NewExpiringKey(a.key, time.Time{}, time.Time{})
-		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
-		var v *sgverify.Verifier
-		v, err = sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
-		if err == nil {
-			res, err = v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
-		}
+		res, err = verifyWithKey(b, a.key, artifact)
 	default:
 		return nil, fmt.Errorf("authority %s has no key", a.name)
 	}

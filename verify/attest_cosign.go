@@ -59,12 +59,7 @@ func (ae *attestations) cosignAttestations(ctx context.Context, l *lookup, auths
 			ae.note(policy.FormatCosign, src, pt, "", "malformed: "+err.Error())
 			continue
 		}
-		ann := map[string]string{}
-		for _, k := range []string{certAnnotation, chainAnnotation, rekorBundleAnnotation, rfc3161Annotation} {
-			if v, ok := layer.Annotations[k]; ok {
-				ann[k] = v
-			}
-		}
+		ann := keylessAnnotations(layer)
 		ae.judgeStatement(&signedStatement{
 			format: policy.FormatCosign, source: src, claimed: claimed,
 			verify: func(a *authority) ([]byte, error) {
@@ -111,5 +106,3 @@ func (a *authority) verifyEnvelope(env *dsseEnvelope, payload []byte, ann map[st
 	}
 	return errors.Join(errs...)
 }
-
-func asReject(err error, rej **rejectError) bool { return err != nil && errors.As(err, rej) }

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/portcullis-dev/portcullis/policy"
 )
@@ -105,12 +107,8 @@ func (e *evaluation) readBundle(ctx context.Context, l *lookup, d ocispec.Descri
 	// push, and a referrers API is only as good as the registry. Only a
 	// manifest that itself names the subject counts; this also stops a
 	// bundle for another image from being listed here.
-	if m.Subject == nil || m.Subject.Digest != e.subject {
-		got := "no subject"
-		if m.Subject != nil {
-			got = "subject " + shortDigest(m.Subject.Digest)
-		}
-		e.reject(policy.FormatBundle, src, fmt.Sprintf("referrer has %s, not %s", got, shortDigest(e.subject)))
+	if r := subjectMismatch(m, e.subject); r != "" {
+		e.reject(policy.FormatBundle, src, r)
 		return nil, nil
 	}
 	if !isBundleManifest(m) {
@@ -120,17 +118,12 @@ func (e *evaluation) readBundle(ctx context.Context, l *lookup, d ocispec.Descri
 		e.reject(policy.FormatBundle, src, attestationReason(pt))
 		return nil, nil
 	}
-	var layers []ocispec.Descriptor
-	for _, layer := range m.Layers {
-		if isBundleType(layer.MediaType) {
-			layers = append(layers, layer)
-		}
-	}
-	if len(layers) != 1 {
-		e.reject(policy.FormatBundle, src, fmt.Sprintf("expected one bundle layer, found %d", len(layers)))
+	layer, r := bundleLayer(m)
+	if r != "" {
+		e.reject(policy.FormatBundle, src, r)
 		return nil, nil
 	}
-	raw, err := l.blob(ctx, layers[0], l.limits.MaxBlobBytes)
+	raw, err := l.blob(ctx, layer, l.limits.MaxBlobBytes)
 	if err != nil {
 		return nil, fmt.Errorf("reading bundle %s: %w", src, err)
 	}
@@ -139,6 +132,39 @@ func (e *evaluation) readBundle(ctx context.Context, l *lookup, d ocispec.Descri
 		return nil, fmt.Errorf("%w: bundle %s: %w", ErrMalformed, src, err)
 	}
 	return &bundleArtifact{source: src, bundle: b, statement: st}, nil
+}
+
+// subjectMismatch is why referrer manifest m does not count for subject,
+// or "" when it names subject as its own subject.
+//
+// Trust decision: the referrers tag can be written by anyone who can push,
+// and a referrers API is only as good as the registry. Only a manifest that
+// itself names the subject counts; this also stops a bundle for another
+// image from being listed here.
+func subjectMismatch(m *ocispec.Manifest, subject digest.Digest) string {
+	if m.Subject != nil && m.Subject.Digest == subject {
+		return ""
+	}
+	got := "no subject"
+	if m.Subject != nil {
+		got = "subject " + shortDigest(m.Subject.Digest)
+	}
+	return fmt.Sprintf("referrer has %s, not %s", got, shortDigest(subject))
+}
+
+// bundleLayer returns the one bundle layer of m or, when there is not
+// exactly one, why not.
+func bundleLayer(m *ocispec.Manifest) (ocispec.Descriptor, string) {
+	var layers []ocispec.Descriptor
+	for _, layer := range m.Layers {
+		if isBundleType(layer.MediaType) {
+			layers = append(layers, layer)
+		}
+	}
+	if len(layers) != 1 {
+		return ocispec.Descriptor{}, fmt.Sprintf("expected one bundle layer, found %d", len(layers))
+	}
+	return layers[0], ""
 }
 
 // parseBundle parses a bundle JSON and, when it holds a DSSE envelope, the
@@ -196,34 +222,58 @@ func (e *evaluation) judgeBundle(art *bundleArtifact, auths []*authority) {
 	})
 }
 
-// verifyBundle verifies b with sigstore-go against a's key only: the
-// trusted material is built from the key alone, so nothing reaches for the
-// public-good TUF root, Rekor or Fulcio.
+// verifyBundle verifies b with sigstore-go against a's key only.
 func (e *evaluation) verifyBundle(b *bundle.Bundle, a *authority) error {
 	if a.key == nil {
 		return fmt.Errorf("authority %s has no key", a.name)
 	}
-	key := root.NewExpiringKey(a.key, time.Time{}, time.Time{})
-	tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+	artifact, err := artifactDigest(e.subject)
+	if err != nil {
+		return err
+	}
+	res, err := verifyWithKey(b, a.key, artifact)
+	if err != nil {
+		return err
+	}
+	if r := notASignatureOf(res, e.subject); r != "" {
+		return errors.New(r)
+	}
+	return nil
+}
+
+// verifyWithKey verifies b with sigstore-go against key only: the trusted
+// material is built from the key alone, so nothing reaches for the
+// public-good TUF root, Rekor or Fulcio.
+func verifyWithKey(b *bundle.Bundle, key signature.Verifier, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
+	ek := root.NewExpiringKey(key, time.Time{}, time.Time{})
+	tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return ek, nil })
 	v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	want, err := hex.DecodeString(e.subject.Encoded())
+	return v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
+}
+
+// artifactDigest is the sigstore-go policy that the signed artifact is
+// subject.
+func artifactDigest(subject digest.Digest) (sgverify.ArtifactPolicyOption, error) {
+	want, err := hex.DecodeString(subject.Encoded())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res, err := v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifactDigest(e.subject.Algorithm().String(), want), sgverify.WithKey()))
-	if err != nil {
-		return err
-	}
+	return sgverify.WithArtifactDigest(subject.Algorithm().String(), want), nil
+}
+
+// notASignatureOf is why a verified bundle is not a cosign signature of
+// subject, or "" when its statement is one and names subject.
+func notASignatureOf(res *sgverify.VerificationResult, subject digest.Digest) string {
 	if res.Statement == nil || res.Statement.GetPredicateType() != cosignSignPredicate {
-		return errors.New("verified statement is not a cosign signature")
+		return "verified statement is not a cosign signature"
 	}
 	for _, s := range res.Statement.GetSubject() {
-		if s.GetDigest()[e.subject.Algorithm().String()] == e.subject.Encoded() {
-			return nil
+		if s.GetDigest()[subject.Algorithm().String()] == subject.Encoded() {
+			return ""
 		}
 	}
-	return errors.New("verified statement does not name the subject")
+	return "verified statement does not name " + shortDigest(subject)
 }

@@ -99,19 +99,26 @@ func readCosignSignature(ctx context.Context, l *lookup, layer ocispec.Descripto
 	if err := json.Unmarshal(blob, &p); err != nil {
 		return nil, fmt.Errorf("%w: cosign signature %s: payload: %w", ErrMalformed, source, err)
 	}
+	return &cosignSignature{
+		source:      source,
+		payload:     blob,
+		signature:   sig,
+		claimed:     p.Critical.Image.DockerManifestDigest,
+		annotations: keylessAnnotations(layer),
+	}, nil
+}
+
+// keylessAnnotations copies the annotations of a cosign layer that keyless
+// verification reads: certificate, chain, Rekor bundle and RFC 3161
+// timestamp.
+func keylessAnnotations(layer ocispec.Descriptor) map[string]string {
 	ann := map[string]string{}
 	for _, k := range []string{certAnnotation, chainAnnotation, rekorBundleAnnotation, rfc3161Annotation} {
 		if v, ok := layer.Annotations[k]; ok {
 			ann[k] = v
 		}
 	}
-	return &cosignSignature{
-		source:      source,
-		payload:     blob,
-		signature:   sig,
-		claimed:     p.Critical.Image.DockerManifestDigest,
-		annotations: ann,
-	}, nil
+	return ann
 }
 
 // judgeCosign decides one legacy signature.

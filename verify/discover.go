@@ -114,6 +114,16 @@ func (l *lookup) manifest(ctx context.Context, d digest.Digest) (*ocispec.Manife
 }
 
 func (l *lookup) fetchManifest(ctx context.Context, d digest.Digest) (*ocispec.Manifest, error) {
+	raw, err := l.rawManifest(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(raw, l.digestSource(d))
+}
+
+// rawManifest fetches manifest d by digest (go-containerregistry checks the
+// bytes hash to d) and returns its bytes.
+func (l *lookup) rawManifest(ctx context.Context, d digest.Digest) ([]byte, error) {
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: manifest digest %q: %w", ErrMalformed, d, err)
 	}
@@ -129,7 +139,7 @@ func (l *lookup) fetchManifest(ctx context.Context, d digest.Digest) (*ocispec.M
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), err)
 	}
-	return parseManifest(raw, l.digestSource(d))
+	return raw, nil
 }
 
 func parseManifest(raw []byte, source string) (*ocispec.Manifest, error) {

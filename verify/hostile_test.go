@@ -90,6 +90,26 @@ func (h *hostileRegistry) endless(w http.ResponseWriter, r *http.Request, limit 
 	}
 }
 
+// serveBlob answers requests for blob d with serve; other requests are
+// served as usual.
+func (h *hostileRegistry) serveBlob(d digest.Digest, serve func(w http.ResponseWriter, r *http.Request)) {
+	h.setHostile(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/blobs/"+d.String()) {
+			return false
+		}
+		serve(w, r)
+		return true
+	})
+}
+
+// editSigManifest rewrites the cosign signature manifest of img with edit.
+func editSigManifest(t *testing.T, u *hostileRegistry, img image, edit func(m *ocispec.Manifest)) {
+	t.Helper()
+	m := sigManifest(t, u, img)
+	edit(&m)
+	putManifest(t, img.repo, cosignTag(img.digest, "sig"), m, ocispec.MediaTypeImageManifest)
+}
+
 // sigManifest reads the cosign signature manifest of img.
 func sigManifest(t *testing.T, u *hostileRegistry, img image) ocispec.Manifest {
 	t.Helper()
@@ -151,13 +171,9 @@ func TestHostileVerify(t *testing.T) {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
 			blob := sigManifest(t, u, img).Layers[0].Digest
-			u.setHostile(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()) {
-					return false
-				}
+			u.serveBlob(blob, func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Length", strconv.Itoa(giB))
 				u.endless(w, r, giB)
-				return true
 			})
 			return img.subject()
 		},
@@ -168,13 +184,9 @@ func TestHostileVerify(t *testing.T) {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
 			blob := sigManifest(t, u, img).Layers[0].Digest
-			u.setHostile(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()) {
-					return false
-				}
+			u.serveBlob(blob, func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusOK)
 				u.endless(w, r, giB)
-				return true
 			})
 			return img.subject()
 		},
@@ -184,9 +196,9 @@ func TestHostileVerify(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
-			m := sigManifest(t, u, img)
-			m.Layers[0].Size = giB
-			putManifest(t, img.repo, cosignTag(img.digest, "sig"), m, ocispec.MediaTypeImageManifest)
+			editSigManifest(t, u, img, func(m *ocispec.Manifest) {
+				m.Layers[0].Size = giB
+			})
 			return img.subject()
 		},
 		wantErr: ErrTooLarge,
@@ -195,9 +207,9 @@ func TestHostileVerify(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
-			m := sigManifest(t, u, img)
-			m.Layers[0].Digest = digest.FromString("never uploaded")
-			putManifest(t, img.repo, cosignTag(img.digest, "sig"), m, ocispec.MediaTypeImageManifest)
+			editSigManifest(t, u, img, func(m *ocispec.Manifest) {
+				m.Layers[0].Digest = digest.FromString("never uploaded")
+			})
 			return img.subject()
 		},
 		wantErrMsg: "fetching blob",
@@ -207,14 +219,10 @@ func TestHostileVerify(t *testing.T) {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
 			blob := sigManifest(t, u, img).Layers[0]
-			u.setHostile(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.HasSuffix(r.URL.Path, "/blobs/"+blob.Digest.String()) {
-					return false
-				}
+			u.serveBlob(blob.Digest, func(w http.ResponseWriter, r *http.Request) {
 				body := strings.Repeat("x", int(blob.Size))
 				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 				_, _ = io.WriteString(w, body)
-				return true
 			})
 			return img.subject()
 		},
@@ -224,13 +232,13 @@ func TestHostileVerify(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
-			m := sigManifest(t, u, img)
-			junk := []byte("{not json")
-			if err := remote.WriteLayer(img.repo, ggcrstatic.NewLayer(junk, types.MediaType(simpleSigningMediaType)), testRemote()...); err != nil {
-				t.Fatal(err)
-			}
-			m.Layers[0].Digest, m.Layers[0].Size = digest.FromBytes(junk), int64(len(junk))
-			putManifest(t, img.repo, cosignTag(img.digest, "sig"), m, ocispec.MediaTypeImageManifest)
+			editSigManifest(t, u, img, func(m *ocispec.Manifest) {
+				junk := []byte("{not json")
+				if err := remote.WriteLayer(img.repo, ggcrstatic.NewLayer(junk, types.MediaType(simpleSigningMediaType)), testRemote()...); err != nil {
+					t.Fatal(err)
+				}
+				m.Layers[0].Digest, m.Layers[0].Size = digest.FromBytes(junk), int64(len(junk))
+			})
 			return img.subject()
 		},
 		wantErr: ErrMalformed,
@@ -247,11 +255,11 @@ func TestHostileVerify(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
-			m := sigManifest(t, u, img)
-			m.Layers[0].Annotations[certAnnotation] = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
-			m.Layers[0].Annotations[chainAnnotation] = "-----BEGIN CERTIFICATE-----\n" + strings.Repeat("A", 10000)
-			m.Layers[0].Annotations[rekorBundleAnnotation] = "{\"SignedEntryTimestamp\": 5"
-			putManifest(t, img.repo, cosignTag(img.digest, "sig"), m, ocispec.MediaTypeImageManifest)
+			editSigManifest(t, u, img, func(m *ocispec.Manifest) {
+				m.Layers[0].Annotations[certAnnotation] = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+				m.Layers[0].Annotations[chainAnnotation] = "-----BEGIN CERTIFICATE-----\n" + strings.Repeat("A", 10000)
+				m.Layers[0].Annotations[rekorBundleAnnotation] = "{\"SignedEntryTimestamp\": 5"
+			})
 			return img.subject()
 		},
 		wantSigs: 1,
@@ -260,9 +268,9 @@ func TestHostileVerify(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
 			img := u.pushImage(t, "lab/app")
 			signLegacy(t, img, legacy{key: k.release})
-			m := sigManifest(t, u, img)
-			m.Layers[0].Annotations[chainAnnotation] = string(selfSignedChain(t, 100))
-			putManifest(t, img.repo, cosignTag(img.digest, "sig"), m, ocispec.MediaTypeImageManifest)
+			editSigManifest(t, u, img, func(m *ocispec.Manifest) {
+				m.Layers[0].Annotations[chainAnnotation] = string(selfSignedChain(t, 100))
+			})
 			return img.subject()
 		},
 		wantSigs: 1,

@@ -110,23 +110,18 @@ func rejectf(format string, args ...any) error {
 // verifyBundle verifies a sigstore bundle whose statement was already
 // checked to be a cosign signature naming subject.
 func (k *keylessAuthority) verifyBundle(b *bundle.Bundle, subject digest.Digest) (*signerInfo, error) {
-	want, err := hex.DecodeString(subject.Encoded())
+	artifact, err := artifactDigest(subject)
 	if err != nil {
 		return nil, err
 	}
-	info, res, err := k.check(b, k.tm, sgverify.WithArtifactDigest(subject.Algorithm().String(), want))
+	info, res, err := k.check(b, k.tm, artifact)
 	if err != nil {
 		return nil, err
 	}
-	if res.Statement == nil || res.Statement.GetPredicateType() != cosignSignPredicate {
-		return nil, rejectf("verified statement is not a cosign signature")
+	if r := notASignatureOf(res, subject); r != "" {
+		return nil, rejectf("%s", r)
 	}
-	for _, s := range res.Statement.GetSubject() {
-		if s.GetDigest()[subject.Algorithm().String()] == subject.Encoded() {
-			return info, nil
-		}
-	}
-	return nil, rejectf("verified statement does not name %s", shortDigest(subject))
+	return info, nil
 }
 
 // verifyLegacy verifies a cosign legacy signature layer whose payload was

@@ -28,8 +28,8 @@ type authority struct {
 	keyless *keylessAuthority
 }
 
-// newAuthority prepares a. The switch on the authority's kind is where
-// keyless identities (certificate + trusted root) will be added.
+// newAuthority prepares a: a verifier for its key, or for its keyless
+// identities and trust material (keyless.go).
 func newAuthority(a *policy.Authority) (*authority, error) {
 	if a == nil {
 		return nil, fmt.Errorf("%w: nil authority", ErrAuthority)

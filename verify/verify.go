@@ -59,42 +59,63 @@ func New(registries []Registry, opts ...Option) (*Verifier, error) {
 // Evidence.Rejected; an error means the verifier could not look (see
 // policy.Verifier).
 func (v *Verifier) Verify(ctx context.Context, s policy.Subject, authorities []*policy.Authority) (ev *policy.Evidence, err error) {
-	ctx, span := tracer.Start(ctx, "verify.signatures", trace.WithAttributes(
-		attribute.String("image", s.Name()),
-		attribute.String("digest", s.Digest.String()),
-	))
+	ctx, span := startSpan(ctx, "verify.signatures", s)
 	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "could not verify")
-		} else {
-			span.SetAttributes(
+		endSpan(span, err, func() []attribute.KeyValue {
+			return []attribute.KeyValue{
 				attribute.Int("signatures", len(ev.Signatures)),
 				attribute.Int("rejected", len(ev.Rejected)),
-			)
-		}
-		span.End()
+			}
+		})
 	}()
-	return v.verify(ctx, s, authorities)
+	e, err := v.evaluateSignatures(ctx, s, authorities, map[string]*lookup{})
+	if err != nil {
+		return nil, err
+	}
+	return e.ev, nil
 }
 
 var tracer = otel.Tracer("github.com/portcullis-dev/portcullis/verify")
 
-func (v *Verifier) verify(ctx context.Context, s policy.Subject, authorities []*policy.Authority) (*policy.Evidence, error) {
+// startSpan starts the span of one verification of s.
+func startSpan(ctx context.Context, name string, s policy.Subject, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	attrs = append([]attribute.KeyValue{
+		attribute.String("image", s.Name()),
+		attribute.String("digest", s.Digest.String()),
+	}, attrs...)
+	return tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// endSpan ends a verification span with err or, when there is none, with
+// the counts of what was found (counts is called only then).
+func endSpan(span trace.Span, err error, counts func() []attribute.KeyValue) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "could not verify")
+	} else {
+		span.SetAttributes(counts()...)
+	}
+	span.End()
+}
+
+// evaluateSignatures verifies the signatures of s by authorities. lookups
+// holds one lookup per repository for the whole call (see group), so that a
+// later pass over the same repositories fetches nothing twice.
+func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, authorities []*policy.Authority, lookups map[string]*lookup) (*evaluation, error) {
 	if err := s.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("verifying %s: invalid digest: %w", s, err)
 	}
-	groups, err := v.group(s, authorities)
+	groups, err := v.group(s, authorities, lookups)
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
-	e := &evaluation{subject: s.Digest, max: v.limits.MaxSignatures, ev: &policy.Evidence{}}
+	e := &evaluation{subject: s.Digest, ev: &policy.Evidence{}, budget: budget{max: v.limits.MaxSignatures}}
 	for _, g := range groups {
 		if err := e.signatures(ctx, g.lookup, g.authorities); err != nil {
 			return nil, fmt.Errorf("verifying %s: %w", s, err)
 		}
 	}
-	return e.ev, nil
+	return e, nil
 }
 
 // group is the authorities whose signatures live in one repository, so each
@@ -104,9 +125,48 @@ type group struct {
 	authorities []*authority
 }
 
-// group sorts authorities by the repository their signatures live in.
-func (v *Verifier) group(s policy.Subject, authorities []*policy.Authority) ([]*group, error) {
-	return v.sharedGroups(s, authorities, map[string]*lookup{})
+// group sorts authorities by the repository their signatures live in. A
+// repository's lookup is taken from lookups, or made and added there, so
+// that one call shares a repository's referrers listing across passes.
+func (v *Verifier) group(s policy.Subject, authorities []*policy.Authority, lookups map[string]*lookup) ([]*group, error) {
+	own := s.Name()
+	var groups []*group
+	byRepo := map[string]*group{}
+	for _, pa := range authorities {
+		a, err := newAuthority(pa)
+		if err != nil {
+			return nil, err
+		}
+		where := own
+		if pa.Repository != "" {
+			where = pa.Repository
+		}
+		g := byRepo[where]
+		if g == nil {
+			l, err := v.sharedLookup(where, where != own, lookups)
+			if err != nil {
+				return nil, err
+			}
+			g = &group{lookup: l}
+			byRepo[where] = g
+			groups = append(groups, g)
+		}
+		g.authorities = append(g.authorities, a)
+	}
+	return groups, nil
+}
+
+// sharedLookup is lookup, made once per repository in lookups.
+func (v *Verifier) sharedLookup(where string, override bool, lookups map[string]*lookup) (*lookup, error) {
+	if l, ok := lookups[where]; ok {
+		return l, nil
+	}
+	l, err := v.lookup(where, override)
+	if err != nil {
+		return nil, err
+	}
+	lookups[where] = l
+	return l, nil
 }
 
 // lookup maps "<registry name>/<repository>" to the upstream that serves it.
@@ -132,11 +192,10 @@ func (v *Verifier) lookup(where string, override bool) (*lookup, error) {
 
 // evaluation accumulates the Evidence of one Verify call.
 type evaluation struct {
-	subject  digest.Digest
-	max      int
-	examined int
-	stopped  bool
-	ev       *policy.Evidence
+	subject digest.Digest
+	ev      *policy.Evidence
+	// budget counts signature artifacts against Limits.MaxSignatures.
+	budget budget
 }
 
 // signatures looks for both signature formats in one repository.
@@ -147,66 +206,99 @@ func (e *evaluation) signatures(ctx context.Context, l *lookup, auths []*authori
 	return e.bundleSignatures(ctx, l, auths)
 }
 
-// take counts one examined artifact. Past the limit it records, once, that
-// the rest were not examined, and returns false. Evidence that stopped early
-// can only miss signatures, never invent them.
+// budget bounds the artifacts examined for one decision. Evidence that
+// stopped early can only miss signatures or attestations, never invent them.
+type budget struct {
+	max      int
+	examined int
+	stopped  bool
+}
+
+// take counts one artifact. Past the limit it returns false, and first is
+// true the first time only, so that the caller records once that the rest
+// were not examined.
+func (b *budget) take() (ok, first bool) {
+	if b.examined < b.max {
+		b.examined++
+		return true, false
+	}
+	first = !b.stopped
+	b.stopped = true
+	return false, first
+}
+
+// take counts one examined signature artifact. Past the limit it records,
+// once, that the rest were not examined, and returns false.
 func (e *evaluation) take(format, source string) bool {
-	if e.examined < e.max {
-		e.examined++
-		return true
+	ok, first := e.budget.take()
+	if first {
+		e.reject(format, source, fmt.Sprintf("not examined: limit of %d signature artifacts per decision reached", e.budget.max))
 	}
-	if !e.stopped {
-		e.stopped = true
-		e.reject(format, source, fmt.Sprintf("not examined: limit of %d signature artifacts per decision reached", e.max))
-	}
-	return false
+	return ok
 }
 
 func (e *evaluation) reject(format, source, reason string) {
 	e.ev.Rejected = append(e.ev.Rejected, policy.Rejection{Format: format, Source: source, Reason: reason})
 }
 
-// judge decides one artifact whose binding to the subject digest has been
-// checked. check(a) returns nil when a's key verifies the artifact's
-// signature. Every authority that verifies it gets a Signature; if none
-// does, the artifact is rejected with the reasons.
-func (e *evaluation) judge(format, source string, auths []*authority, check func(*authority) error) {
-	e.judgeSigners(format, source, auths, func(a *authority) (*signerInfo, error) { return nil, check(a) })
-}
-
-// judgeSigners is judge for checks that also say who signed (keyless
-// authorities). A *rejectError from check is a reason of its own ("ci:
+// judgeSigners decides one artifact whose binding to the subject digest has
+// been checked. check(a) returns nil when a verifies the artifact's
+// signature, and for keyless authorities who signed. Every authority that
+// verifies it gets a Signature; if none does, the artifact is rejected with
+// the reasons. A *rejectError from check is a reason of its own ("ci:
 // certificate identity … matches none of: …"), not "not signed by".
 func (e *evaluation) judgeSigners(format, source string, auths []*authority, check func(*authority) (*signerInfo, error)) {
-	var notSigned, reasons []string
-	accepted := false
+	var v verdict
 	for _, a := range auths {
 		who, err := check(a)
-		var rej *rejectError
-		if errors.As(err, &rej) {
-			reasons = append(reasons, a.name+": "+rej.reason)
+		if !v.verified(a, err) {
 			continue
 		}
-		if err != nil {
-			notSigned = append(notSigned, a.name)
-			continue
-		}
-		if r := a.tlogReason(); r != "" {
-			reasons = append(reasons, r)
-			continue
-		}
-		accepted = true
+		v.accepted = true
 		sig := policy.Signature{Authority: a.name, Format: format, Source: source}
 		if who != nil {
 			sig.Identity, sig.Issuer, sig.SignedAt, sig.LogIndex = who.identity, who.issuer, who.signedAt, who.logIndex
 		}
 		e.ev.Signatures = append(e.ev.Signatures, sig)
 	}
-	if accepted {
-		return
+	if !v.accepted {
+		e.reject(format, source, v.reason())
 	}
-	if len(notSigned) > 0 {
-		reasons = append([]string{"not signed by " + strings.Join(notSigned, " or ")}, reasons...)
+}
+
+// verdict collects, over the authorities that may have signed one
+// artifact, whether any accepted it and why the others did not.
+type verdict struct {
+	accepted  bool
+	notSigned []string
+	reasons   []string
+}
+
+// verified records the outcome of a's cryptographic check (err) and reports
+// whether the signature verified and counts for a (see tlogReason). A
+// *rejectError is a reason of its own; any other error is "not signed by".
+func (v *verdict) verified(a *authority, err error) bool {
+	var rej *rejectError
+	switch {
+	case errors.As(err, &rej):
+		v.reasons = append(v.reasons, a.name+": "+rej.reason)
+		return false
+	case err != nil:
+		v.notSigned = append(v.notSigned, a.name)
+		return false
 	}
-	e.reject(format, source, strings.Join(reasons, "; "))
+	if r := a.tlogReason(); r != "" {
+		v.reasons = append(v.reasons, r)
+		return false
+	}
+	return true
+}
+
+// reason is why no authority accepted the artifact.
+func (v *verdict) reason() string {
+	reasons := v.reasons
+	if len(v.notSigned) > 0 {
+		reasons = append([]string{"not signed by " + strings.Join(v.notSigned, " or ")}, reasons...)
+	}
+	return strings.Join(reasons, "; ")
 }

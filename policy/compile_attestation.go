@@ -104,10 +104,7 @@ type SBOMRequirement struct {
 func (c *compiler) attestations(rs *ruleSpec, r *Rule, path string, declared map[string]bool) {
 	names := map[string]bool{}
 	for i, as := range rs.Attestations {
-		p := fmt.Sprintf("%s.attestations[%d]", path, i)
-		if as.Name != "" {
-			p += fmt.Sprintf(" %q", as.Name)
-		}
+		p := namedPath(path+".attestations", i, as.Name)
 		req := &AttestationRequirement{Name: as.Name, Condition: strings.TrimSpace(as.Condition)}
 		switch {
 		case as.Name == "":

@@ -8,10 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
-	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -53,20 +50,6 @@ type tufSpec struct {
 	// Refresh is how often the mirror is re-read (a Go duration, default
 	// 1h). A changed timestamp.json is picked up sooner.
 	Refresh string `yaml:"refresh"`
-}
-
-func init() {
-	for _, v := range []any{keylessSpec{}, identitySpec{}, tufSpec{}} {
-		t := reflect.TypeOf(v)
-		var names []string
-		for i := 0; i < t.NumField(); i++ {
-			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); tag != "" {
-				names = append(names, tag)
-			}
-		}
-		specFields[t.String()] = names
-	}
-	goTypeNames["[]policy.identitySpec"] = "a list of identities (mappings)"
 }
 
 // maxTrustFileSize bounds a trust file. The public-good trusted_root.json is
@@ -273,32 +256,11 @@ func checkTUFRoot(data []byte) error {
 	return nil
 }
 
-func (c *compiler) abs(p string) string {
-	if filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(c.baseDir, p)
-}
-
 // readTrustFile reads a trust file relative to the policy's directory.
 func (c *compiler) readTrustFile(p string) ([]byte, string, error) {
 	p = c.abs(p)
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, p, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return nil, p, fmt.Errorf("%s is not a regular file", p)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxTrustFileSize+1))
-	if err != nil {
-		return nil, p, err
-	}
-	if len(b) > maxTrustFileSize {
-		return nil, p, fmt.Errorf("%s is larger than %d bytes", p, maxTrustFileSize)
-	}
-	return b, p, nil
+	b, err := readRegularFile(p, maxTrustFileSize, "")
+	return b, p, err
 }
 
 // trustedRootDoc is the part of a Sigstore trusted_root.json (protobuf-specs
@@ -394,24 +356,6 @@ func checkPEMTrust(data []byte, kind string) error {
 		if err := last.CheckSignatureFrom(last); err != nil {
 			return fmt.Errorf("last certificate (%s) is not a self-signed root", last.Subject)
 		}
-	}
-	return nil
-}
-
-// trustBytes is what an authority contributes to the policy generation: its
-// key, or its keyless trust material.
-func (a *Authority) trustBytes() [][]byte {
-	switch {
-	case a.Key != nil:
-		return [][]byte{a.Key.PEM}
-	case a.Keyless != nil:
-		ts := a.Keyless.Trust
-		if ts.Kind == TrustKindTUF {
-			// The pinned root and where and how often to look; the
-			// material found there is verify's generation component.
-			return [][]byte{[]byte(ts.Kind), ts.Data, []byte(ts.Mirror), []byte(ts.Refresh.String())}
-		}
-		return [][]byte{[]byte(ts.Kind), ts.Data}
 	}
 	return nil
 }
