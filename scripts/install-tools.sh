@@ -5,7 +5,8 @@
 # (read back with `go version -m`, i.e. the build info Go stamps into every
 # binary), so a warm re-run costs a few milliseconds.
 #
-# As root it also apt-installs skopeo and containerd (skipped when present).
+# As root it also apt-installs skopeo, containerd, docker.io and podman
+# (skipped when present).
 #
 # Env:
 #   TOOLS_BIN       install directory (default <repo>/.tools/bin)
@@ -85,27 +86,29 @@ done
 
 # System packages for the client-side tests.
 if [[ "${SKIP_APT:-0}" == 1 ]]; then
-  log "SKIP_APT=1: not installing skopeo/containerd"
+  log "SKIP_APT=1: not installing skopeo/containerd/docker.io/podman"
 elif [[ "$(id -u)" != 0 ]]; then
   missing=()
-  for c in skopeo containerd ctr; do command -v "$c" >/dev/null || missing+=("$c"); done
+  for c in skopeo containerd ctr dockerd podman; do command -v "$c" >/dev/null || missing+=("$c"); done
   if ((${#missing[@]})); then
     log "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-    log "!!! NOT ROOT: cannot apt-get install skopeo containerd (missing: ${missing[*]})"
-    log "!!! the skopeo and containerd e2e tests will SKIP (or FAIL with PORTCULLIS_E2E_REQUIRE=1)"
+    log "!!! NOT ROOT: cannot apt-get install skopeo containerd docker.io podman (missing: ${missing[*]})"
+    log "!!! the runtime e2e tests will SKIP (or FAIL with PORTCULLIS_E2E_REQUIRE=1)"
     log "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
   fi
 else
   need=()
   command -v skopeo >/dev/null || need+=(skopeo)
   { command -v containerd >/dev/null && command -v ctr >/dev/null; } || need+=(containerd)
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v podman >/dev/null || need+=(podman)
   if ((${#need[@]})); then
     log "apt-get install ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    log "skopeo and containerd already installed, skipping apt"
+    log "skopeo, containerd, docker.io and podman already installed, skipping apt"
   fi
 fi
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,18 +99,24 @@ func runDoctor(ctx context.Context, o doctorOptions, run cmdRunner, stdout, stde
 		findings = append(findings, fs...)
 		fmt.Fprintf(stderr, "checked %s: %d finding(s)\n", what, len(fs))
 	}
-	dirs := map[string]bool{}
-	if o.containerdDir != "" {
-		dirs[o.containerdDir] = true
+	// The hosts directories: --containerd-dir, then CRI's config_path
+	// entries in their order (containerd uses the first that has a
+	// directory for the registry).
+	var dirs []string
+	addDir := func(d string) {
+		if d != "" && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
 	}
+	addDir(o.containerdDir)
 	if o.containerdConfig != "" {
 		fs, cp := checkContainerdConfig(o.containerdConfig, o.containerdDir)
 		checked(o.containerdConfig, fs)
 		for _, d := range cp {
-			dirs[d] = true
+			addDir(d)
 		}
 	}
-	for _, d := range sortedKeys(dirs) {
+	for _, d := range dirs {
 		checked(d, checkCertsDir(p, d))
 	}
 	if o.dockerConfig != "" {
@@ -119,9 +126,9 @@ func runDoctor(ctx context.Context, o doctorOptions, run cmdRunner, stdout, stde
 		checked(o.podmanConfig, checkPodmanConfig(p, o.podmanConfig, regs))
 	}
 	if o.canary {
-		hostsDir := o.containerdDir
-		if hostsDir == "" {
-			hostsDir = firstKey(dirs, "/etc/containerd/certs.d")
+		hostsDir := "/etc/containerd/certs.d"
+		if len(dirs) > 0 {
+			hostsDir = dirs[0]
 		}
 		fs, err := runCanaries(ctx, p, o, regs, hostsDir, run, stderr)
 		if err != nil {
@@ -137,13 +144,6 @@ func runDoctor(ctx context.Context, o doctorOptions, run cmdRunner, stdout, stde
 	}
 	fmt.Fprintf(stderr, "ok: nothing found that bypasses %s\n", p)
 	return nil
-}
-
-func firstKey(m map[string]bool, def string) string {
-	if ks := sortedKeys(m); len(ks) > 0 {
-		return ks[0]
-	}
-	return def
 }
 
 // canaryRun is one canary pull: the command, and how to undo a pull that

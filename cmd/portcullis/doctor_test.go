@@ -264,7 +264,7 @@ func (f *fakeRunner) run(_ context.Context, env []string, name string, args ...s
 func TestRunDoctor(t *testing.T) {
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs.d")
-	for name, data := range containerdTree(mustProxy(t, testProxy), []string{"r.lab"}, nil, false) {
+	for name, data := range containerdTree(mustProxy(t, testProxy), []string{"r.lab"}, tlsMaterial{}) {
 		write(t, filepath.Join(certs, name), string(data))
 	}
 	naive := filepath.Join(dir, "naive")

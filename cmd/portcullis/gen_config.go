@@ -125,11 +125,14 @@ func readCA(path string) ([]byte, error) {
 
 // writeOut writes one generated file (creating its directory) and reports
 // it on w.
-func writeOut(w io.Writer, path string, data []byte) error {
+func writeOut(w io.Writer, path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := os.WriteFile(path, data, mode); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // an existing file keeps its mode otherwise
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	fmt.Fprintln(w, "wrote", path)
@@ -140,7 +143,7 @@ func writeOut(w io.Writer, path string, data []byte) error {
 // can reach a registry directly can always pull around the proxy (another
 // client, a hand-edited config, a registry not listed). Only the network
 // closes that.
-func egressAdvice(w io.Writer, p proxyEndpoint, registries []string) {
+func egressAdvice(w io.Writer, p proxyEndpoint, registries []string, doctorFlags string) {
 	host, port, err := net.SplitHostPort(p.Host())
 	if err != nil {
 		host, port = p.Host(), "443"
@@ -166,10 +169,19 @@ What this configuration cannot prevent:
     iptables -I OUTPUT 1 -p tcp -d %[2]s --dport %[3]s -j ACCEPT
     iptables -A OUTPUT -p tcp -m multiport --dports 80,443 -j REJECT
   Then check each node:
-    portcullis doctor --proxy %[4]s --canary
-`, regs, host, port, p)
+    portcullis doctor --proxy %[4]s %[5]s--canary
+`, regs, host, port, p, doctorFlags)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// registryFlags is "--registry R " for each registry, for printed commands.
+func registryFlags(regs []string) string {
+	var b strings.Builder
+	for _, r := range regs {
+		b.WriteString("--registry " + r + " ")
+	}
+	return b.String()
 }

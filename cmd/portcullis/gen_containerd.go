@@ -1,13 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // caFileName is where a --ca bundle is copied in a generated certs.d tree.
@@ -17,10 +20,25 @@ import (
 // installed anywhere.
 const caFileName = "portcullis-ca.pem"
 
+// The client certificate and key (mTLS to the proxy, when its access
+// section names a clientCA) are copied beside the CA; the key is written 0600.
+const (
+	clientCertFileName = "portcullis-client.crt"
+	clientKeyFileName  = "portcullis-client.key"
+)
+
 // hostsOptions are the TLS settings written for the proxy host.
 type hostsOptions struct {
-	CARel      string // ca path relative to a host directory; "" for none
+	CARel      string    // ca path relative to a host directory; "" for none
+	ClientRel  [2]string // client cert and key paths, relative; "" for none
 	SkipVerify bool
+}
+
+// tlsMaterial is what --ca, --client-cert/--client-key and --skip-verify
+// put into a tree.
+type tlsMaterial struct {
+	CA, ClientCert, ClientKey []byte
+	SkipVerify                bool
 }
 
 // hostsTOML is containerd's hosts.toml for one registry (or "_default"), with
@@ -58,6 +76,9 @@ func hostsTOML(p proxyEndpoint, registry string, o hostsOptions) string {
 		if o.CARel != "" {
 			fmt.Fprintf(&b, "%sca = %q\n", indent, o.CARel)
 		}
+		if o.ClientRel[0] != "" {
+			fmt.Fprintf(&b, "%sclient = [[%q, %q]]\n", indent, o.ClientRel[0], o.ClientRel[1])
+		}
 		if o.SkipVerify {
 			fmt.Fprintf(&b, "%sskip_verify = true\n", indent)
 		}
@@ -72,12 +93,16 @@ func hostsTOML(p proxyEndpoint, registry string, o hostsOptions) string {
 type certsTree map[string][]byte
 
 // containerdTree builds the tree for registries plus _default.
-func containerdTree(p proxyEndpoint, registries []string, ca []byte, skipVerify bool) certsTree {
-	o := hostsOptions{SkipVerify: skipVerify}
+func containerdTree(p proxyEndpoint, registries []string, m tlsMaterial) certsTree {
+	o := hostsOptions{SkipVerify: m.SkipVerify}
 	t := certsTree{}
-	if ca != nil {
-		t[caFileName] = ca
+	if m.CA != nil {
+		t[caFileName] = m.CA
 		o.CARel = filepath.Join("..", caFileName)
+	}
+	if m.ClientCert != nil {
+		t[clientCertFileName], t[clientKeyFileName] = m.ClientCert, m.ClientKey
+		o.ClientRel = [2]string{filepath.Join("..", clientCertFileName), filepath.Join("..", clientKeyFileName)}
 	}
 	for _, r := range append(append([]string{}, registries...), "_default") {
 		t[filepath.Join(r, "hosts.toml")] = []byte(hostsTOML(p, r, o))
@@ -87,7 +112,11 @@ func containerdTree(p proxyEndpoint, registries []string, ca []byte, skipVerify 
 
 func (t certsTree) write(w io.Writer, dir string) error {
 	for _, name := range sortedKeys(t) {
-		if err := writeOut(w, filepath.Join(dir, name), t[name]); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".key") {
+			mode = 0o600
+		}
+		if err := writeOut(w, filepath.Join(dir, name), t[name], mode); err != nil {
 			return err
 		}
 	}
@@ -96,12 +125,12 @@ func (t certsTree) write(w io.Writer, dir string) error {
 
 func genContainerdCmd() *cobra.Command {
 	var (
-		proxyFlag, dir, caPath, installDir string
-		registries                         []string
-		skipVerify                         bool
+		proxyFlag, dir, installDir string
+		registries                 []string
+		tf                         tlsFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "containerd --proxy URL --registry REG... --dir DIR [--ca FILE] [--skip-verify]",
+		Use:   "containerd --proxy URL --registry REG... --dir DIR [--ca FILE] [--client-cert F --client-key F] [--skip-verify]",
 		Short: "Write a containerd certs.d tree (hosts.toml per registry and _default) with the proxy as the only host",
 		Args:  usageArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -116,17 +145,12 @@ func genContainerdCmd() *cobra.Command {
 			if dir == "" {
 				return &exitError{code: 2, err: errors.New("--dir is required")}
 			}
-			var ca []byte
-			if caPath != "" {
-				if ca, err = readCA(caPath); err != nil {
-					return &exitError{code: 2, err: err}
-				}
-			}
-			if (ca != nil || skipVerify) && p.Plain() {
-				return &exitError{code: 2, err: errors.New("--ca and --skip-verify apply to an https --proxy")}
+			m, err := tf.load(p)
+			if err != nil {
+				return &exitError{code: 2, err: err}
 			}
 			out := cmd.OutOrStdout()
-			if err := containerdTree(p, regs, ca, skipVerify).write(out, dir); err != nil {
+			if err := containerdTree(p, regs, m).write(out, dir); err != nil {
 				return err
 			}
 			containerdAdvice(out, p, regs, dir, installDir)
@@ -137,8 +161,7 @@ func genContainerdCmd() *cobra.Command {
 	f.StringVar(&proxyFlag, "proxy", "", "the proxy's URL as nodes reach it, http(s)://host[:port]")
 	f.StringArrayVar(&registries, "registry", nil, "a registry whose images go through the proxy (repeatable); every other registry is covered by _default")
 	f.StringVar(&dir, "dir", "", "directory to write the certs.d tree into")
-	f.StringVar(&caPath, "ca", "", "PEM CA bundle that signed the proxy's certificate; copied into the tree")
-	f.BoolVar(&skipVerify, "skip-verify", false, "do not verify the proxy's certificate (tests only)")
+	tf.register(f)
 	f.StringVar(&installDir, "install-dir", "/etc/containerd/certs.d", "where the tree will live on nodes (for the printed instructions)")
 	return cmd
 }
@@ -157,5 +180,52 @@ Remove every registry.mirrors section ([plugins."io.containerd.grpc.v1.cri".regi
 the deprecated mirrors fall back to the registry on a 403 and cannot be made safe.
 ctr needs --hosts-dir %[2]s; nerdctl reads %[2]s itself.
 `, dir, installDir, installDir)
-	egressAdvice(w, p, regs)
+	egressAdvice(w, p, regs, "--containerd-dir "+installDir+" --containerd-config /etc/containerd/config.toml "+registryFlags(regs))
+}
+
+// tlsFlags are the proxy TLS flags shared by the containerd and docker
+// generators.
+type tlsFlags struct {
+	ca, clientCert, clientKey string
+	skipVerify                bool
+}
+
+func (t *tlsFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&t.ca, "ca", "", "PEM CA bundle that signed the proxy's certificate; copied into the tree")
+	f.StringVar(&t.clientCert, "client-cert", "", "PEM client certificate for mTLS to the proxy (its access.clientCA); copied into the tree")
+	f.StringVar(&t.clientKey, "client-key", "", "PEM key of --client-cert; copied into the tree, mode 0600")
+	f.BoolVar(&t.skipVerify, "skip-verify", false, "do not verify the proxy's certificate (tests only)")
+}
+
+// load reads and checks the files.
+func (t *tlsFlags) load(p proxyEndpoint) (tlsMaterial, error) {
+	m := tlsMaterial{SkipVerify: t.skipVerify}
+	if (t.ca != "" || t.clientCert != "" || t.skipVerify) && p.Plain() {
+		return m, errors.New("--ca, --client-cert and --skip-verify apply to an https --proxy")
+	}
+	if t.ca != "" {
+		ca, err := readCA(t.ca)
+		if err != nil {
+			return m, err
+		}
+		m.CA = ca
+	}
+	if (t.clientCert == "") != (t.clientKey == "") {
+		return m, errors.New("--client-cert and --client-key go together")
+	}
+	if t.clientCert != "" {
+		cert, err := os.ReadFile(t.clientCert)
+		if err != nil {
+			return m, fmt.Errorf("reading --client-cert: %w", err)
+		}
+		key, err := os.ReadFile(t.clientKey)
+		if err != nil {
+			return m, fmt.Errorf("reading --client-key: %w", err)
+		}
+		if _, err := tls.X509KeyPair(cert, key); err != nil {
+			return m, fmt.Errorf("--client-cert and --client-key: %w", err)
+		}
+		m.ClientCert, m.ClientKey = cert, key
+	}
+	return m, nil
 }

@@ -33,23 +33,28 @@ func dockerDaemonJSON(p proxyEndpoint) []byte {
 //     RegistryHosts), so there the proxy is the server itself, as for
 //     containerd. A hosts.toml with more than one host also stops dockerd
 //     merging its legacy registry-mirrors in.
-func dockerTree(p proxyEndpoint, registries []string, ca []byte, skipVerify bool) certsTree {
+func dockerTree(p proxyEndpoint, registries []string, m tlsMaterial) certsTree {
 	t := certsTree{"daemon.json": dockerDaemonJSON(p)}
 	regs := append(append([]string{}, registries...), p.Host())
-	for name, data := range containerdTree(p, regs, ca, skipVerify) {
+	for name, data := range containerdTree(p, regs, m) {
 		t[filepath.Join("certs.d", name)] = data
 	}
-	if ca != nil {
-		t[filepath.Join("certs.d", p.Host(), "ca.crt")] = ca
+	if m.CA != nil {
+		t[filepath.Join("certs.d", p.Host(), "ca.crt")] = m.CA
+	}
+	if m.ClientCert != nil {
+		// The classic store's client pair: <name>.cert with <name>.key.
+		t[filepath.Join("certs.d", p.Host(), "client.cert")] = m.ClientCert
+		t[filepath.Join("certs.d", p.Host(), "client.key")] = m.ClientKey
 	}
 	return t
 }
 
 func genDockerCmd() *cobra.Command {
 	var (
-		proxyFlag, dir, caPath string
-		registries             []string
-		skipVerify             bool
+		proxyFlag, dir string
+		registries     []string
+		tf             tlsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "docker --proxy URL --dir DIR [--registry REG...] [--ca FILE]",
@@ -67,17 +72,12 @@ func genDockerCmd() *cobra.Command {
 			if dir == "" {
 				return &exitError{code: 2, err: errors.New("--dir is required")}
 			}
-			var ca []byte
-			if caPath != "" {
-				if ca, err = readCA(caPath); err != nil {
-					return &exitError{code: 2, err: err}
-				}
-			}
-			if (ca != nil || skipVerify) && p.Plain() {
-				return &exitError{code: 2, err: errors.New("--ca and --skip-verify apply to an https --proxy")}
+			m, err := tf.load(p)
+			if err != nil {
+				return &exitError{code: 2, err: err}
 			}
 			out := cmd.OutOrStdout()
-			if err := dockerTree(p, regs, ca, skipVerify).write(out, dir); err != nil {
+			if err := dockerTree(p, regs, m).write(out, dir); err != nil {
 				return err
 			}
 			dockerAdvice(out, p, regs, dir)
@@ -88,8 +88,7 @@ func genDockerCmd() *cobra.Command {
 	f.StringVar(&proxyFlag, "proxy", "", "the proxy's URL as the Docker host reaches it, http(s)://host[:port]")
 	f.StringArrayVar(&registries, "registry", nil, "a registry whose images go through the proxy (repeatable; containerd image store only)")
 	f.StringVar(&dir, "dir", "", "directory to write daemon.json and certs.d into")
-	f.StringVar(&caPath, "ca", "", "PEM CA bundle that signed the proxy's certificate")
-	f.BoolVar(&skipVerify, "skip-verify", false, "do not verify the proxy's certificate (containerd image store; tests only)")
+	tf.register(f)
 	return cmd
 }
 
@@ -111,5 +110,5 @@ nothing. With the containerd image store ("features": {"containerd-snapshotter":
 dockerd reads /etc/docker/certs.d/*/hosts.toml, and the files written here send
 every registry to the proxy, as for containerd.
 `, dir, p.Host(), example)
-	egressAdvice(w, p, regs)
+	egressAdvice(w, p, regs, "--docker-config /etc/docker/daemon.json "+registryFlags(regs))
 }

@@ -106,7 +106,7 @@ func genPodmanCmd() *cobra.Command {
 				}
 			}
 			out := cmd.OutOrStdout()
-			if err := writeOut(out, file, []byte(podmanConf(p, regs, search, bl))); err != nil {
+			if err := writeOut(out, file, []byte(podmanConf(p, regs, search, bl)), 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, `
@@ -117,7 +117,7 @@ registries.conf has no catch-all: a registry not listed here is pulled directly
 unless --block lists it. For an https proxy signed by a private CA, put the CA
 at /etc/containers/certs.d/%s/ca.crt.
 `, regs[0], p.Host())
-			egressAdvice(out, p, regs)
+			egressAdvice(out, p, regs, "--podman-config /etc/containers/registries.conf "+registryFlags(regs))
 			return nil
 		},
 	}

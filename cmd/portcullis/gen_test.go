@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
@@ -62,6 +63,8 @@ func TestHostsTOML(t *testing.T) {
 			hostsFile{Server: "http://127.0.0.1:5050", Host: map[string]map[string]any{"http://127.0.0.1:5050": {"capabilities": []any{"pull", "resolve"}}}}, "", false},
 		{"https with ca", "https://pc.example.com", "_default", hostsOptions{CARel: "../portcullis-ca.pem"},
 			hostsFile{Server: "https://pc.example.com", Host: map[string]map[string]any{"https://pc.example.com": {"capabilities": []any{"pull", "resolve"}, "ca": "../portcullis-ca.pem"}}}, "../portcullis-ca.pem", false},
+		{"client pair", "https://pc.example.com", "docker.io", hostsOptions{ClientRel: [2]string{"../c.crt", "../c.key"}},
+			hostsFile{Server: "https://pc.example.com", Host: map[string]map[string]any{"https://pc.example.com": {"capabilities": []any{"pull", "resolve"}, "client": []any{[]any{"../c.crt", "../c.key"}}}}}, "", false},
 		{"skip verify", "https://pc.example.com:8443", "ghcr.io", hostsOptions{SkipVerify: true},
 			hostsFile{Server: "https://pc.example.com:8443", Host: map[string]map[string]any{"https://pc.example.com:8443": {"capabilities": []any{"pull", "resolve"}, "skip_verify": true}}}, "", true},
 	}
@@ -152,6 +155,41 @@ func TestConfigContainerdCommand(t *testing.T) {
 	}
 }
 
+func TestConfigContainerdClientCert(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	cert, key := ca.issue(t, 7, time.Now().Add(time.Hour))
+	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	if err := os.WriteFile(certFile, cert, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "certs.d")
+	code, _, errOut := runCLI(t, "config", "containerd", "--proxy", "https://pc.example.com", "--client-cert", certFile, "--client-key", keyFile, "--dir", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	files := readTree(t, out)
+	if files[clientKeyFileName] != string(key) || files[clientCertFileName] != string(cert) {
+		t.Error("client pair not copied into the tree")
+	}
+	if fi, err := os.Stat(filepath.Join(out, clientKeyFileName)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("client key mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if want := `client = [["../portcullis-client.crt", "../portcullis-client.key"]]`; !strings.Contains(files["_default/hosts.toml"], want) {
+		t.Errorf("_default/hosts.toml lacks %s:\n%s", want, files["_default/hosts.toml"])
+	}
+	_, otherKey := ca.issue(t, 8, time.Now().Add(time.Hour))
+	if err := os.WriteFile(keyFile, otherKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, "config", "containerd", "--proxy", "https://pc.example.com", "--client-cert", certFile, "--client-key", keyFile, "--dir", out); code != 2 || !strings.Contains(errOut, "--client-cert and --client-key") {
+		t.Errorf("mismatched pair: exit %d %q, want 2", code, errOut)
+	}
+}
+
 func TestConfigCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -163,6 +201,7 @@ func TestConfigCommandErrors(t *testing.T) {
 		{"no dir", []string{"config", "containerd", "--proxy", "http://p:5050"}, "--dir is required"},
 		{"bad registry", []string{"config", "containerd", "--proxy", "http://p:5050", "--dir", dir, "--registry", "https://docker.io"}, "lower-case host"},
 		{"ca with http", []string{"config", "containerd", "--proxy", "http://p:5050", "--dir", dir, "--skip-verify"}, "https --proxy"},
+		{"cert without key", []string{"config", "docker", "--proxy", "https://p", "--dir", dir, "--client-cert", "/dev/null"}, "go together"},
 		{"ca not pem", []string{"config", "docker", "--proxy", "https://p", "--dir", dir, "--ca", "/dev/null"}, "no PEM certificate"},
 		{"podman no registry", []string{"config", "podman", "--proxy", "http://p:5050", "--file", filepath.Join(dir, "r.conf")}, "--registry is required"},
 		{"podman search not listed", []string{"config", "podman", "--proxy", "http://p:5050", "--registry", "ghcr.io", "--search", "quay.io", "--file", filepath.Join(dir, "r.conf")}, "not one of the --registry"},
