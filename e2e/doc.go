@@ -1,6 +1,6 @@
 // Package e2e holds portcullis's end-to-end tests: a real distribution
 // registry, the real portcullis binary, and real clients (crane, skopeo,
-// cosign v2 and v3, containerd's ctr), all on loopback.
+// podman, cosign v2 and v3, containerd's ctr, dockerd), all on loopback.
 //
 // Every test file carries the build tag e2e, so `go test ./...` skips them.
 // Run them with
@@ -9,12 +9,13 @@
 //	go test -tags e2e -count=1 -v ./e2e/
 //
 // Tools are found in <repo>/.tools/bin (see scripts/install-tools.sh), then
-// on PATH. A missing tool, or not being root for the containerd test, skips
+// on PATH. A missing tool, or not being root for the runtime tests, skips
 // the test with a loud message; with PORTCULLIS_E2E_REQUIRE=1 (as CI sets
 // it) it fails the test instead. PORTCULLIS_E2E_BIN names a prebuilt
 // portcullis binary to test instead of building ./cmd/portcullis.
 //
 // Layout: harness_*_test.go are the helpers (tools and processes, the
-// registry, portcullis, images, cosign, containerd, HTTP); the other
+// registry, portcullis, images, cosign, containerd, keyless CAs,
+// attestations, deployment configs, HTTP); the other
 // *_test.go files are the tests.
 package e2e
