@@ -317,9 +317,15 @@ func TestKubernetesBase(t *testing.T) {
 			for _, p := range c.Ports {
 				ports[p.Name] = p.ContainerPort
 			}
-			for name, pr := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-				if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != "/v2/" {
-					t.Errorf("%s probe must GET /v2/ (answered by the proxy itself), got %+v", name, pr)
+			// /healthz and /readyz need no credentials: /v2/ answers 401 as soon
+			// as access control asks for them, and a probe has none.
+			for name, probe := range map[string]struct {
+				pr   *corev1.Probe
+				path string
+			}{"readiness": {c.ReadinessProbe, "/readyz"}, "liveness": {c.LivenessProbe, "/healthz"}} {
+				pr := probe.pr
+				if pr == nil || pr.HTTPGet == nil || pr.HTTPGet.Path != probe.path {
+					t.Errorf("%s probe must GET %s (answered without credentials), got %+v", name, probe.path, pr)
 					continue
 				}
 				if _, ok := ports[pr.HTTPGet.Port.String()]; !ok {

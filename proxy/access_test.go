@@ -189,6 +189,14 @@ func TestAccessPing(t *testing.T) {
 					t.Errorf("%s /v2/ WWW-Authenticate = %q (status %d)", method, ch, got.status)
 				}
 			}
+			// Probes never need credentials, whatever the access rules.
+			for _, path := range []string{"/healthz", "/readyz"} {
+				for _, method := range []string{http.MethodGet, http.MethodHead} {
+					if got := do(t, method, e.px.URL+path); got.status != 200 {
+						t.Errorf("%s %s without credentials = %d, want 200", method, path, got.status)
+					}
+				}
+			}
 			if n := len(e.up.requests()); n != 0 {
 				t.Errorf("ping reached the upstream %d times, want 0", n)
 			}

@@ -181,6 +181,10 @@ func (s *Server) routes() http.Handler {
 	// (400 NAME_INVALID).
 	m.SkipClean(true)
 	read := []string{http.MethodGet, http.MethodHead}
+	// Health for probes and load balancers: outside /v2/, so neither access
+	// control nor the rate limit applies, and it says nothing about any image.
+	m.HandleFunc("/healthz", health).Methods(read...)
+	m.HandleFunc("/readyz", health).Methods(read...)
 	m.Handle("/v2/", instrument("/v2/", s.handle(s.ping))).Methods(read...)
 	m.Handle("/v2/{name:.+}/manifests/{reference}", instrument("/v2/{name}/manifests/{reference}", s.handle(s.manifest))).Methods(read...)
 	m.Handle("/v2/{name:.+}/blobs/{digest}", instrument("/v2/{name}/blobs/{digest}", s.handle(s.blob))).Methods(read...)
@@ -228,4 +232,16 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
 		_, _ = w.Write([]byte("{}"))
 	}
 	return nil
+}
+
+// health answers probes: the process is up and serving with a loaded
+// policy (New fails without one). During shutdown the listener closes and
+// probes fail, which takes the replica out of a Service.
+func health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte("ok\n"))
+	}
 }
