@@ -24,29 +24,7 @@ import (
 // strict/** provenance by another identity. No rule requires a signature:
 // the keyless attestation alone decides.
 const keylessAttestPolicy = `unmatched: deny
-authorities:
-  - name: ci
-    keyless:
-      trustedRoot: trusted_root.json
-      identities:
-        - {issuer: ` + keylessIssuer + `, subject: ` + keylessSubject + `}
-    tlog: skip
-    sct: skip
-  - name: ci-pem
-    keyless:
-      certificateChain: chain.pem
-      identities:
-        - {issuerRegExp: 'https://oidc\.lab\.invalid', subjectRegExp: '.+@lab\.invalid'}
-    tlog: skip
-    sct: skip
-  - name: release-team
-    keyless:
-      trustedRoot: trusted_root.json
-      identities:
-        - {issuer: ` + keylessIssuer + `, subject: release@lab.invalid}
-    tlog: skip
-    sct: skip
-rules:
+` + keylessAuthorities + `rules:
   - name: keyless
     images: ["registry.lab/keyless/**"]
     attestations:

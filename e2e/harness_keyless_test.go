@@ -136,11 +136,10 @@ func (ca *privateCA) IssueLeaf(t testing.TB, dir, pubPath, subject, issuer strin
 	return writeFile(t, filepath.Join(dir, "leaf.pem"), string(certPEM(leaf)))
 }
 
-// keylessPolicy: keyless/** needs the lab identity (trusted_root.json),
-// pem/** the same identity through the PEM chain form, strict/** another
-// identity, so signatures by the lab identity are denied there.
-const keylessPolicy = `unmatched: deny
-authorities:
+// keylessAuthorities are the lab's keyless authorities: ci (the lab
+// identity through trusted_root.json), ci-pem (the same through the PEM
+// chain form) and release-team (another identity).
+const keylessAuthorities = `authorities:
   - name: ci
     keyless:
       trustedRoot: trusted_root.json
@@ -162,7 +161,13 @@ authorities:
         - {issuer: ` + keylessIssuer + `, subject: release@lab.invalid}
     tlog: skip
     sct: skip
-rules:
+`
+
+// keylessPolicy: keyless/** needs the lab identity (trusted_root.json),
+// pem/** the same identity through the PEM chain form, strict/** another
+// identity, so signatures by the lab identity are denied there.
+const keylessPolicy = `unmatched: deny
+` + keylessAuthorities + `rules:
   - name: keyless
     images: ["registry.lab/keyless/**"]
     signatures: {anyOf: [ci]}

@@ -124,6 +124,7 @@ func (ff *faultFixture) startLogged(t testing.TB, log *slog.Logger) (string, *ap
 	return serveHandler(t, a.proxy), a
 }
 
+// logBuffer is a log sink safe for concurrent writers (handshakes, requests).
 type logBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

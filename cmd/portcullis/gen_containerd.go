@@ -134,20 +134,9 @@ func genContainerdCmd() *cobra.Command {
 		Short: "Write a containerd certs.d tree (hosts.toml per registry and _default) with the proxy as the only host",
 		Args:  usageArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := parseProxy(proxyFlag)
+			p, regs, m, err := tf.treeArgs(proxyFlag, registries, dir)
 			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			regs, err := validRegistries(registries)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if dir == "" {
-				return &exitError{code: 2, err: errors.New("--dir is required")}
-			}
-			m, err := tf.load(p)
-			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if err := containerdTree(p, regs, m).write(out, dir); err != nil {
@@ -195,6 +184,30 @@ func (t *tlsFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&t.clientCert, "client-cert", "", "PEM client certificate for mTLS to the proxy (its access.clientCA); copied into the tree")
 	f.StringVar(&t.clientKey, "client-key", "", "PEM key of --client-cert; copied into the tree, mode 0600")
 	f.BoolVar(&t.skipVerify, "skip-verify", false, "do not verify the proxy's certificate (tests only)")
+}
+
+// treeArgs checks the flags the certs.d generators (containerd, docker)
+// share; errors are usage errors (exit 2).
+func (t *tlsFlags) treeArgs(proxyFlag string, registries []string, dir string) (proxyEndpoint, []string, tlsMaterial, error) {
+	usage := func(err error) (proxyEndpoint, []string, tlsMaterial, error) {
+		return proxyEndpoint{}, nil, tlsMaterial{}, &exitError{code: 2, err: err}
+	}
+	p, err := parseProxy(proxyFlag)
+	if err != nil {
+		return usage(err)
+	}
+	regs, err := validRegistries(registries)
+	if err != nil {
+		return usage(err)
+	}
+	if dir == "" {
+		return usage(errors.New("--dir is required"))
+	}
+	m, err := t.load(p)
+	if err != nil {
+		return usage(err)
+	}
+	return p, regs, m, nil
 }
 
 // load reads and checks the files.

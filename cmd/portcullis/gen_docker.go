@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -61,20 +60,9 @@ func genDockerCmd() *cobra.Command {
 		Short: "Write daemon.json and certs.d for dockerd (pull images as PROXY/<registry>/<repository>)",
 		Args:  usageArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := parseProxy(proxyFlag)
+			p, regs, m, err := tf.treeArgs(proxyFlag, registries, dir)
 			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			regs, err := validRegistries(registries)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if dir == "" {
-				return &exitError{code: 2, err: errors.New("--dir is required")}
-			}
-			m, err := tf.load(p)
-			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if err := dockerTree(p, regs, m).write(out, dir); err != nil {

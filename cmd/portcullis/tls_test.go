@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -109,24 +107,6 @@ func writePair(t testing.TB, dir string, cert, key []byte, stamp time.Time) (str
 	return cf, kf
 }
 
-// syncBuffer is a log sink safe for concurrent handshakes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCertReloader(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
@@ -138,7 +118,7 @@ func TestCertReloader(t *testing.T) {
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	cf, kf := writePair(t, dir, c1, k1, t0)
 
-	var logs syncBuffer
+	var logs logBuffer
 	clock := time.Now()
 	r, err := newCertReloader(cf, kf, 5*time.Second, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
