@@ -76,6 +76,7 @@ func (v *Verifier) VerifyAttestations(ctx context.Context, s policy.Subject, aut
 			return nil, fmt.Errorf("verifying BuildKit attestations of %s: %w", s, err)
 		}
 	}
+	ae.finish()
 	return e.ev, nil
 }
 
@@ -105,6 +106,9 @@ type attestations struct {
 	q policy.AttestationQuery
 	// budget counts attestation artifacts, apart from signatures.
 	budget budget
+	// notes and unnoted bound the unverified or skipped entries kept, as
+	// evaluation.reject does for signatures; verified ones are all kept.
+	notes, unnoted int
 }
 
 func (ae *attestations) wants(format string) bool { return slices.Contains(ae.q.Formats, format) }
@@ -128,9 +132,24 @@ func (ae *attestations) take(format, source string) bool {
 
 // note records an attestation that was found but not verified or not read.
 func (ae *attestations) note(format, source, predicateType string, about digest.Digest, reason string) {
+	if ae.notes >= maxRecordedRejections {
+		ae.unnoted++
+		return
+	}
+	ae.notes++
 	ae.ev.Attestations = append(ae.ev.Attestations, policy.Attestation{
 		PredicateType: predicateType, Format: format, Source: source, About: about, Reason: reason,
 	})
+}
+
+// finish records how many notes were dropped.
+func (ae *attestations) finish() {
+	if ae.unnoted > 0 {
+		ae.ev.Attestations = append(ae.ev.Attestations, policy.Attestation{
+			Reason: fmt.Sprintf("and %d more unverified or skipped attestation artifacts, not listed", ae.unnoted),
+		})
+		ae.unnoted = 0
+	}
 }
 
 func skippedReason(pt string) string {

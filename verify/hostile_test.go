@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -479,8 +480,15 @@ func TestHostileVerify(t *testing.T) {
 				if len(ev.Signatures) != tc.wantSigs {
 					t.Errorf("Verify accepted %+v from hostile data, want %d signatures", ev.Signatures, tc.wantSigs)
 				}
-				if len(ev.Rejected) > 10000+10 {
-					t.Errorf("Verify recorded %d rejections", len(ev.Rejected))
+				// Hostile lists become a bounded list plus a count.
+				if len(ev.Rejected) > maxRecordedRejections+1 {
+					t.Errorf("Verify recorded %d rejections, want at most %d", len(ev.Rejected), maxRecordedRejections+1)
+				}
+				if tc.name == "referrers tag lists 10,000 attestations" {
+					last := ev.Rejected[len(ev.Rejected)-1].Reason
+					if want := fmt.Sprintf("and %d more", 10000-maxRecordedRejections); !strings.Contains(last, want) {
+						t.Errorf("last rejection = %q, want it to count the rest (%q)", last, want)
+					}
 				}
 			}
 			// The next good verification works.
@@ -508,4 +516,26 @@ func editBundle(t *testing.T, raw []byte, f func(env map[string]any)) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestAttestationNotesBounded: unverified or skipped attestation entries
+// stop at maxRecordedRejections plus one summary; verified ones are never
+// dropped.
+func TestAttestationNotesBounded(t *testing.T) {
+	ae := &attestations{evaluation: &evaluation{ev: &policy.Evidence{}}}
+	for i := range 1000 {
+		ae.note(policy.FormatBundle, strconv.Itoa(i), "https://spdx.dev/Document", "", "skipped")
+	}
+	ae.ev.Attestations = append(ae.ev.Attestations, policy.Attestation{Verified: true, Source: "kept"})
+	ae.finish()
+	got := ae.ev.Attestations
+	if len(got) != maxRecordedRejections+2 {
+		t.Fatalf("len(Attestations) = %d, want %d (bounded notes, the verified one, a summary)", len(got), maxRecordedRejections+2)
+	}
+	if !got[len(got)-2].Verified {
+		t.Errorf("the verified attestation was dropped")
+	}
+	if want := fmt.Sprintf("and %d more", 1000-maxRecordedRejections); !strings.Contains(got[len(got)-1].Reason, want) {
+		t.Errorf("summary = %q, want it to contain %q", got[len(got)-1].Reason, want)
+	}
 }

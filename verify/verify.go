@@ -115,6 +115,7 @@ func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, aut
 			return nil, fmt.Errorf("verifying %s: %w", s, err)
 		}
 	}
+	e.finish()
 	return e, nil
 }
 
@@ -196,7 +197,14 @@ type evaluation struct {
 	ev      *policy.Evidence
 	// budget counts signature artifacts against Limits.MaxSignatures.
 	budget budget
+	// unrecorded counts rejections past maxRecordedRejections.
+	unrecorded int
 }
+
+// maxRecordedRejections bounds the rejections one decision keeps: a
+// referrers list of thousands of foreign entries must not become thousands
+// of strings in a cached decision. The count of the rest is kept.
+const maxRecordedRejections = 64
 
 // signatures looks for both signature formats in one repository.
 func (e *evaluation) signatures(ctx context.Context, l *lookup, auths []*authority) error {
@@ -238,7 +246,19 @@ func (e *evaluation) take(format, source string) bool {
 }
 
 func (e *evaluation) reject(format, source, reason string) {
+	if len(e.ev.Rejected) >= maxRecordedRejections {
+		e.unrecorded++
+		return
+	}
 	e.ev.Rejected = append(e.ev.Rejected, policy.Rejection{Format: format, Source: source, Reason: reason})
+}
+
+// finish closes the evidence: the rejections past the bound become one.
+func (e *evaluation) finish() {
+	if e.unrecorded > 0 {
+		e.ev.Rejected = append(e.ev.Rejected, policy.Rejection{Reason: fmt.Sprintf("and %d more rejected artifacts, not listed", e.unrecorded)})
+		e.unrecorded = 0
+	}
 }
 
 // judgeSigners decides one artifact whose binding to the subject digest has
