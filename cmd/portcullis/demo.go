@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -121,16 +122,16 @@ Allowed:
   crane manifest %[1]s/demo/signed:v1
   skopeo inspect --tls-verify=false docker://%[1]s/demo/signed:v1
   docker pull %[1]s/demo/signed:v1
-  portcullis verify --config %[6]s %[3]s/demo/signed:v1
+  %[7]s verify --config %[6]s %[3]s/demo/signed:v1
 
 Denied (403 with the reason):
   crane manifest %[1]s/demo/unsigned:v1
   skopeo inspect --tls-verify=false docker://%[1]s/demo/unsigned:v1
   docker pull %[1]s/demo/unsigned:v1
-  portcullis verify --config %[6]s %[3]s/demo/unsigned:v1
+  %[7]s verify --config %[6]s %[3]s/demo/unsigned:v1
 
 Ctrl-C stops the demo.
-`, p, upHost, demoRegistry, dir, signedDigest.String()[:19]+"…", cfgPath)
+`, p, upHost, demoRegistry, dir, signedDigest.String()[:19]+"…", cfgPath, selfCommand())
 	return serve(ctx, ln, a.proxy, log)
 }
 
@@ -257,4 +258,24 @@ func demoCheck(ctx context.Context, out io.Writer, proxyAddr string) error {
 		return errors.New(strings.Join(failed, "\n"))
 	}
 	return nil
+}
+
+// selfCommand is how the person running the demo can run this binary again:
+// "portcullis" when that is what their PATH finds, "go run ./cmd/portcullis"
+// under `make demo` (go run builds into a temporary directory), otherwise
+// the binary's path.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "portcullis"
+	}
+	if onPath, err := exec.LookPath("portcullis"); err == nil {
+		if a, b := filepath.Clean(onPath), filepath.Clean(exe); a == b {
+			return "portcullis"
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/portcullis"
+	}
+	return exe
 }
