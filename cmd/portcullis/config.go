@@ -41,6 +41,9 @@ type Config struct {
 	// Access is inbound access control (access.go). Absent: every client may
 	// read everything the upstream credentials can (a warning is logged).
 	Access *AccessConfig `yaml:"access"`
+	// Telemetry exports metrics and traces (telemetry.go). Default: off;
+	// nothing listens or is sent beyond the proxy itself.
+	Telemetry TelemetryConfig `yaml:"telemetry"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -279,6 +282,7 @@ func (c *Config) Validate() error {
 		add("cache.size: %d is negative", c.Cache.Size)
 	}
 	c.Limits.validate(add)
+	c.Telemetry.validate(c, add)
 	if c.Access != nil {
 		c.Access.validate(c, add)
 	}

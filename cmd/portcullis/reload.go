@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -26,6 +27,11 @@ type reloader struct {
 	load func() (*deciderSet, error)
 	log  *slog.Logger
 	mu   sync.Mutex // one reload at a time
+
+	// statsMu orders swapping cur with retiring its cache counters, so
+	// that CacheStats never goes backwards.
+	statsMu sync.Mutex
+	retired cache.Stats // counters of the caches of replaced policies
 }
 
 func newReloader(first *deciderSet, load func() (*deciderSet, error), log *slog.Logger) *reloader {
@@ -53,6 +59,16 @@ func (r *reloader) Lookup(s policy.Subject) (policy.Decision, bool) {
 // Policy returns the policy in force.
 func (r *reloader) Policy() *policy.Policy { return r.cur.Load().policy }
 
+// CacheStats is the decision-cache counters summed over every policy this
+// reloader has served, so that they only grow across reloads (they are
+// exported as counters). A request still finishing under a replaced policy
+// after the swap is not counted. Zero without a cache.
+func (r *reloader) CacheStats() cache.Stats {
+	r.statsMu.Lock()
+	defer r.statsMu.Unlock()
+	return addStats(r.retired, r.cur.Load().cacheStats())
+}
+
 // reload loads the policy again and swaps it in when its generation (the
 // policy text, and the keys and trust roots it names) changed.
 func (r *reloader) reload() (changed bool, err error) {
@@ -67,7 +83,10 @@ func (r *reloader) reload() (changed bool, err error) {
 	if next.policy.Generation() == old {
 		return false, nil
 	}
+	r.statsMu.Lock()
+	r.retired = addStats(r.retired, r.cur.Load().cacheStats())
 	r.cur.Store(next)
+	r.statsMu.Unlock()
 	r.log.Info("policy reloaded", "from", old, "to", next.policy.Generation(), "rules", len(next.policy.Rules()))
 	return true, nil
 }

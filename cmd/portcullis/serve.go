@@ -28,10 +28,18 @@ func serveCmd() *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			log := newLogger(cfg.Log)
-			a, err := buildApp(cfg, log)
+			a, err := buildServer(cmd.Context(), cfg, log)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
+			// Last out: spans of the drained requests are flushed.
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), telemetryShutdownTimeout)
+				defer cancel()
+				if err := a.telemetry.shutdown(ctx); err != nil {
+					log.Warn("flushing telemetry", "error", err)
+				}
+			}()
 			ln, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
 				return err
@@ -50,6 +58,7 @@ func serveCmd() *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			logAccess(cfg, log)
+			a.telemetry.serveMetrics()
 			go a.decider.watch(cmd.Context(), time.Duration(cfg.PolicyReloadInterval))
 			return serveLimited(cmd.Context(), ln, a.proxy, log, tc, cfg.Limits)
 		},

@@ -32,9 +32,10 @@ type trustCache struct {
 	trust func() string // verify.Trust.Generation
 	build func(generation string) (*cache.Cache, error)
 
-	mu  sync.Mutex
-	gen string
-	cur *cache.Cache
+	mu      sync.Mutex
+	gen     string
+	cur     *cache.Cache
+	retired cache.Stats // counters of the caches of earlier generations
 }
 
 func newTrustCache(base string, trust func() string, build func(string) (*cache.Cache, error)) (*trustCache, error) {
@@ -57,8 +58,23 @@ func (t *trustCache) current() (*cache.Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.cur != nil {
+		t.retired = addStats(t.retired, t.cur.Stats())
+	}
 	t.gen, t.cur = gen, c
 	return c, nil
+}
+
+// stats is the counters of every cache this trustCache has kept, so that
+// they only grow across trust generations.
+func (t *trustCache) stats() cache.Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.retired
+	if t.cur != nil {
+		s = addStats(s, t.cur.Stats())
+	}
+	return s
 }
 
 func (t *trustCache) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {

@@ -27,6 +27,9 @@ type app struct {
 	// decider is what the proxy asks: the current policy's engine and cache,
 	// swapped whole when the policy is reloaded (reload.go).
 	decider *reloader
+	// telemetry is the OTel SDK `serve` installed (telemetry.go); nil when
+	// the config asks for none, and always for `verify` and the demo.
+	telemetry *telemetry
 }
 
 // newTransport is the one upstream transport: connection reuse across
@@ -152,6 +155,29 @@ type deciderSet struct {
 	engine *policy.Engine
 	cache  *cache.Cache
 	top    proxy.Decider
+}
+
+// cacheStats is the counters of the set's decision cache; zero without one.
+func (ds *deciderSet) cacheStats() cache.Stats {
+	switch {
+	case ds.cache != nil:
+		return ds.cache.Stats()
+	case ds.top != nil:
+		if tc, ok := ds.top.(*trustCache); ok {
+			return tc.stats()
+		}
+	}
+	return cache.Stats{}
+}
+
+// addStats sums two sets of cache counters.
+func addStats(a, b cache.Stats) cache.Stats {
+	return cache.Stats{
+		Hits:      a.Hits + b.Hits,
+		Inherited: a.Inherited + b.Inherited,
+		Misses:    a.Misses + b.Misses,
+		Shared:    a.Shared + b.Shared,
+	}
 }
 
 // loadDecider reads the policy file (and the keys and trust roots it names)
