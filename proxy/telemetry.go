@@ -18,8 +18,6 @@ import (
 // does, these are no-ops).
 const instrumentation = "github.com/portcullis-dev/portcullis/proxy"
 
-var tracer = otel.Tracer(instrumentation)
-
 type telemetry struct {
 	decisions metric.Int64Counter
 	latency   metric.Float64Histogram
@@ -49,7 +47,10 @@ func instrument(route string, h http.Handler) http.Handler {
 // Metric attributes stay low-cardinality: outcome only.
 func (t *telemetry) startDecide(ctx context.Context, s policy.Subject) (context.Context, func(d policy.Decision, err error, artifact bool)) {
 	start := time.Now()
-	ctx, span := tracer.Start(ctx, "decide", trace.WithAttributes(
+	// The tracer is looked up per decision, not once at package load: a
+	// package-level tracer stays bound to whichever provider was installed
+	// first, so a later SDK (or a test's) would never see these spans.
+	ctx, span := otel.Tracer(instrumentation).Start(ctx, "decide", trace.WithAttributes(
 		attribute.String("image.name", s.Name()),
 		attribute.String("image.digest", s.Digest.String()),
 		attribute.String("image.tag", s.Tag),

@@ -75,7 +75,9 @@ func (v *Verifier) Verify(ctx context.Context, s policy.Subject, authorities []*
 	return e.ev, nil
 }
 
-var tracer = otel.Tracer("github.com/portcullis-dev/portcullis/verify")
+// instrumentation names this package's tracer. It is looked up per call
+// (see proxy/telemetry.go for why).
+const instrumentation = "github.com/portcullis-dev/portcullis/verify"
 
 // startSpan starts the span of one verification of s.
 func startSpan(ctx context.Context, name string, s policy.Subject, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
@@ -83,7 +85,7 @@ func startSpan(ctx context.Context, name string, s policy.Subject, attrs ...attr
 		attribute.String("image", s.Name()),
 		attribute.String("digest", s.Digest.String()),
 	}, attrs...)
-	return tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	return otel.Tracer(instrumentation).Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
 // endSpan ends a verification span with err or, when there is none, with
