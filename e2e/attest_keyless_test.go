@@ -51,29 +51,10 @@ const keylessAttestPolicy = `unmatched: deny
 // newKeylessAttestLab is newKeylessLab with keylessAttestPolicy.
 func newKeylessAttestLab(t *testing.T) (l *lab, leaf, chain string) {
 	t.Helper()
-	tool(t, "crane")
 	tool(t, "cosign2")
 	tool(t, "cosign3")
 	portcullisBin(t)
-	keys := sharedKeys(t)
-	reg := startRegistry(t)
-	dir := t.TempDir()
-	ca := newPrivateCA(t, dir)
-	leaf = ca.IssueLeaf(t, dir, keys.Release.Pub, keylessSubject, keylessIssuer)
-	listen := freeAddr(t)
-	writeFile(t, filepath.Join(dir, "policy.yaml"), keylessAttestPolicy)
-	cfg := writeFile(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`listen: %s
-upstreams:
-  - registry: registry.lab
-    url: %s
-    default: true
-policy: policy.yaml
-log:
-  level: debug
-`, listen, reg.URL()))
-	px := startProxy(t, dir, cfg, listen)
-	l = &lab{t: t, Dir: dir, Reg: reg, Proxy: px, Keys: keys, Env: baseEnv(t.TempDir())}
-	return l, leaf, ca.ChainPEM
+	return newKeylessLabWith(t, keylessAttestPolicy)
 }
 
 // AttestKeyless attaches predicate (JSON) of cosign type typ to ref with the

@@ -183,6 +183,12 @@ const keylessPolicy = `unmatched: deny
 // certifies the release key for keylessSubject.
 func newKeylessLab(t *testing.T) (l *lab, leaf, chain string) {
 	t.Helper()
+	return newKeylessLabWith(t, keylessPolicy)
+}
+
+// newKeylessLabWith is newKeylessLab with another policy.
+func newKeylessLabWith(t *testing.T, policy string) (l *lab, leaf, chain string) {
+	t.Helper()
 	tool(t, "crane")
 	keys := sharedKeys(t)
 	reg := startRegistry(t)
@@ -190,7 +196,7 @@ func newKeylessLab(t *testing.T) (l *lab, leaf, chain string) {
 	ca := newPrivateCA(t, dir)
 	leaf = ca.IssueLeaf(t, dir, keys.Release.Pub, keylessSubject, keylessIssuer)
 	listen := freeAddr(t)
-	writeFile(t, filepath.Join(dir, "policy.yaml"), keylessPolicy)
+	writeFile(t, filepath.Join(dir, "policy.yaml"), policy)
 	cfg := writeFile(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`listen: %s
 upstreams:
   - registry: registry.lab

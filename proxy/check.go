@@ -32,6 +32,14 @@ func (s *Server) Check(ctx context.Context, image string) (policy.Decision, erro
 	if err != nil {
 		return policy.Decision{}, err
 	}
+	if canon == CanaryRepository {
+		// As on the HTTP routes: denied without asking the upstream.
+		return policy.Decision{
+			Subject: policy.Subject{Registry: reg, Repository: canon, Tag: ref.tag, Digest: ref.digest},
+			Outcome: policy.Deny,
+			Reason:  "reserved canary, always denied by this proxy",
+		}, nil
+	}
 	t := target{up: c, repository: canon, clientName: reg + "/" + repo}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

@@ -319,6 +319,10 @@ func TestCanaryAlwaysDenied(t *testing.T) {
 			t.Errorf("%s %s body = %s, want the canary message", tc.method, tc.path, body)
 		}
 	}
+	// portcullis verify decides it as the proxy does.
+	if code, out, _ := runCLI(t, "verify", "--config", cfgPath, demoRegistry+"/portcullis/canary:deny"); code != 1 || !strings.Contains(out, "reserved canary") {
+		t.Errorf("portcullis verify of the canary: exit %d, output %q; want 1 and the canary reason", code, out)
+	}
 	if n := upstreamHits.Load(); n != 0 {
 		t.Errorf("upstream saw %d requests for the canary, want 0", n)
 	}

@@ -285,7 +285,7 @@ func (t *telemetry) serveMetrics() {
 	if t == nil || t.metricsSrv == nil {
 		return
 	}
-	t.log.Info("metrics listening", "addr", t.metricsLn.Addr().String(), "path", "/metrics")
+	t.log.Info("metrics listening", "addr", t.metricsAddr(), "path", "/metrics")
 	go func() {
 		if err := t.metricsSrv.Serve(t.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.log.Error("metrics listener stopped", "error", err)
