@@ -36,6 +36,7 @@ const (
 	codeUnsupported  = "UNSUPPORTED"
 	codeDigestInval  = "DIGEST_INVALID"
 	codeManifestInv  = "MANIFEST_INVALID"
+	codeManifestUnk  = "MANIFEST_UNKNOWN"
 	codeUnauthorized = "UNAUTHORIZED"
 	codeTooMany      = "TOOMANYREQUESTS"
 	codeUnknown      = "UNKNOWN"
@@ -135,6 +136,12 @@ func relayUpstreamError(registry string, resp *http.Response) *Error {
 		// own upstream credential that was refused. No WWW-Authenticate.
 		e.Code = codeUnauthorized
 		e.Message = fmt.Sprintf("upstream %s refused the proxy's credentials (%s)", registry, resp.Status)
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		// RFC 9110 section 15.5.17: a 416 says how long the blob is, which
+		// a client needs to ask again.
+		if cr := unsatisfiedRange(resp.Header.Get("Content-Range")); cr != "" {
+			e.Header = http.Header{"Content-Range": {cr}}
+		}
 	case resp.StatusCode == http.StatusTooManyRequests:
 		e.Code = codeTooMany
 		if ra := retryAfter(resp.Header.Get("Retry-After")); ra != "" {
@@ -162,6 +169,19 @@ func sanitizeCode(c string) string {
 // sanitizeQuoted makes text safe inside a quoted-string header value.
 func sanitizeQuoted(s string) string {
 	return strings.NewReplacer(`"`, "'", "\\", "/").Replace(sanitize(s))
+}
+
+// unsatisfiedRange returns a 416's Content-Range if it has the form RFC
+// 9110 gives it ("bytes */<length>"), else "": it is relayed as a header.
+func unsatisfiedRange(v string) string {
+	n, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes */")
+	if !ok {
+		return ""
+	}
+	if _, err := strconv.ParseUint(n, 10, 63); err != nil {
+		return ""
+	}
+	return "bytes */" + n
 }
 
 // retryAfter returns an upstream's Retry-After if it is what RFC 9110

@@ -119,7 +119,11 @@ func parseReference(s string) (reference, error) {
 		return reference{digest: d}, nil
 	}
 	if !tagGrammar.MatchString(s) {
-		return reference{}, errorf(http.StatusBadRequest, codeNameInvalid, "portcullis: invalid tag %q", sanitize(s))
+		// Not a tag and not a digest: no manifest can have this name. A 404
+		// as distribution answers (its routes do not match such a
+		// reference) and the OCI conformance suite expects; NAME_INVALID is
+		// about repository names.
+		return reference{}, errorf(http.StatusNotFound, codeManifestUnk, "portcullis: %q is neither a tag nor a digest: no such manifest", sanitize(s))
 	}
 	return reference{tag: s}, nil
 }
