@@ -29,8 +29,38 @@ func bundleReferrer(subject digest.Digest, mediaType string, size int) []byte {
 	return out
 }
 
+// materialize makes a sample artifact manifest real in repo: each layer gets
+// content(i) (JSON, as cosign writes) pushed as a blob, with the digest and
+// size in the manifest changed to match. The manifest is returned, not put.
+func materialize(t *testing.T, u *upstream, repo string, sample []byte, content func(i int) []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(sample, &m); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := m["layers"].([]any)
+	for i, l := range layers {
+		b := content(i)
+		d := u.pushBlob(t, repo, b)
+		desc := l.(map[string]any)
+		desc["digest"], desc["size"] = d.String(), len(b)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// jsonLayer is a small JSON document standing for a signature payload,
+// DSSE envelope or bundle.
+func jsonLayer(i int) []byte {
+	return []byte(fmt.Sprintf(`{"critical":{"identity":{"docker-reference":"lab/app"},"image":{"docker-manifest-digest":"sha256:%064d"},"type":"cosign container image signature"},"optional":{"n":%d}}`, i, i))
+}
+
 // TestArtifactsServedWithoutDecision: signatures and attestations are not
-// runnable; clients fetch them through the proxy to verify images.
+// runnable; clients fetch them through the proxy to verify images. Their
+// layers are JSON the proxy has fetched and looked at.
 func TestArtifactsServedWithoutDecision(t *testing.T) {
 	e := newEnv(t)
 	img := e.up.pushImage(t, "lab/app:v1")
@@ -40,9 +70,16 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 	refTag := strings.Replace(imgD.String(), ":", "-", 1)
 	const ociManifest, ociIndex = "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"
 
-	sig := sample(t, "cosign2-legacy-sig-manifest.json")
-	att := sample(t, "cosign2-legacy-att-manifest.json")
-	bundle := bundleReferrer(imgD, "application/vnd.oci.image.manifest.v1+json", 100)
+	envelope := sample(t, "cosign2-dsse-envelope.json")
+	sig := materialize(t, e.up, "lab/app", sample(t, "cosign2-legacy-sig-manifest.json"), jsonLayer)
+	att := materialize(t, e.up, "lab/app", sample(t, "cosign2-legacy-att-manifest.json"), func(i int) []byte {
+		if i == 0 {
+			return envelope // cosign's own bytes
+		}
+		// Whitespace first is still JSON, and no tar header.
+		return append([]byte(strings.Repeat(" \t\r\n", 300)), jsonLayer(i)...)
+	})
+	bundle := materialize(t, e.up, "lab/app", bundleReferrer(imgD, ociManifest, 100), jsonLayer)
 	refIndex := sample(t, "cosign3-referrers-index.json")
 	refIndexAtt := sample(t, "cosign3-referrers-index-with-attestations.json")
 	e.up.putManifest(t, "lab/app", sigTag, ociManifest, sig)
@@ -84,6 +121,18 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 	}
 	if n := e.dec.calls(); n != 0 {
 		t.Errorf("Decide calls for artifacts = %d, want 0: %v", n, e.dec.seen())
+	}
+	// Each layer was looked at once: proofs are remembered by digest.
+	layerGets := map[string]int{}
+	for _, r := range e.up.requests() {
+		if r.Method == http.MethodGet && strings.Contains(r.Path, "/blobs/") {
+			layerGets[r.Path]++
+		}
+	}
+	for p, n := range layerGets {
+		if n != 1 {
+			t.Errorf("layer %s fetched %d times, want once", p, n)
+		}
 	}
 }
 

@@ -66,6 +66,50 @@ func WithMaxConcurrentDecisions(n int, queueTimeout time.Duration) Option {
 	}
 }
 
+// WithMaxRequestsPerClient caps the requests one client (its name, else its
+// address) has in flight at once; over it, 429 with Retry-After. With HTTP/1
+// that is its connections being answered: clients that stop reading keep
+// theirs open until the write deadline. Default: no cap.
+func WithMaxRequestsPerClient(n int) Option {
+	return func(s *Server, _ *options) error {
+		if n < 1 {
+			return fmt.Errorf("max requests per client %d must be at least 1", n)
+		}
+		s.perClient = &inflight{max: n, n: map[string]int{}}
+		return nil
+	}
+}
+
+// inflight counts each client's requests in flight.
+type inflight struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+// enter counts one request of client, or refuses it over the cap. leave is
+// never nil. A nil inflight admits everything.
+func (f *inflight) enter(client string) (leave func(), err error) {
+	if f == nil {
+		return func() {}, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n[client] >= f.max {
+		e := tooManyRequests(time.Second)
+		e.Message = fmt.Sprintf("portcullis: this client already has %d requests in progress; retry in 1s", f.max)
+		return func() {}, e
+	}
+	f.n[client]++
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.n[client]--; f.n[client] <= 0 {
+			delete(f.n, client)
+		}
+	}, nil
+}
+
 const maxRateClients = 10000
 
 type rateLimiter struct {

@@ -3,8 +3,8 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -22,9 +22,11 @@ type manifest struct {
 	digest    digest.Digest
 	mediaType string
 	children  []digest.Digest
-	// artifact is true for signature, attestation and SBOM artifacts, which no
-	// runtime can run (see classify).
-	artifact bool
+	// candidate is true for a manifest whose media types claim a signature,
+	// attestation or SBOM artifact (artifactCandidate); layers are what
+	// proveArtifact must then look at.
+	candidate bool
+	layers    []ocispec.Descriptor
 }
 
 // defaultAccept is sent when a client sends no Accept header.
@@ -89,7 +91,7 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request, m *manife
 	h.Set("ETag", `"`+m.digest.String()+`"`)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(m.body)
+		s.writeAll(w, m.body)
 	}
 	return nil
 }
@@ -97,8 +99,10 @@ func (s *Server) serveManifest(w http.ResponseWriter, r *http.Request, m *manife
 const artifactReason = "signature or attestation artifact: not runnable, served without policy"
 
 // judge decides on a fetched manifest. Signature and attestation artifacts
-// are served without a decision: they are what clients need to verify images
-// themselves (cosign verify through the proxy), and no runtime runs them.
+// are served without a decision once proven unrunnable by their bytes (see
+// artifact.go): they are what clients need to verify images themselves
+// (cosign verify through the proxy). A claim that does not hold is decided
+// like any image.
 func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (policy.Decision, error) {
 	subj := policy.Subject{
 		Registry:   t.registryName(),
@@ -109,18 +113,31 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 		Children:   m.children,
 	}
 	ctx, end := s.tel.startDecide(ctx, subj)
-	if m.artifact {
-		d := policy.Decision{Subject: subj, Outcome: policy.Allow, Reason: artifactReason}
-		end(d, nil, true)
-		return d, nil
-	}
 	release, err := s.acquireDecision(ctx, subj)
 	if err != nil {
 		end(policy.Decision{}, err, false)
 		return policy.Decision{}, err
 	}
+	defer release()
+	if m.candidate {
+		proven, why, err := s.proveArtifact(ctx, t, m)
+		if err != nil {
+			end(policy.Decision{}, err, false)
+			s.log.WarnContext(ctx, "undecided", "image", subj.String(), "error", err)
+			return policy.Decision{}, err
+		}
+		s.tel.artifactClaim(ctx, proven)
+		if proven {
+			d := policy.Decision{Subject: subj, Outcome: policy.Allow, Reason: artifactReason}
+			end(d, nil, true)
+			s.log.DebugContext(ctx, "served without a decision", "image", subj.String(), "tag", tag, "reason", artifactReason)
+			return d, nil
+		}
+		// Worth an info line: either a tool writes artifacts we do not
+		// know, or someone labels an image as an artifact.
+		s.log.InfoContext(ctx, "artifact claim not proven, deciding by policy", "image", subj.String(), "tag", tag, "why", why)
+	}
 	d, err := s.decider.Decide(ctx, subj)
-	release()
 	end(d, err, false)
 	if err != nil {
 		s.log.WarnContext(ctx, "undecided", "image", subj.String(), "error", err)
@@ -165,13 +182,16 @@ func (s *Server) fetchManifestUpstream(ctx context.Context, t target, ref refere
 		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
 			"portcullis: upstream manifest %s/%s:%s is %d bytes, over the %d-byte limit", t.registryName(), t.repository, ref, resp.ContentLength, s.maxManifest)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, s.maxManifest+1))
-	if err != nil {
-		return nil, &upstreamError{registry: t.registryName(), err: fmt.Errorf("reading manifest: %w", err)}
-	}
-	if int64(len(body)) > s.maxManifest {
+	body, err := readBody(ctx, resp.Body, resp.ContentLength, s.maxManifest)
+	var pe *Error
+	switch {
+	case errors.Is(err, errTooLarge):
 		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
 			"portcullis: upstream manifest %s/%s:%s is over the %d-byte limit", t.registryName(), t.repository, ref, s.maxManifest)
+	case errors.As(err, &pe):
+		return nil, err // no memory left to hold it
+	case err != nil:
+		return nil, &upstreamError{registry: t.registryName(), err: fmt.Errorf("reading manifest: %w", err)}
 	}
 	return parseManifest(body, resp.Header.Get("Content-Type"), ref.digest)
 }
@@ -204,7 +224,9 @@ func parseManifest(body []byte, contentType string, want digest.Digest) (*manife
 			"portcullis: upstream sent a manifest whose digest is %s for requested %s", m.digest, want)
 	}
 	var doc manifestDoc
-	if err := json.Unmarshal(body, &doc); err != nil {
+	// A byte order mark is no JSON, but it must not hide a manifest from a
+	// decision (a blob so written is still decided like one).
+	if err := json.Unmarshal(trimBOM(body), &doc); err != nil {
 		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: upstream manifest %s is not valid JSON: %v", m.digest, err)
 	}
 	ct := ""
@@ -234,7 +256,10 @@ func parseManifest(body []byte, contentType string, want digest.Digest) (*manife
 			m.children = append(m.children, c.Digest)
 		}
 	}
-	m.artifact = classifyArtifact(m.mediaType, &doc)
+	m.candidate = artifactCandidate(m.mediaType, &doc)
+	if m.candidate {
+		m.layers = doc.Layers
+	}
 	return m, nil
 }
 

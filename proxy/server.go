@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/opencontainers/go-digest"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -45,6 +47,15 @@ type Server struct {
 	rate          *rateLimiter
 	decisionSlots chan struct{}
 	queueTimeout  time.Duration
+	perClient     *inflight  // nil: no cap on a client's concurrent requests
+	mem           *memBudget // bodies held in memory (membudget.go)
+	writeTimeout  time.Duration
+
+	// Artifact proofs (artifact.go).
+	proofs           *layerVerdicts
+	maxArtifactLayer int64
+	// notManifests remembers blobs found not to be manifests (blob.go).
+	notManifests *lru.Cache[digest.Digest, struct{}]
 }
 
 // Option configures a Server.
@@ -106,6 +117,44 @@ func WithManifestCache(maxBytes int64, ttl time.Duration) Option {
 	}
 }
 
+// WithMemoryBudget bounds the bytes of response bodies held in memory at
+// once, by all requests together (see memBudget; default 64 MiB). A request
+// that would go over waits up to wait, then fails with 503.
+func WithMemoryBudget(maxBytes int64, wait time.Duration) Option {
+	return func(s *Server, _ *options) error {
+		if maxBytes < 1<<20 || wait <= 0 {
+			return fmt.Errorf("memory budget %d bytes with wait %v: at least 1 MiB, and a positive wait", maxBytes, wait)
+		}
+		s.mem = newMemBudget(maxBytes, wait)
+		return nil
+	}
+}
+
+// WithWriteTimeout bounds writing a body held in memory, and each chunk of
+// a streamed one (see write.go; default 30s).
+func WithWriteTimeout(d time.Duration) Option {
+	return func(s *Server, _ *options) error {
+		if d <= 0 {
+			return fmt.Errorf("write timeout %v must be positive", d)
+		}
+		s.writeTimeout = d
+		return nil
+	}
+}
+
+// WithMaxArtifactLayerBytes bounds one layer the proxy reads to prove a
+// manifest is an artifact (default 16 MiB). A larger layer is not proven,
+// and its manifest is decided by policy.
+func WithMaxArtifactLayerBytes(n int64) Option {
+	return func(s *Server, _ *options) error {
+		if n < 1024 {
+			return fmt.Errorf("max artifact layer size %d is below 1 KiB", n)
+		}
+		s.maxArtifactLayer = n
+		return nil
+	}
+}
+
 // WithDecisionTimeout bounds fetching and deciding one manifest (default 30s).
 func WithDecisionTimeout(d time.Duration) Option {
 	return func(s *Server, _ *options) error {
@@ -126,14 +175,17 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 		return nil, errors.New("proxy: no upstreams")
 	}
 	s := &Server{
-		byName:      map[string]*client{},
-		decider:     d,
-		log:         slog.Default(),
-		maxManifest: 4 << 20,
-		timeout:     30 * time.Second,
-		tel:         newTelemetry(),
-		mcBytes:     DefaultManifestCacheBytes,
-		mcTTL:       DefaultManifestCacheTTL,
+		byName:           map[string]*client{},
+		decider:          d,
+		log:              slog.Default(),
+		maxManifest:      4 << 20,
+		timeout:          30 * time.Second,
+		tel:              newTelemetry(),
+		mcBytes:          DefaultManifestCacheBytes,
+		mcTTL:            DefaultManifestCacheTTL,
+		mem:              newMemBudget(DefaultMaxBufferedBytes, DefaultBufferWait),
+		writeTimeout:     DefaultWriteTimeout,
+		maxArtifactLayer: DefaultMaxArtifactLayerBytes,
 	}
 	o := &options{transport: http.DefaultTransport}
 	for _, opt := range opts {
@@ -143,6 +195,14 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 	}
 	if s.mcBytes > 0 {
 		s.manifests = newManifestCache(s.mcBytes, s.mcTTL)
+	}
+	proofs, err := lru.New[digest.Digest, string](maxLayerVerdicts)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	s.proofs = proofs
+	if s.notManifests, err = lru.New[digest.Digest, struct{}](maxLayerVerdicts); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	for i := range upstreams {
 		up := upstreams[i]
@@ -206,14 +266,30 @@ func (s *Server) routes() http.Handler {
 func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-		r, err := s.admit(r)
-		if err == nil {
-			err = h(w, r)
-		}
-		if err != nil {
+		s.startWriting(w)
+		if err := s.serve(w, r, h); err != nil {
 			writeError(w, r, s.log, err)
 		}
 	})
+}
+
+// serve admits the request (identity, rate, the client's concurrent
+// requests) and runs h with a hold on the memory budget, freed once h has
+// returned — what h held is then written or dropped.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request) error) error {
+	r, err := s.admit(r)
+	if err != nil {
+		return err
+	}
+	client := rateKey(r, identityFrom(r.Context()))
+	leave, err := s.perClient.enter(client)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	r, held := s.withHold(r, client)
+	defer held.free()
+	return h(w, r)
 }
 
 func unsupported(_ http.ResponseWriter, r *http.Request) error {

@@ -21,6 +21,7 @@ const instrumentation = "github.com/portcullis-dev/portcullis/proxy"
 type telemetry struct {
 	decisions metric.Int64Counter
 	latency   metric.Float64Histogram
+	claims    metric.Int64Counter
 }
 
 func newTelemetry() *telemetry {
@@ -32,7 +33,18 @@ func newTelemetry() *telemetry {
 		metric.WithDescription("Manifest decisions by outcome (allow, warn, deny, undecided, artifact)."))
 	t.latency, _ = m.Float64Histogram("portcullis.decision.duration",
 		metric.WithUnit("s"), metric.WithDescription("Time to decide one manifest, cache hits included."))
+	t.claims, _ = m.Int64Counter("portcullis.artifact.claims",
+		metric.WithDescription("Manifests whose media types claim a signature, attestation or SBOM artifact, by result: served (proven unrunnable, served without a decision) or decided (not proven, decided by policy)."))
 	return t
+}
+
+// artifactClaim counts one artifact claim by whether it was proven.
+func (t *telemetry) artifactClaim(ctx context.Context, proven bool) {
+	result := "decided"
+	if proven {
+		result = "served"
+	}
+	t.claims.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
 }
 
 // instrument names server spans after the route template, never the raw
