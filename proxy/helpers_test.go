@@ -259,6 +259,14 @@ func overlay(paths map[string][]byte, contentType string) func(http.ResponseWrit
 
 func startProxy(t *testing.T, d Decider, ups []Upstream, opts ...Option) *httptest.Server {
 	t.Helper()
+	ts, _ := startProxyServer(t, d, ups, opts...)
+	return ts
+}
+
+// startProxyServer is startProxy that also returns the proxy, for tests
+// that look inside it.
+func startProxyServer(t *testing.T, d Decider, ups []Upstream, opts ...Option) (*httptest.Server, *Server) {
+	t.Helper()
 	opts = append([]Option{WithLogger(discardSlog())}, opts...)
 	srv, err := New(ups, d, opts...)
 	if err != nil {
@@ -266,21 +274,23 @@ func startProxy(t *testing.T, d Decider, ups []Upstream, opts ...Option) *httpte
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return ts
+	return ts, srv
 }
 
 // env is one upstream "registry.example" (the default) behind a proxy.
 type env struct {
-	up  *upstream
-	dec *fakeDecider
-	px  *httptest.Server
+	up       *upstream
+	dec      *fakeDecider
+	px       *httptest.Server
+	pxServer *Server
 }
 
 func newEnv(t *testing.T, opts ...Option) *env {
 	t.Helper()
 	up := newUpstream(t, "registry.example")
 	dec := newFakeDecider()
-	return &env{up: up, dec: dec, px: startProxy(t, dec, []Upstream{up.config(true)}, opts...)}
+	px, srv := startProxyServer(t, dec, []Upstream{up.config(true)}, opts...)
+	return &env{up: up, dec: dec, px: px, pxServer: srv}
 }
 
 // response is what a client got.

@@ -150,32 +150,44 @@ var errTooLarge = errors.New("body over its size limit")
 // caller can still stream it.
 func readBody(ctx context.Context, r io.Reader, declared, limit int64) ([]byte, error) {
 	h, _ := ctx.Value(holdKey{}).(*hold)
+	charge := func(n int64) error {
+		if h == nil {
+			return nil
+		}
+		return h.grow(ctx, n)
+	}
 	const chunk = 32 << 10
 	var buf []byte
 	if declared >= 0 && declared <= limit {
-		if h != nil {
-			if err := h.grow(ctx, declared+1); err != nil {
-				return nil, err
-			}
+		if err := charge(declared); err != nil {
+			return nil, err
 		}
-		buf = make([]byte, 0, declared+1)
+		buf = make([]byte, 0, declared)
 	}
 	for {
 		if len(buf) == cap(buf) {
+			// Full: is there more? Asked with one byte, so that a body of
+			// exactly its declared length is never grown.
+			var one [1]byte
+			n, err := io.ReadFull(r, one[:])
+			if n == 0 {
+				if err == io.EOF {
+					return buf, nil
+				}
+				return buf, err
+			}
+			if int64(len(buf)) >= limit {
+				return append(buf, one[0]), errTooLarge
+			}
 			// Grow by doubling, charging the new capacity: this is what is
 			// really allocated.
-			n := min(max(int64(cap(buf)), chunk), limit+1-int64(len(buf)))
-			if n <= 0 {
-				return buf, errTooLarge
+			grow := min(max(int64(cap(buf)), chunk), limit+1-int64(len(buf)))
+			if err := charge(grow); err != nil {
+				return nil, err
 			}
-			if h != nil {
-				if err := h.grow(ctx, n); err != nil {
-					return nil, err
-				}
-			}
-			nb := make([]byte, len(buf), int64(cap(buf))+n)
+			nb := make([]byte, len(buf), int64(cap(buf))+grow)
 			copy(nb, buf)
-			buf = nb
+			buf = append(nb, one[0])
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

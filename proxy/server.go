@@ -196,6 +196,10 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 	if s.mcBytes > 0 {
 		s.manifests = newManifestCache(s.mcBytes, s.mcTTL)
 	}
+	if s.mem != nil && s.mem.max < 4*s.maxManifest {
+		// One client may hold a quarter: that must fit the largest manifest.
+		return nil, fmt.Errorf("proxy: memory budget %d bytes must be at least 4 times the manifest limit (%d)", s.mem.max, s.maxManifest)
+	}
 	proofs, err := lru.New[digest.Digest, string](maxLayerVerdicts)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
