@@ -131,6 +131,21 @@ type LimitsConfig struct {
 	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
 	// IdleTimeout closes idle keep-alive connections. Default "2m".
 	IdleTimeout Duration `yaml:"idleTimeout"`
+	// MaxBufferedBytes bounds the response bodies (manifests, JSON blobs)
+	// held in memory by all requests together; one client holds at most a
+	// quarter. Over it a request waits 2s, then gets 503. Default 67108864
+	// (64 MiB); at least 4 times maxManifestBytes.
+	MaxBufferedBytes int64 `yaml:"maxBufferedBytes"`
+	// MaxRequestsPerClient caps one client's requests in flight (its
+	// connections being answered); over it, 429. Default 64.
+	MaxRequestsPerClient int `yaml:"maxRequestsPerClient"`
+	// WriteTimeout bounds writing a body held in memory, and each 32 KiB
+	// of a streamed layer, to a client. Default "30s".
+	WriteTimeout Duration `yaml:"writeTimeout"`
+	// MaxArtifactLayerBytes bounds one layer read to prove that a
+	// signature or attestation artifact is not runnable. Default 16777216
+	// (16 MiB).
+	MaxArtifactLayerBytes int64 `yaml:"maxArtifactLayerBytes"`
 }
 
 // CacheConfig sizes the decision cache.

@@ -17,6 +17,7 @@ const (
 	defaultMaxHeaderBytes             = 64 << 10
 	defaultReadHeaderTimeout          = 10 * time.Second
 	defaultIdleTimeout                = 2 * time.Minute
+	defaultMaxRequestsPerClient       = 64
 )
 
 func (l *LimitsConfig) setDefaults() {
@@ -47,6 +48,18 @@ func (l *LimitsConfig) setDefaults() {
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = Duration(defaultIdleTimeout)
 	}
+	if l.MaxBufferedBytes == 0 {
+		l.MaxBufferedBytes = proxy.DefaultMaxBufferedBytes
+	}
+	if l.MaxRequestsPerClient == 0 {
+		l.MaxRequestsPerClient = defaultMaxRequestsPerClient
+	}
+	if l.WriteTimeout == 0 {
+		l.WriteTimeout = Duration(proxy.DefaultWriteTimeout)
+	}
+	if l.MaxArtifactLayerBytes == 0 {
+		l.MaxArtifactLayerBytes = proxy.DefaultMaxArtifactLayerBytes
+	}
 }
 
 func (l *LimitsConfig) validate(add func(string, ...any)) {
@@ -68,8 +81,17 @@ func (l *LimitsConfig) validate(add func(string, ...any)) {
 	if l.MaxHeaderBytes < 4096 {
 		add("limits.maxHeaderBytes: %d is below 4096", l.MaxHeaderBytes)
 	}
-	if l.VerificationQueueTimeout < 0 || l.ReadHeaderTimeout < 0 || l.IdleTimeout < 0 {
+	if l.VerificationQueueTimeout < 0 || l.ReadHeaderTimeout < 0 || l.IdleTimeout < 0 || l.WriteTimeout < 0 {
 		add("limits: durations must be positive")
+	}
+	if l.MaxBufferedBytes < 4*l.MaxManifestBytes {
+		add("limits.maxBufferedBytes: %d is below 4 times maxManifestBytes (%d): one client may hold a quarter, which must fit a manifest", l.MaxBufferedBytes, l.MaxManifestBytes)
+	}
+	if l.MaxRequestsPerClient < 1 {
+		add("limits.maxRequestsPerClient: %d must be at least 1", l.MaxRequestsPerClient)
+	}
+	if l.MaxArtifactLayerBytes < 1024 {
+		add("limits.maxArtifactLayerBytes: %d is below 1024", l.MaxArtifactLayerBytes)
 	}
 }
 
@@ -77,6 +99,10 @@ func (l *LimitsConfig) validate(add func(string, ...any)) {
 func (l *LimitsConfig) proxyOptions() []proxy.Option {
 	opts := []proxy.Option{
 		proxy.WithMaxConcurrentDecisions(l.MaxConcurrentVerifications, time.Duration(l.VerificationQueueTimeout)),
+		proxy.WithMemoryBudget(l.MaxBufferedBytes, proxy.DefaultBufferWait),
+		proxy.WithMaxRequestsPerClient(l.MaxRequestsPerClient),
+		proxy.WithWriteTimeout(time.Duration(l.WriteTimeout)),
+		proxy.WithMaxArtifactLayerBytes(l.MaxArtifactLayerBytes),
 	}
 	if l.RequestsPerSecond > 0 {
 		opts = append(opts, proxy.WithRateLimit(l.RequestsPerSecond, l.RequestBurst))

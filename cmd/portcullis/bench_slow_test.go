@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// BenchmarkSlowReaders reports the process's peak RSS while 500 connections
+// from 50 loopback addresses request a 4 MiB JSON blob and never read it
+// (issue 9, finding 3), and how long a good client then waits for a
+// manifest. Side by side: the default limits, and the memory budget and
+// per-client cap lifted (what the proxy did before them). The number is the
+// whole test process (the in-process upstream holds the blob once); one
+// iteration is one round. Results: docs/benchmarks.md.
+func BenchmarkSlowReaders(b *testing.B) {
+	f := newFixture(b)
+	blob := []byte(`{"sbom":"` + strings.Repeat("x", 4<<20-16) + `"}`)
+	repo, _ := name.NewRepository(f.host+"/demo/sbom", name.Insecure)
+	layer := static.NewLayer(blob, types.OCILayer)
+	if err := remote.WriteLayer(repo, layer); err != nil {
+		b.Fatal(err)
+	}
+	d, _ := layer.Digest()
+	appendFile(b, f.cfgPath, "limits: {requestsPerSecond: -1}\n")
+	bounded := startProxy(b, f.cfgPath)
+	unboundedCfg := strings.TrimSuffix(f.cfgPath, ".yaml") + "-unbounded.yaml"
+	cfg, err := os.ReadFile(f.cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("limits: {requestsPerSecond: -1}"),
+		[]byte("limits: {requestsPerSecond: -1, maxBufferedBytes: 1099511627776, maxRequestsPerClient: 100000}"), 1)
+	if err := os.WriteFile(unboundedCfg, cfg, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	unbounded := startProxy(b, unboundedCfg)
+	for _, bc := range []struct{ name, addr string }{{"limits", bounded}, {"unbounded", unbounded}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				peak, wait := slowReadersRound(b, bc.addr, "/v2/demo/sbom/blobs/"+d.String(), "/v2/demo/signed/manifests/"+f.signed.String())
+				b.ReportMetric(float64(peak>>10), "peak-RSS-MiB")
+				b.ReportMetric(float64(wait.Milliseconds()), "good-ms")
+			}
+		})
+	}
+}
+
+// slowReadersRound holds 500 non-reading connections on slowPath for 5 s,
+// GETs goodPath meanwhile, and returns the peak RSS (KiB) of the round and
+// how long the good request took.
+func slowReadersRound(b *testing.B, addr, slowPath, goodPath string) (int64, time.Duration) {
+	b.Helper()
+	// Writing 5 to clear_refs resets VmHWM (Linux), so each round's peak is
+	// its own.
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Skipf("cannot reset the peak RSS: %v", err)
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 500; i++ {
+		dl := net.Dialer{
+			LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.2.%d", 1+i%50))},
+			Control: func(_, _ string, c syscall.RawConn) error {
+				return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			},
+		}
+		c, err := dl.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET "+slowPath+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Second)
+	start := time.Now()
+	resp, err := http.Get("http://" + addr + goodPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	wait := time.Since(start)
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("good request under slow readers = %d", resp.StatusCode)
+	}
+	return vmHWM(b), wait
+}
+
+func vmHWM(b *testing.B) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return n
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}
