@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -109,7 +110,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, err := readBody(ctx, br, resp.ContentLength, s.maxManifest)
 	if errors.Is(err, errTooLarge) {
-		return s.largeJSONBlob(ctx, w, r, t, dgst, io.MultiReader(bytes.NewReader(body), br), known)
+		return s.largeJSONBlob(w, r, t, dgst, io.MultiReader(bytes.NewReader(body), br), known)
 	}
 	if err != nil {
 		var pe *Error
@@ -175,9 +176,20 @@ func (s *Server) layerByHead(ctx context.Context, t target, dgst digest.Digest) 
 // limit: it reads the rest (streaming, holding nothing more), refuses a
 // manifest, and otherwise fetches the blob again to serve it. A second
 // fetch is the price of never holding or spooling such a blob; the digest
-// binds both fetches to the same bytes (the client checks it).
-func (s *Server) largeJSONBlob(ctx context.Context, w http.ResponseWriter, r *http.Request, t target, dgst digest.Digest, rest io.Reader, known func() error) error {
-	like, err := manifestLike(rest)
+// binds both fetches to the same bytes: the scanned ones are hashed here,
+// the served ones by the client.
+func (s *Server) largeJSONBlob(w http.ResponseWriter, r *http.Request, t target, dgst digest.Digest, rest io.Reader, known func() error) error {
+	if !dgst.Algorithm().Available() {
+		return errorf(http.StatusBadRequest, codeDigestInval, "portcullis: unsupported digest algorithm %q", dgst.Algorithm())
+	}
+	h := dgst.Algorithm().Hash()
+	like, err := manifestLike(io.TeeReader(rest, h))
+	if err == nil {
+		_, err = io.Copy(h, rest) // manifestLike may stop at the end of the document
+	}
+	if err == nil && digest.NewDigest(dgst.Algorithm(), h) != dgst {
+		err = fmt.Errorf("blob %s hashes to %s", dgst, digest.NewDigest(dgst.Algorithm(), h))
+	}
 	if err != nil {
 		return &upstreamError{registry: t.registryName(), err: err}
 	}

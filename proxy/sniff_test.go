@@ -140,4 +140,12 @@ func TestBlobLargeJSON(t *testing.T) {
 	if n := e.dec.calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
+	// An upstream that serves other bytes for the digest is caught while
+	// scanning: nothing is served.
+	lie := append([]byte{}, sbom...)
+	lie[len(lie)-3] = ' '
+	lieD := e.up.pushBlob(t, "lab/app", append(append([]byte{}, sbom...), ' '))
+	e.up.setFault(overlay(map[string][]byte{"/v2/lab/app/blobs/" + lieD.String(): lie}, "application/octet-stream"))
+	got = do(t, http.MethodGet, e.px.URL+"/v2/lab/app/blobs/"+lieD.String())
+	wantError(t, "large JSON blob with other bytes", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
 }
