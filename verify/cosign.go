@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -41,71 +42,95 @@ type cosignSignature struct {
 	annotations map[string]string
 }
 
-// cosignSignatures examines the cosign signature tag of the subject in l.
-func (e *evaluation) cosignSignatures(ctx context.Context, l *lookup, auths []*authority) error {
+// planCosign reads the cosign signature tag of the subject in l. Layers that
+// can be rejected without a fetch (unparseable descriptors, signatures that
+// verify for no authority over the layer digest) are recorded here; the rest
+// are returned as candidates, ranked (order.go).
+func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
 	tag := cosignTag(e.subject, "sig")
-	m, err := l.cosignManifest(ctx, tag)
-	if err != nil || m == nil {
-		return err
-	}
 	source := l.tagSource(tag)
-	n := 0
-	for _, layer := range m.Layers {
-		if layer.MediaType == simpleSigningMediaType {
-			n++
-		}
+	m, err := l.cosignManifest(ctx, tag)
+	if reason, ok := malformed(err); ok {
+		// The pusher can write anything at the tag, or delete it: a
+		// manifest that does not parse holds no signature, like none.
+		e.reject(policy.FormatCosign, source, reason)
+		return nil, nil
 	}
-	i := 0
-	for _, layer := range m.Layers {
-		if layer.MediaType != simpleSigningMediaType {
-			continue
-		}
+	if err != nil || m == nil {
+		return nil, err
+	}
+	layers := slices.DeleteFunc(slices.Clone(m.Layers), func(d ocispec.Descriptor) bool { return d.MediaType != simpleSigningMediaType })
+	seen := map[string]bool{}
+	var cands []candidate
+	for i, layer := range layers {
 		src := source
-		if n > 1 {
+		if len(layers) > 1 {
 			src = fmt.Sprintf("%s[%d]", source, i)
 		}
-		i++
-		if err := ctx.Err(); err != nil {
-			return err
+		if seenBefore(seen, layer) {
+			continue
 		}
-		if !e.take(policy.FormatCosign, src) {
-			return nil
+		sig, err := parseCosignLayer(layer, src, l.limits.MaxBlobBytes)
+		if reason, ok := malformed(err); ok {
+			e.reject(policy.FormatCosign, src, reason)
+			continue
 		}
-		sig, err := readCosignSignature(ctx, l, layer, src)
-		if err != nil {
-			return err
+		rank, reason := e.precheckCosign(sig, layer.Digest, auths)
+		if reason != "" {
+			e.reject(policy.FormatCosign, src, reason)
+			continue
 		}
-		e.judgeCosign(sig, auths)
+		cands = append(cands, candidate{rank: rank, format: policy.FormatCosign, source: src, examine: func(ctx context.Context) error {
+			return e.examineCosign(ctx, l, layer, sig, auths)
+		}})
 	}
-	return nil
+	return cands, nil
 }
 
-// readCosignSignature fetches and parses one layer. Anything unparseable is
-// an error, not a rejection: the artifact could not be read.
-func readCosignSignature(ctx context.Context, l *lookup, layer ocispec.Descriptor, source string) (*cosignSignature, error) {
+// parseCosignLayer reads what the layer descriptor says (signature and
+// keyless annotations) and checks it can be fetched. Everything here is the
+// pusher's, so every failure is ErrMalformed: a rejection, not an error.
+func parseCosignLayer(layer ocispec.Descriptor, source string, maxBytes int64) (*cosignSignature, error) {
 	b64, ok := layer.Annotations[sigAnnotation]
 	if !ok || b64 == "" {
-		return nil, fmt.Errorf("%w: cosign signature %s: no %s annotation", ErrMalformed, source, sigAnnotation)
+		return nil, fmt.Errorf("%w: no %s annotation", ErrMalformed, sigAnnotation)
 	}
 	sig, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cosign signature %s: decoding signature: %w", ErrMalformed, source, err)
+		return nil, fmt.Errorf("%w: signature annotation is not base64: %w", ErrMalformed, err)
 	}
+	switch err := layer.Digest.Validate(); {
+	case err != nil:
+		return nil, fmt.Errorf("%w: layer digest %.80q: %w", ErrMalformed, layer.Digest, err)
+	case layer.Size < 0:
+		return nil, fmt.Errorf("%w: layer has negative size %d", ErrMalformed, layer.Size)
+	case layer.Size > maxBytes:
+		return nil, fmt.Errorf("%w: layer of %d bytes %w of %d bytes", ErrMalformed, layer.Size, ErrTooLarge, maxBytes)
+	}
+	return &cosignSignature{source: source, signature: sig, annotations: keylessAnnotations(layer)}, nil
+}
+
+// examineCosign fetches the payload of one candidate layer and judges it.
+// Only an upstream failure is an error (see lookup.blob).
+func (e *evaluation) examineCosign(ctx context.Context, l *lookup, layer ocispec.Descriptor, sig *cosignSignature, auths []*authority) error {
 	blob, err := l.blob(ctx, layer, l.limits.MaxBlobBytes)
+	if reason, ok := malformed(err); ok {
+		e.reject(policy.FormatCosign, sig.source, reason)
+		return nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading cosign signature %s: %w", source, err)
+		return fmt.Errorf("reading cosign signature %s: %w", sig.source, err)
 	}
 	var p payload.SimpleContainerImage
 	if err := json.Unmarshal(blob, &p); err != nil {
-		return nil, fmt.Errorf("%w: cosign signature %s: payload: %w", ErrMalformed, source, err)
+		// The blob hashed to the digest the pusher's layer names: these
+		// are the bytes that were pushed, and they are not a payload.
+		e.reject(policy.FormatCosign, sig.source, "payload does not parse: "+shortError(err))
+		return nil
 	}
-	return &cosignSignature{
-		source:      source,
-		payload:     blob,
-		signature:   sig,
-		claimed:     p.Critical.Image.DockerManifestDigest,
-		annotations: keylessAnnotations(layer),
-	}, nil
+	sig.payload, sig.claimed = blob, p.Critical.Image.DockerManifestDigest
+	e.judgeCosign(sig, auths)
+	return nil
 }
 
 // keylessAnnotations copies the annotations of a cosign layer that keyless

@@ -111,11 +111,20 @@ func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, aut
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
-	e := &evaluation{subject: s.Digest, ev: &policy.Evidence{}, budget: budget{max: v.limits.MaxSignatures}}
+	e := &evaluation{subject: s.Digest, ev: &policy.Evidence{}, budget: budget{max: v.limits.MaxSignatures},
+		maxChecks: cheapChecksPerFetch * v.limits.MaxSignatures}
+	// Every repository is listed before anything is fetched, so that the
+	// best candidates of all of them go first (order.go).
+	var cands []candidate
 	for _, g := range groups {
-		if err := e.signatures(ctx, g.lookup, g.authorities); err != nil {
+		cs, err := e.planSignatures(ctx, g.lookup, g.authorities)
+		if err != nil {
 			return nil, fmt.Errorf("verifying %s: %w", s, err)
 		}
+		cands = append(cands, cs...)
+	}
+	if err := examineInOrder(ctx, cands, e.take); err != nil {
+		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
 	e.finish()
 	return e, nil
@@ -197,8 +206,12 @@ func (v *Verifier) lookup(where string, override bool) (*lookup, error) {
 type evaluation struct {
 	subject digest.Digest
 	ev      *policy.Evidence
-	// budget counts signature artifacts against Limits.MaxSignatures.
+	// budget counts signature artifacts fetched against
+	// Limits.MaxSignatures.
 	budget budget
+	// checks counts signature checks made before fetching, up to
+	// maxChecks (cheapChecksPerFetch per unit of budget).
+	checks, maxChecks int
 	// unrecorded counts rejections past maxRecordedRejections.
 	unrecorded int
 }
@@ -208,15 +221,20 @@ type evaluation struct {
 // of strings in a cached decision. The count of the rest is kept.
 const maxRecordedRejections = 64
 
-// signatures looks for both signature formats in one repository.
-func (e *evaluation) signatures(ctx context.Context, l *lookup, auths []*authority) error {
-	if err := e.cosignSignatures(ctx, l, auths); err != nil {
-		return err
+// planSignatures lists both signature formats in one repository.
+func (e *evaluation) planSignatures(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
+	cosign, err := e.planCosign(ctx, l, auths)
+	if err != nil {
+		return nil, err
 	}
-	return e.bundleSignatures(ctx, l, auths)
+	bundles, err := e.planBundles(ctx, l, auths)
+	if err != nil {
+		return nil, err
+	}
+	return append(cosign, bundles...), nil
 }
 
-// budget bounds the artifacts examined for one decision. Evidence that
+// budget bounds the artifacts fetched for one decision. Evidence that
 // stopped early can only miss signatures or attestations, never invent them.
 type budget struct {
 	max      int

@@ -1,0 +1,93 @@
+package verify
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+)
+
+// Ordering the work of one decision (issue 9, finding 4; doc.go, "Budget
+// and order"). Artifacts are first listed and checked for what can be
+// checked without a request; only then are the survivors fetched, best
+// first, each fetch taking one unit of the budget. Padding that fails the
+// cheap checks costs no fetch, and padding that cannot be told apart before
+// a fetch goes after everything that looked better.
+
+// Ranks, lowest examined first.
+const (
+	// rankVerified: a legacy signature whose signature verified over the
+	// layer's digest for some authority before anything was fetched.
+	rankVerified = iota
+	// rankTyped: an artifact announcing the type wanted (a referrer with
+	// the bundle artifact type, an attestation with a wanted predicate
+	// type). The announcement is untrusted; it only orders.
+	rankTyped
+	// rankUnknown: nothing known before the fetch (an Ed25519 or P-384
+	// signature, an untyped referrer, a certificate that did not chain at
+	// its NotBefore, an artifact past the check limit).
+	rankUnknown
+)
+
+// cheapChecksPerFetch bounds the signature checks made before fetching, per
+// unit of fetch budget: with the default 32 fetches, 2048 checks. An ECDSA
+// P-256 check takes tens of microseconds (docs in doc.go), so a hostile
+// list costs a bounded, small amount of CPU; past the bound, artifacts are
+// ranked rankUnknown unchecked and wait for the fetch budget.
+const cheapChecksPerFetch = 64
+
+// candidate is one artifact found and not rejected by the cheap checks,
+// waiting for its fetch.
+type candidate struct {
+	rank           int
+	format, source string
+	// examine fetches, verifies and records the artifact. It returns an
+	// error only when the upstream failed (see ErrMalformed).
+	examine func(ctx context.Context) error
+}
+
+// examineInOrder examines cands best rank first (stable: listing order
+// within a rank), each after take(format, source) granted it one unit of
+// budget; when take refuses, the rest are not examined.
+func examineInOrder(ctx context.Context, cands []candidate, take func(format, source string) bool) error {
+	slices.SortStableFunc(cands, func(a, b candidate) int { return cmp.Compare(a.rank, b.rank) })
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !take(c.format, c.source) {
+			return nil
+		}
+		if err := c.examine(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// malformed reports whether err is an artifact the pusher got wrong (to be
+// recorded, not returned), and the reason to record.
+func malformed(err error) (string, bool) {
+	if !errors.Is(err, ErrMalformed) {
+		return "", false
+	}
+	return shortError(errors.New(strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))), true
+}
+
+// seenBefore reports whether key (a descriptor, a digest) was seen already
+// in this listing, and remembers it. Identical descriptors have identical
+// outcomes, so a pusher repeating one costs one examination.
+func seenBefore(seen map[string]bool, key any) bool {
+	k, err := json.Marshal(key)
+	if err != nil {
+		return false
+	}
+	if seen[string(k)] {
+		return true
+	}
+	seen[string(k)] = true
+	return false
+}
