@@ -7,7 +7,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-
 )
 
 // Ordering the work of one decision (issue 9, finding 4; doc.go, "Budget
