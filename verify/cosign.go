@@ -80,9 +80,16 @@ func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authori
 			e.reject(policy.FormatCosign, src, reason)
 			continue
 		}
+		if rank == rankVerified && e.expected[layer.Digest] {
+			rank = rankExpected
+		}
 		cands = append(cands, candidate{rank: rank, format: policy.FormatCosign, source: src, examine: func(ctx context.Context) error {
 			return e.examineCosign(ctx, l, layer, sig, auths)
 		}})
+	}
+	if e.checks >= e.maxChecks && !e.checksNoted {
+		e.checksNoted = true
+		e.reject(policy.FormatCosign, source, fmt.Sprintf("signatures past the first %d checks were not checked before fetching", e.maxChecks))
 	}
 	return cands, nil
 }

@@ -2,6 +2,11 @@ package verify
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/portcullis-dev/portcullis/policy"
 )
@@ -362,4 +368,38 @@ func TestKeylessLegacyPadding(t *testing.T) {
 		setup:    padded(otherCA, devEmail, 40),
 		wantSigs: 1, wantReason: "chain", maxBlobGets: DefaultMaxSignatures,
 	}})
+}
+
+// BenchmarkPrehashCheck is the CPU cost of one check before the fetch,
+// which cheapChecksPerFetch multiplies.
+func BenchmarkPrehashCheck(b *testing.B) {
+	for _, kind := range []string{"ecdsa-p256", "rsa-2048"} {
+		var priv crypto.Signer
+		var err error
+		if kind == "rsa-2048" {
+			priv, err = rsa.GenerateKey(rand.Reader, 2048)
+		} else {
+			priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		signer, err := signature.LoadSigner(priv, crypto.SHA256)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := []byte(`{"critical":{}}`)
+		sig, err := signer.SignMessage(strings.NewReader(string(p)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := digest.FromBytes(p)
+		b.Run(kind, func(b *testing.B) {
+			for b.Loop() {
+				if ok, err := prehashCheck(priv.Public(), sig, d); !ok || err != nil {
+					b.Fatalf("prehashCheck = %v, %v", ok, err)
+				}
+			}
+		})
+	}
 }

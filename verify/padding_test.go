@@ -270,6 +270,21 @@ func TestLegacyPadding(t *testing.T) {
 		},
 		wantSigs: 1, wantReason: "not signed by release", maxBlobGets: 1,
 	}, {
+		name: "40 genuine signatures of other images by the authority (replayed) before the valid one",
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := signed(t, u, k.release)
+			var ls []ocispec.Descriptor
+			for i := range 40 {
+				other := img
+				other.digest = digest.FromString(strconv.Itoa(i))
+				ls = append(ls, sigLayer(t, img, k.release, payloadOf(t, other)))
+			}
+			prependSigLayers(t, u, img, ls...)
+			return img.subject(), []*policy.Authority{release}
+		},
+		// The valid one is fetched first, the copies after it.
+		wantSigs: 1, wantReason: "payload names", maxBlobGets: DefaultMaxSignatures,
+	}, {
 		name: "ed25519 authority: 40 ecdsa signatures before the valid one",
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
 			img := signed(t, u, k.ed)

@@ -112,7 +112,7 @@ func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, aut
 		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
 	e := &evaluation{subject: s.Digest, ev: &policy.Evidence{}, budget: budget{max: v.limits.MaxSignatures},
-		maxChecks: cheapChecksPerFetch * v.limits.MaxSignatures}
+		maxChecks: cheapChecksPerFetch * v.limits.MaxSignatures, expected: v.expectedPayloads(s)}
 	// Every repository is listed before anything is fetched, so that the
 	// best candidates of all of them go first (order.go).
 	var cands []candidate
@@ -128,6 +128,18 @@ func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, aut
 	}
 	e.finish()
 	return e, nil
+}
+
+// expectedPayloads is expectedPayloads for s under the policy's name and
+// the upstream's.
+func (v *Verifier) expectedPayloads(s policy.Subject) map[digest.Digest]bool {
+	names := []string{s.Name()}
+	if up, ok := v.upstreams[s.Registry]; ok {
+		if r, err := up.repository(s.Repository); err == nil {
+			names = append(names, r.Name())
+		}
+	}
+	return expectedPayloads(s.Digest, names...)
 }
 
 // group is the authorities whose signatures live in one repository, so each
@@ -212,6 +224,11 @@ type evaluation struct {
 	// checks counts signature checks made before fetching, up to
 	// maxChecks (cheapChecksPerFetch per unit of budget).
 	checks, maxChecks int
+	// checksNoted is set once the check limit has been recorded.
+	checksNoted bool
+	// expected are the payload digests cosign would sign for the subject
+	// (expectedPayloads), to rank those first.
+	expected map[digest.Digest]bool
 	// unrecorded counts rejections past maxRecordedRejections.
 	unrecorded int
 }
