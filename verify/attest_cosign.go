@@ -56,6 +56,10 @@ func (ae *attestations) planCosign(ctx context.Context, l *lookup, auths []*auth
 		if seenBefore(seen, layer) {
 			continue
 		}
+		if reason := precheckAttestation(keylessAnnotations(layer), auths); reason != "" {
+			ae.note(policy.FormatCosign, src, pt, "", reason)
+			continue
+		}
 		rank := rankUnknown
 		if pt != "" {
 			rank = rankTyped

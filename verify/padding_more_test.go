@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -69,6 +71,19 @@ func TestAttestationPadding(t *testing.T) {
 			return img.subject(), []*policy.Authority{ci}
 		},
 		attest: true, wantVerified: 1, wantReason: "not found", maxBlobGets: -1,
+	}, {
+		name:      "the .att manifest does not parse: a bundle attestation still counts",
+		referrers: true,
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := u.pushImage(t, "lab/app")
+			pushReferrer(t, img, referrer{bundle: statementBundle(t, k.release, statementJSON(t, provV1, pred, img.digest)), predicateType: provV1})
+			junk := rawManifest{[]byte(`{"schemaVersion": 2, "layers": 7}`), types.OCIManifestSchema1}
+			if err := remote.Put(img.repo.Tag(cosignTag(img.digest, "att")), junk, testRemote()...); err != nil {
+				t.Fatal(err)
+			}
+			return img.subject(), []*policy.Authority{ci}
+		},
+		attest: true, wantVerified: 1, wantReason: "does not parse", maxBlobGets: -1,
 	}, {
 		name: "40 unannotated foreign .att layers before the annotated valid one",
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
@@ -402,4 +417,31 @@ func BenchmarkPrehashCheck(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestKeylessAttestationPadding: .att layers whose certificate names
+// another identity are rejected before their envelope is fetched.
+func TestKeylessAttestationPadding(t *testing.T) {
+	fca := newFulcioCA(t)
+	vs := newVirtualSigstore(t)
+	fresh := time.Now().Add(-time.Minute)
+	ci := keylessAuth(t, "ci", "trustedRoot", trustedRootJSON(t, fca, vs, false, false, false), devIdentity, "skip", "skip")
+	runPadding(t, []paddingCase{{
+		name: "40 attestations by another identity before the valid one",
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := u.pushImage(t, "lab/app")
+			st := statementJSON(t, provV1, map[string]any{"x": 1}, img.digest)
+			dev := fca.issue(t, devEmail, oidcIssuer, fresh)
+			attachKeylessAtt(t, img, provV1, keylessEnvelopeJSON(t, dev, st), dev)
+			layers := make([]ocispec.Descriptor, 40)
+			for i := range layers {
+				l := fca.issue(t, "mallory@lab.invalid", oidcIssuer, fresh)
+				layers[i] = pushBlob(t, img, keylessEnvelopeJSON(t, l, st), dsseMediaType)
+				layers[i].Annotations = map[string]string{cosignPredicateAnnotation: provV1, certAnnotation: string(pemCerts(l.cert))}
+			}
+			prependAttLayers(t, img, layers...)
+			return img.subject(), []*policy.Authority{ci}
+		},
+		attest: true, wantVerified: 1, wantReason: "mallory@lab.invalid", maxBlobGets: 1,
+	}})
 }

@@ -147,3 +147,42 @@ func (k *keylessAuthority) precheckLegacy(sig *cosignSignature, d digest.Digest)
 	}
 	return false, nil
 }
+
+// precheckAttestation is why every authority rejects a legacy .att layer
+// before its envelope is fetched, or "" when some authority may accept it.
+// A key authority's signature is inside the envelope, so it always may;
+// a keyless authority needs the layer's certificate annotation to name one
+// of its identities (as verifyEnvelope and keylessAuthority.check demand).
+func precheckAttestation(ann map[string]string, auths []*authority) string {
+	var v verdict
+	for _, a := range auths {
+		if a.keyless == nil {
+			return ""
+		}
+		err := a.keyless.precheckEnvelope(ann)
+		if err == nil {
+			return ""
+		}
+		v.verified(a, err)
+	}
+	return v.reason()
+}
+
+// precheckEnvelope is verifyEnvelope's refusals that need no envelope.
+func (k *keylessAuthority) precheckEnvelope(ann map[string]string) error {
+	if k.requireTLog {
+		return rejectf("%s", legacyAttTLogReason)
+	}
+	certs, err := parsePEMCertificates([]byte(ann[certAnnotation]))
+	if err != nil || len(certs) != 1 {
+		return rejectf("no certificate: signed with a key, not keyless")
+	}
+	sum, err := certificate.SummarizeCertificate(certs[0])
+	if err != nil {
+		return rejectf("certificate: %v", err)
+	}
+	if _, ok := k.spec.Match(sum.SubjectAlternativeName, sum.Issuer); !ok {
+		return &rejectError{reason: k.spec.MismatchReason(sum.SubjectAlternativeName, sum.Issuer)}
+	}
+	return nil
+}
