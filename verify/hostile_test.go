@@ -115,15 +115,7 @@ func editSigManifest(t *testing.T, u *hostileRegistry, img image, edit func(m *o
 // sigManifest reads the cosign signature manifest of img.
 func sigManifest(t *testing.T, u *hostileRegistry, img image) ocispec.Manifest {
 	t.Helper()
-	desc, err := remote.Get(img.repo.Tag(cosignTag(img.digest, "sig")), testRemote()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return cosignManifestOf(t, img, "sig")
 }
 
 func selfSignedChain(t *testing.T, n int) []byte {

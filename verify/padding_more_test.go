@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -77,10 +74,7 @@ func TestAttestationPadding(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
 			img := u.pushImage(t, "lab/app")
 			pushReferrer(t, img, referrer{bundle: statementBundle(t, k.release, statementJSON(t, provV1, pred, img.digest)), predicateType: provV1})
-			junk := rawManifest{[]byte(`{"schemaVersion": 2, "layers": 7}`), types.OCIManifestSchema1}
-			if err := remote.Put(img.repo.Tag(cosignTag(img.digest, "att")), junk, testRemote()...); err != nil {
-				t.Fatal(err)
-			}
+			putJunkManifest(t, img, "att")
 			return img.subject(), []*policy.Authority{ci}
 		},
 		attest: true, wantVerified: 1, wantReason: "does not parse", maxBlobGets: -1,
@@ -191,12 +185,7 @@ func TestPaddingBoundsWork(t *testing.T) {
 			v := newVerifier(t, u.upstreamServer)
 			before := countMatching(u.upstreamServer, "GET ", tc.path)
 			start := time.Now()
-			var err error
-			if tc.attest {
-				_, err = v.VerifyAttestations(context.Background(), s, nil, attQuery([]*policy.Authority{a}, provV1))
-			} else {
-				_, err = v.Verify(context.Background(), s, []*policy.Authority{a})
-			}
+			_, err := verifyPadded(v, s, []*policy.Authority{a}, tc.attest)
 			elapsed := time.Since(start)
 			if err != nil {
 				t.Fatalf("verify error = %v; want a decision", err)
@@ -324,14 +313,7 @@ func TestUpstreamFaultsStayErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u := startHostileRegistry(t, tc.referrers)
 			s, auths := tc.setup(t, u)
-			v := newVerifier(t, u.upstreamServer)
-			var ev *policy.Evidence
-			var err error
-			if tc.attest {
-				ev, err = v.VerifyAttestations(context.Background(), s, nil, attQuery(auths, provV1))
-			} else {
-				ev, err = v.Verify(context.Background(), s, auths)
-			}
+			ev, err := verifyPadded(newVerifier(t, u.upstreamServer), s, auths, tc.attest)
 			if err == nil {
 				t.Fatalf("verify = %+v, nil; want an error (could not decide)", ev)
 			}

@@ -77,7 +77,16 @@ func prependSigLayers(t *testing.T, u *hostileRegistry, img image, layers ...oci
 // prependAttLayers does the same for img's .att manifest.
 func prependAttLayers(t *testing.T, img image, layers ...ocispec.Descriptor) {
 	t.Helper()
-	desc, err := remote.Get(img.repo.Tag(cosignTag(img.digest, "att")), testRemote()...)
+	m := cosignManifestOf(t, img, "att")
+	m.Layers = append(layers, m.Layers...)
+	putManifest(t, img.repo, cosignTag(img.digest, "att"), m, ocispec.MediaTypeImageManifest)
+}
+
+// cosignManifestOf reads the manifest at img's cosign tag with suffix
+// ("sig", "att").
+func cosignManifestOf(t *testing.T, img image, suffix string) ocispec.Manifest {
+	t.Helper()
+	desc, err := remote.Get(img.repo.Tag(cosignTag(img.digest, suffix)), testRemote()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +94,17 @@ func prependAttLayers(t *testing.T, img image, layers ...ocispec.Descriptor) {
 	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
 		t.Fatal(err)
 	}
-	m.Layers = append(layers, m.Layers...)
-	putManifest(t, img.repo, cosignTag(img.digest, "att"), m, ocispec.MediaTypeImageManifest)
+	return m
+}
+
+// putJunkManifest writes a manifest that does not parse at img's cosign
+// tag with suffix, as a pusher can on a registry that does not check.
+func putJunkManifest(t *testing.T, img image, suffix string) {
+	t.Helper()
+	junk := rawManifest{[]byte(`{"schemaVersion": 2, "layers": 7}`), types.OCIManifestSchema1}
+	if err := remote.Put(img.repo.Tag(cosignTag(img.digest, suffix)), junk, testRemote()...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // referrerEntry is the referrers-index entry for manifest d, as a pusher
@@ -147,6 +165,14 @@ type paddingCase struct {
 	maxBlobGets int
 }
 
+// verifyPadded runs Verify, or VerifyAttestations for provV1 when attest.
+func verifyPadded(v *Verifier, s policy.Subject, auths []*policy.Authority, attest bool) (*policy.Evidence, error) {
+	if attest {
+		return v.VerifyAttestations(context.Background(), s, nil, attQuery(auths, provV1))
+	}
+	return v.Verify(context.Background(), s, auths)
+}
+
 func runPadding(t *testing.T, tests []paddingCase) {
 	t.Helper()
 	for _, tc := range tests {
@@ -155,13 +181,7 @@ func runPadding(t *testing.T, tests []paddingCase) {
 			s, auths := tc.setup(t, u)
 			v := newVerifier(t, u.upstreamServer)
 			before := countMatching(u.upstreamServer, "GET ", "/blobs/")
-			var ev *policy.Evidence
-			var err error
-			if tc.attest {
-				ev, err = v.VerifyAttestations(context.Background(), s, nil, attQuery(auths, provV1))
-			} else {
-				ev, err = v.Verify(context.Background(), s, auths)
-			}
+			ev, err := verifyPadded(v, s, auths, tc.attest)
 			if err != nil {
 				t.Fatalf("verify error = %v; want a decision (pusher's artifacts are rejections)", err)
 			}
@@ -309,10 +329,7 @@ func TestLegacyPadding(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
 			img := u.pushImage(t, "lab/app")
 			pushReferrer(t, img, referrer{bundle: makeBundle(t, k.release, img.digest, cosignSignPredicate)})
-			junk := rawManifest{[]byte(`{"schemaVersion": 2, "layers": 7}`), types.OCIManifestSchema1}
-			if err := remote.Put(img.repo.Tag(cosignTag(img.digest, "sig")), junk, testRemote()...); err != nil {
-				t.Fatal(err)
-			}
+			putJunkManifest(t, img, "sig")
 			return img.subject(), []*policy.Authority{release}
 		},
 		wantSigs: 1, wantReason: "does not parse", maxBlobGets: 1,
