@@ -63,6 +63,9 @@ func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authori
 	seen := map[string]bool{}
 	var cands []candidate
 	for i, layer := range layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		src := source
 		if len(layers) > 1 {
 			src = fmt.Sprintf("%s[%d]", source, i)
