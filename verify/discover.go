@@ -104,8 +104,10 @@ func (l *lookup) manifest(ctx context.Context, d digest.Digest) (*ocispec.Manife
 	}
 	m, err := l.fetchManifest(ctx, d)
 	if isNotFound(err) {
-		// Listed (by the referrers tag, which any pusher writes, or an
-		// index) but not there: the pusher's doing, like a missing blob.
+		// Listed but not there. The referrers tag is written by pushers,
+		// and on registries without the referrers API (distribution) it
+		// keeps listing a referrer after the referrer is deleted: a
+		// rejection, unlike a missing blob (see blob).
 		return nil, fmt.Errorf("%w: manifest %s not found in %s", ErrMalformed, d, l.repo)
 	}
 	if err != nil {
@@ -247,15 +249,14 @@ func (l *lookup) blob(ctx context.Context, desc ocispec.Descriptor, max int64) (
 		b, err = io.ReadAll(io.LimitReader(rc, max+1))
 		return err
 	})
-	switch {
-	case isNotFound(err):
-		// A manifest naming a blob that is not there is the pusher's
-		// doing (or deleting it is): a rejection, like a missing tag.
-		return nil, fmt.Errorf("%w: blob %s not found in %s", ErrMalformed, desc.Digest, l.repo)
-	case err != nil:
-		// Transport errors, 5xx, 401, and a body that ends early or does
-		// not hash to the digest (go-containerregistry checks it at EOF):
-		// the upstream is broken, so nothing is decided.
+	if err != nil {
+		// Transport errors, 5xx, 401, a body that ends early or does not
+		// hash to the digest (go-containerregistry checks it at EOF): the
+		// upstream is broken, so nothing is decided. A 404 too: registries
+		// refuse a manifest naming a blob they do not hold and never
+		// collect a referenced one, so a missing blob is lost or not yet
+		// replicated data (eventually consistent storage), and a deny
+		// would be cached for a validly signed image.
 		return nil, fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, l.repo, err)
 	}
 	if int64(len(b)) > max {

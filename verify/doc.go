@@ -77,13 +77,16 @@
 // non-base64 signature annotation, a descriptor whose digest is invalid,
 // whose declared size is negative, over the Limits or not the blob's, a
 // manifest, payload, bundle or referrers listing that does not parse, a
-// listed manifest or blob that does not exist (404). These carry
+// listed referrer that does not exist (the referrers tag keeps listing
+// deleted referrers on registries without the referrers API). These carry
 // ErrMalformed inside the package and are recorded with their reason; one
 // of them next to a valid signature does not change the decision.
 //
 // An error means "could not look" and the proxy fails closed with 503:
-// upstream errors other than 404 (5xx, 401, timeouts, connection errors,
-// cancellation), a body that ends before its length, bytes that do not hash
+// upstream errors (5xx, 401, timeouts, connection errors, cancellation; a
+// 404 for anything but a tag or a listed referrer, since registries refuse
+// manifests naming blobs they lack, so a missing blob is lost or not yet
+// replicated data), a body that ends before its length, bytes that do not hash
 // to the digest they were requested by (go-containerregistry's check, or
 // ErrIntegrity), a blob that runs past the Limits although its descriptor
 // declared less (ErrTooLarge: it cannot be verified without reading on), an
@@ -149,6 +152,9 @@
 // allow); put, before a valid bundle signature, at least MaxSignatures
 // well-formed referrers that announce the bundle type (signed by any key);
 // put at least MaxSignatures announced attestations before a valid one;
+// on a registry that accepts manifests naming absent blobs, or with delete
+// rights, make a layer's blob missing, which is a 503 (any .att layer; a
+// .sig layer only with a copied signature by the authority);
 // put at least MaxSignatures Ed25519 signatures (or P-384/P-521 ones that
 // did not use SHA-256) before a valid one for such an authority; put more
 // than the check limit of signatures before a valid legacy one; and copy

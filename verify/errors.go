@@ -15,7 +15,7 @@ var (
 	// wrote and that cannot be used: bad JSON, bad base64, a missing
 	// signature annotation, a descriptor whose digest is invalid, whose
 	// declared size is over the limit or does not match the blob, a
-	// listed manifest or blob that does not exist. Such an artifact is
+	// referrer listed but not found. Such an artifact is
 	// recorded as a policy.Rejection, not returned: anyone who can push can
 	// write it next to a valid signature, and it must not make the image
 	// undecidable (issue 9). Verify returns it only for the BuildKit

@@ -61,14 +61,6 @@ func TestAttestationPadding(t *testing.T) {
 		},
 		attest: true, wantVerified: 1, wantReason: "exceeds size limit", maxBlobGets: -1,
 	}, {
-		name: ".att layer naming a blob that does not exist",
-		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
-			img := attested(t, u)
-			prependAttLayers(t, img, ocispec.Descriptor{MediaType: dsseMediaType, Digest: digest.FromString("gone"), Size: 4})
-			return img.subject(), []*policy.Authority{ci}
-		},
-		attest: true, wantVerified: 1, wantReason: "not found", maxBlobGets: -1,
-	}, {
 		name:      "the .att manifest does not parse: a bundle attestation still counts",
 		referrers: true,
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
@@ -166,9 +158,12 @@ func TestPaddingBoundsWork(t *testing.T) {
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, *policy.Authority) {
 			img := u.pushImage(t, "lab/app")
 			attachAtt(t, img, map[string][]byte{provV1: envelopeJSON(t, k.other, statementJSON(t, provV1, nil, img.digest))})
+			foreign := pushBlob(t, img, envelopeJSON(t, k.other, statementJSON(t, provV1, nil, img.digest)), dsseMediaType)
 			ls := make([]ocispec.Descriptor, n)
 			for i := range ls {
-				ls[i] = ocispec.Descriptor{MediaType: dsseMediaType, Digest: digest.FromString(strconv.Itoa(i)), Size: 10}
+				// Distinct descriptors, so that none is a repeat.
+				ls[i] = foreign
+				ls[i].Annotations = map[string]string{"n": strconv.Itoa(i)}
 			}
 			prependAttLayers(t, img, ls...)
 			return img.subject(), k.release.authority("ci", policy.TLogSkip)
@@ -296,6 +291,30 @@ func TestUpstreamFaultsStayErrors(t *testing.T) {
 			return img.subject(), []*policy.Authority{release}
 		},
 		wantErr: "503",
+	}, {
+		// Registries refuse manifests naming blobs they lack: a 404 is
+		// lost or not yet replicated data (a deny would be cached).
+		name: "signature blob: not found, the signature by the authority",
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := u.pushImage(t, "lab/app")
+			validBlob(t, u, img)
+			p := []byte(`{"never": "uploaded"}`)
+			d := ocispec.Descriptor{MediaType: simpleSigningMediaType, Digest: digest.FromBytes(p), Size: int64(len(p)),
+				Annotations: map[string]string{sigAnnotation: base64.StdEncoding.EncodeToString(signBytes(t, k.release, p))}}
+			prependSigLayers(t, u, img, d)
+			return img.subject(), []*policy.Authority{release}
+		},
+		wantErr: "BLOB_UNKNOWN",
+	}, {
+		name:   "attestation blob: not found",
+		attest: true,
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := u.pushImage(t, "lab/app")
+			attachAtt(t, img, map[string][]byte{provV1: envelopeJSON(t, k.release, statementJSON(t, provV1, pred, img.digest))})
+			prependAttLayers(t, img, ocispec.Descriptor{MediaType: dsseMediaType, Digest: digest.FromString("gone"), Size: 4})
+			return img.subject(), []*policy.Authority{ci}
+		},
+		wantErr: "BLOB_UNKNOWN",
 	}, {
 		name:   "attestation blob: truncated",
 		attest: true,

@@ -264,14 +264,6 @@ func TestLegacyPadding(t *testing.T) {
 		}),
 		wantSigs: 1, wantReason: "digest", maxBlobGets: 1,
 	}, {
-		name: "layer names a blob that does not exist (signed by the authority)",
-		setup: withLayer(func(t *testing.T, img image, d *ocispec.Descriptor) {
-			p := []byte(`{"never": "uploaded"}`)
-			d.Digest, d.Size = digest.FromBytes(p), int64(len(p))
-			d.Annotations[sigAnnotation] = base64.StdEncoding.EncodeToString(signBytes(t, k.release, p))
-		}),
-		wantSigs: 1, wantReason: "not found", maxBlobGets: 2,
-	}, {
 		name: "copy of the valid layer with a wrong size",
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
 			img := signed(t, u, k.release)
