@@ -91,7 +91,7 @@ func (l *lookup) cosignManifest(ctx context.Context, tag string) (*ocispec.Manif
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", l.repo.Tag(tag), err)
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Tag(tag), l.pushedTooLarge(err))
 	}
 	return parseManifest(raw, l.tagSource(tag))
 }
@@ -145,9 +145,22 @@ func (l *lookup) rawManifest(ctx context.Context, d digest.Digest) ([]byte, erro
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), err)
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), l.pushedTooLarge(err))
 	}
 	return raw, nil
+}
+
+// pushedTooLarge marks a manifest or referrers listing over
+// Limits.MaxManifestBytes as ErrMalformed: its size is what was pushed (a
+// registry stores manifests whole; the referrers listing grows with every
+// referrer pushed), so it is a rejection, not an error. An upstream lying
+// about a manifest's size could as well answer 404 for the tag, which also
+// loses the evidence. Blobs are not marked (see blob).
+func (l *lookup) pushedTooLarge(err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return fmt.Errorf("%w: manifest %w of %d bytes", ErrMalformed, ErrTooLarge, l.limits.MaxManifestBytes)
+	}
+	return err
 }
 
 // parseManifest parses a signature, attestation or referrer manifest. Its
@@ -203,7 +216,7 @@ func (l *lookup) listReferrers(ctx context.Context, d digest.Digest) ([]ocispec.
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s: %w", l.repo.Digest(d.String()), err)
+		return nil, fmt.Errorf("listing referrers of %s: %w", l.repo.Digest(d.String()), l.pushedTooLarge(err))
 	}
 	// go-containerregistry hands over the referrers tag's content, which
 	// any pusher writes, when the registry has no referrers API, and the

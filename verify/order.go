@@ -84,7 +84,13 @@ func malformed(err error) (string, bool) {
 	if !errors.Is(err, ErrMalformed) {
 		return "", false
 	}
-	return shortError(errors.New(strings.TrimPrefix(err.Error(), ErrMalformed.Error()+": "))), true
+	// The reason is what follows the mark; what precedes it (the URL of
+	// the request) is in the rejection's source already.
+	msg := err.Error()
+	if _, after, ok := strings.Cut(msg, ErrMalformed.Error()+": "); ok {
+		msg = after
+	}
+	return shortError(errors.New(msg)), true
 }
 
 // seenBefore reports whether key (a descriptor, a digest) was seen already

@@ -71,6 +71,18 @@ func TestAttestationPadding(t *testing.T) {
 		},
 		attest: true, wantVerified: 1, wantReason: "does not parse", maxBlobGets: -1,
 	}, {
+		name: "the .att manifest is over the manifest size limit",
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := u.pushImage(t, "lab/app")
+			pushReferrer(t, img, referrer{bundle: statementBundle(t, k.release, statementJSON(t, provV1, pred, img.digest)), predicateType: provV1})
+			attachAtt(t, img, map[string][]byte{spdx: []byte(strings.Repeat(" ", 100))})
+			m := cosignManifestOf(t, img, "att")
+			m.Annotations = map[string]string{"padding": strings.Repeat("x", DefaultMaxManifestBytes)}
+			putManifest(t, img.repo, cosignTag(img.digest, "att"), m, ocispec.MediaTypeImageManifest)
+			return img.subject(), []*policy.Authority{ci}
+		},
+		attest: true, wantVerified: 1, wantReason: "exceeds size limit", maxBlobGets: -1,
+	}, {
 		name: "40 unannotated foreign .att layers before the annotated valid one",
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
 			img := attested(t, u)

@@ -388,6 +388,29 @@ func TestBundlePadding(t *testing.T) {
 		},
 		wantSigs: 1, wantReason: "referrers", maxBlobGets: -1,
 	}, {
+		name: "the referrers tag is over the manifest size limit: the legacy signature still counts",
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := u.pushImage(t, "lab/app")
+			signLegacy(t, img, legacy{key: k.release})
+			serveReferrersTag(u, img, []byte(`{"manifests": [`+strings.Repeat(" ", DefaultMaxManifestBytes)+`]}`))
+			return img.subject(), []*policy.Authority{release}
+		},
+		wantSigs: 1, wantReason: "exceeds size limit", maxBlobGets: -1,
+	}, {
+		name:      "a referrer manifest over the manifest size limit next to a valid one",
+		referrers: true,
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := valid(t, u)
+			m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: bundleMediaType,
+				Config:      ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Size: 2, Digest: digest.FromBytes([]byte("{}"))},
+				Annotations: map[string]string{"padding": strings.Repeat("x", DefaultMaxManifestBytes)},
+				Subject:     &ocispec.Descriptor{MediaType: img.mt, Size: img.size, Digest: img.digest}}
+			m.SchemaVersion = 2
+			putManifest(t, img.repo, "", m, ocispec.MediaTypeImageManifest)
+			return img.subject(), []*policy.Authority{release}
+		},
+		wantSigs: 1, wantReason: "exceeds size limit", maxBlobGets: -1,
+	}, {
 		name:      "a referrer whose bundle layer is declared over the size limit",
 		referrers: true,
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {

@@ -362,14 +362,14 @@ func TestVerify(t *testing.T) {
 			wantRejected: []string{"exceeds size limit"},
 		},
 		{
-			name:   "signature manifest over MaxManifestBytes: error",
+			name:   "signature manifest over MaxManifestBytes: rejected (its size is the pusher's)",
 			limits: &Limits{MaxManifestBytes: 128},
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
 				img := u.pushImage(t, "lab/app")
 				signLegacy(t, img, legacy{key: k.release})
 				return img.subject(), []*policy.Authority{release}
 			},
-			wantErr: ErrTooLarge,
+			wantRejected: []string{"manifest exceeds size limit of 128 bytes"},
 		},
 		{
 			name: "unknown registry name: error",
