@@ -76,7 +76,8 @@
 // be used is a rejection, never an error (issue 9, finding 4): a missing or
 // non-base64 signature annotation, a descriptor whose digest is invalid,
 // whose declared size is negative, over the Limits or not the blob's, a
-// manifest, payload, bundle or referrers listing that does not parse, a
+// manifest, payload, bundle or referrers listing that does not parse (or,
+// for a manifest or listing, is over Limits.MaxManifestBytes), a
 // listed referrer that does not exist (the referrers tag keeps listing
 // deleted referrers on registries without the referrers API). These carry
 // ErrMalformed inside the package and are recorded with their reason; one
