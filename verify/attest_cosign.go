@@ -41,13 +41,15 @@ func (ae *attestations) planCosign(ctx context.Context, l *lookup, auths []*auth
 	}
 	seen := map[string]bool{}
 	var cands []candidate
-	i := 0
-	for _, layer := range m.Layers {
-		if layer.MediaType != dsseMediaType {
-			continue
+	for i, layer := range m.Layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		src := fmt.Sprintf("%s[%d]", source, i)
-		i++
+		if layer.MediaType != dsseMediaType {
+			ae.note(policy.FormatCosign, src, "", "", fmt.Sprintf("layer media type %.80q is not a DSSE envelope", layer.MediaType))
+			continue
+		}
 		pt := layer.Annotations[cosignPredicateAnnotation]
 		if !ae.wantsType(pt) {
 			ae.note(policy.FormatCosign, src, pt, "", skippedReason(pt))
@@ -56,9 +58,15 @@ func (ae *attestations) planCosign(ctx context.Context, l *lookup, auths []*auth
 		if seenBefore(seen, layer) {
 			continue
 		}
-		if reason := precheckAttestation(keylessAnnotations(layer), auths); reason != "" {
-			ae.note(policy.FormatCosign, src, pt, "", reason)
-			continue
+		// Certificate checks cost CPU: they share the decision's limit
+		// of checks before fetching (order.go); past it, layers wait for
+		// the fetch budget unchecked.
+		if ae.checks < ae.maxChecks {
+			ae.checks++
+			if reason := precheckAttestation(keylessAnnotations(layer), auths); reason != "" {
+				ae.note(policy.FormatCosign, src, pt, "", reason)
+				continue
+			}
 		}
 		rank := rankUnknown
 		if pt != "" {

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -59,18 +58,21 @@ func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authori
 	if err != nil || m == nil {
 		return nil, err
 	}
-	layers := slices.DeleteFunc(slices.Clone(m.Layers), func(d ocispec.Descriptor) bool { return d.MediaType != simpleSigningMediaType })
 	seen := map[string]bool{}
 	var cands []candidate
-	for i, layer := range layers {
+	for i, layer := range m.Layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		src := source
-		if len(layers) > 1 {
+		if len(m.Layers) > 1 {
 			src = fmt.Sprintf("%s[%d]", source, i)
 		}
 		if seenBefore(seen, layer) {
+			continue
+		}
+		if layer.MediaType != simpleSigningMediaType {
+			e.reject(policy.FormatCosign, src, fmt.Sprintf("layer media type %.80q is not a cosign signature", layer.MediaType))
 			continue
 		}
 		sig, err := parseCosignLayer(layer, src, l.limits.MaxBlobBytes)

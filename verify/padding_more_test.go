@@ -51,6 +51,14 @@ func TestAttestationPadding(t *testing.T) {
 		},
 		attest: true, wantVerified: 1, wantReason: "digest", maxBlobGets: -1,
 	}, {
+		name: ".att layer of another media type",
+		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
+			img := attested(t, u)
+			prependAttLayers(t, img, ocispec.Descriptor{MediaType: "application/vnd.example.unknown", Digest: digest.FromString("x"), Size: 1})
+			return img.subject(), []*policy.Authority{ci}
+		},
+		attest: true, wantVerified: 1, wantReason: "not a DSSE envelope", maxBlobGets: -1,
+	}, {
 		name: ".att layer declared over the attestation size limit",
 		setup: func(t *testing.T, u *hostileRegistry) (policy.Subject, []*policy.Authority) {
 			img := attested(t, u)

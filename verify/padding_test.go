@@ -252,6 +252,12 @@ func TestLegacyPadding(t *testing.T) {
 		}),
 		wantSigs: 1, wantReason: "exceeds size limit", maxBlobGets: 1,
 	}, {
+		name: "layer of another media type",
+		setup: withLayer(func(t *testing.T, img image, d *ocispec.Descriptor) {
+			d.MediaType = "application/vnd.example.unknown"
+		}),
+		wantSigs: 1, wantReason: "not a cosign signature", maxBlobGets: 1,
+	}, {
 		name: "layer with a negative size",
 		setup: withLayer(func(t *testing.T, img image, d *ocispec.Descriptor) {
 			d.Size = -1
