@@ -92,8 +92,9 @@
 // ErrIntegrity), a blob that runs past the Limits although its descriptor
 // declared less (ErrTooLarge: it cannot be verified without reading on), an
 // unknown registry name (ErrUnknownRegistry) or an unusable authority
-// (ErrAuthority). None of these can be caused by pushing: they are a broken
-// or lying upstream, and nothing is decided on them.
+// (ErrAuthority). Pushing to a registry that checks what is pushed cannot
+// cause any of these: they are a broken or lying upstream, and nothing is
+// decided on them.
 //
 // # Budget and order
 //
@@ -145,24 +146,31 @@
 //   - Attestations (.att layers, bundle referrers) carry their signature
 //     inside the blob, so they are only ordered: those announcing a wanted
 //     predicate type before unannotated ones; unwanted types are not
-//     fetched.
+//     fetched. For keyless authorities an .att layer's certificate
+//     annotation must name one of their identities, or the layer is
+//     rejected unfetched.
 //
-// What ordering cannot prevent, and a pusher can still do: delete or
-// replace the .sig, .att or referrers tag (which removes the evidence, as
-// any rejection does, and turns an allow into a deny, never a deny into an
-// allow); put, before a valid bundle signature, at least MaxSignatures
-// well-formed referrers that announce the bundle type (signed by any key);
-// put at least MaxSignatures announced attestations before a valid one;
-// on a registry that accepts manifests naming absent blobs, or with delete
-// rights, make a layer's blob missing, which is a 503 (any .att layer; a
-// .sig layer only with a copied signature by the authority);
-// put at least MaxSignatures Ed25519 signatures (or P-384/P-521 ones that
-// did not use SHA-256) before a valid one for such an authority; put more
-// than the check limit of signatures before a valid legacy one; and copy
-// at least MaxSignatures genuine signatures of other images by the same
-// authority before a valid one whose payload is not the one expected (signed
-// under another name or with -a annotations). Every one of these denies;
-// none admits.
+// What a pusher can still do (each turns an allow into a deny or, for the
+// missing blob, a 503; none turns a deny into an allow):
+//
+//   - delete or replace the .sig, .att or referrers tag, which removes the
+//     evidence as any rejection does;
+//   - put at least MaxSignatures well-formed referrers announcing the
+//     bundle type (signed by any key) before a valid bundle signature, or
+//     untyped ones where the registry lists cosign's bundles untyped;
+//   - put at least MaxSignatures attestations announcing a wanted type
+//     before a valid one (for key authorities; keyless ones check the
+//     certificate first);
+//   - put at least MaxSignatures Ed25519 signatures (or P-384/P-521 ones
+//     not over SHA-256) before a valid one for such a key authority;
+//   - put more signatures than the check limit before a valid legacy one;
+//   - copy at least MaxSignatures genuine signatures of other images by
+//     the same authority before a valid one whose payload is not the one
+//     expected (signed under another name or with -a annotations);
+//   - on a registry that accepts manifests naming blobs it lacks, or with
+//     delete rights, make a layer's blob missing (any .att layer for a key
+//     authority; a .sig layer only with a copied signature by the
+//     authority), which is a 503.
 //
 // # Trust decisions
 //
