@@ -168,9 +168,11 @@
 //     the same authority before a valid one whose payload is not the one
 //     expected (signed under another name or with -a annotations);
 //   - on a registry that accepts manifests naming blobs it lacks, or with
-//     delete rights, make a layer's blob missing (any .att layer for a key
-//     authority; a .sig layer only with a copied signature by the
-//     authority), which is a 503.
+//     delete rights, make a fetched layer's blob missing, which is a 503:
+//     any .att layer for a key authority; a .sig layer only if it passes
+//     the checks before the fetch (a copied signature by a P-256 or RSA
+//     key authority; any 64-byte signature for an Ed25519 one; a
+//     certificate of the right identity from any CA for a keyless one).
 //
 // # Trust decisions
 //
