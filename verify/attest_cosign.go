@@ -29,23 +29,15 @@ const (
 // signature is inside the blob, so nothing can be verified before the
 // fetch, and layers announcing a wanted type go before unannotated ones.
 func (ae *attestations) planCosign(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
-	tag := cosignTag(ae.subject, "att")
-	source := l.tagSource(tag)
-	m, err := l.cosignManifest(ctx, tag)
-	if reason, ok := malformed(err); ok {
+	layers, err := cosignLayers(ctx, l, ae.subject, "att", true, func(source, reason string) {
 		ae.note(policy.FormatCosign, source, "", "", reason)
-		return nil, nil
-	}
-	if err != nil || m == nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
 	var cands []candidate
-	for i, layer := range m.Layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		src := fmt.Sprintf("%s[%d]", source, i)
+	for _, sl := range layers {
+		layer, src := sl.desc, sl.source
 		if layer.MediaType != dsseMediaType {
 			ae.note(policy.FormatCosign, src, "", "", fmt.Sprintf("layer media type %.80q is not a DSSE envelope", layer.MediaType))
 			continue
@@ -53,9 +45,6 @@ func (ae *attestations) planCosign(ctx context.Context, l *lookup, auths []*auth
 		pt := layer.Annotations[cosignPredicateAnnotation]
 		if !ae.wantsType(pt) {
 			ae.note(policy.FormatCosign, src, pt, "", skippedReason(pt))
-			continue
-		}
-		if seenBefore(seen, layer) {
 			continue
 		}
 		// Certificate checks cost CPU: they share the decision's limit

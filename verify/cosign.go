@@ -46,31 +46,15 @@ type cosignSignature struct {
 // verify for no authority over the layer digest) are recorded here; the rest
 // are returned as candidates, ranked (order.go).
 func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
-	tag := cosignTag(e.subject, "sig")
-	source := l.tagSource(tag)
-	m, err := l.cosignManifest(ctx, tag)
-	if reason, ok := malformed(err); ok {
-		// The pusher can write anything at the tag, or delete it: a
-		// manifest that does not parse holds no signature, like none.
+	layers, err := cosignLayers(ctx, l, e.subject, "sig", false, func(source, reason string) {
 		e.reject(policy.FormatCosign, source, reason)
-		return nil, nil
-	}
-	if err != nil || m == nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
 	var cands []candidate
-	for i, layer := range m.Layers {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		src := source
-		if len(m.Layers) > 1 {
-			src = fmt.Sprintf("%s[%d]", source, i)
-		}
-		if seenBefore(seen, layer) {
-			continue
-		}
+	for _, sl := range layers {
+		layer, src := sl.desc, sl.source
 		if layer.MediaType != simpleSigningMediaType {
 			e.reject(policy.FormatCosign, src, fmt.Sprintf("layer media type %.80q is not a cosign signature", layer.MediaType))
 			continue
@@ -94,7 +78,7 @@ func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authori
 	}
 	if e.checks >= e.maxChecks && !e.checksNoted {
 		e.checksNoted = true
-		e.reject(policy.FormatCosign, source, fmt.Sprintf("signatures past the first %d checks were not checked before fetching", e.maxChecks))
+		e.reject(policy.FormatCosign, l.tagSource(cosignTag(e.subject, "sig")), fmt.Sprintf("signatures past the first %d checks were not checked before fetching", e.maxChecks))
 	}
 	return cands, nil
 }

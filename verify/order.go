@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 )
 
@@ -130,4 +132,47 @@ func expectedPayloads(d digest.Digest, names ...string) map[digest.Digest]bool {
 		out[digest.FromBytes(p)] = true
 	}
 	return out
+}
+
+// sourcedLayer is one layer of a cosign .sig or .att manifest and the
+// source that names it in evidence.
+type sourcedLayer struct {
+	source string
+	desc   ocispec.Descriptor
+}
+
+// cosignLayers reads the manifest at the cosign tag with suffix ("sig",
+// "att") of subject in l and returns its layers, repeats dropped, each with
+// its source: the tag, indexed by manifest position when indexed is set or
+// there is more than one layer. A manifest the pusher made unusable is
+// recorded through reject and has no layers; a missing tag has none.
+func cosignLayers(ctx context.Context, l *lookup, subject digest.Digest, suffix string, indexed bool, reject func(source, reason string)) ([]sourcedLayer, error) {
+	tag := cosignTag(subject, suffix)
+	source := l.tagSource(tag)
+	m, err := l.cosignManifest(ctx, tag)
+	if reason, ok := malformed(err); ok {
+		// The pusher can write anything at the tag, or delete it: a
+		// manifest that cannot be used holds no evidence, like none.
+		reject(source, reason)
+		return nil, nil
+	}
+	if err != nil || m == nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []sourcedLayer
+	for i, layer := range m.Layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if seenBefore(seen, layer) {
+			continue
+		}
+		src := source
+		if indexed || len(m.Layers) > 1 {
+			src = fmt.Sprintf("%s[%d]", source, i)
+		}
+		out = append(out, sourcedLayer{source: src, desc: layer})
+	}
+	return out, nil
 }
