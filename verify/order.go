@@ -45,10 +45,11 @@ const (
 // cheapChecksPerFetch bounds the signature checks made before fetching, per
 // unit of fetch budget: with the default 32 fetches, 2048 checks. An ECDSA
 // P-256 check took 120–250µs and an RSA-2048 one 70–80µs on the 2-core lab
-// machine under a load average of 11 (BenchmarkPrehashCheck), so a hostile
-// list costs at most about half a second of CPU per authority, once per
-// cached decision; past the bound, artifacts are ranked rankUnknown
-// unchecked and wait for the fetch budget.
+// machine under a load average of 11 (BenchmarkPrehashCheck); each
+// (layer, authority) check counts, so a hostile list costs at most about
+// half a second of CPU per decision, whatever the number of authorities,
+// and decisions are cached. Past the bound, artifacts are ranked
+// rankUnknown unchecked and wait for the fetch budget.
 const cheapChecksPerFetch = 64
 
 // candidate is one artifact found and not rejected by the cheap checks,
