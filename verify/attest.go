@@ -55,17 +55,26 @@ func (v *Verifier) VerifyAttestations(ctx context.Context, s policy.Subject, aut
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
+	// As for signatures: list every repository, then fetch best first.
+	var cands []candidate
 	for _, g := range attGroups {
 		if ae.wants(policy.FormatCosign) {
-			if err := ae.cosignAttestations(ctx, g.lookup, g.authorities); err != nil {
+			cs, err := ae.planCosign(ctx, g.lookup, g.authorities)
+			if err != nil {
 				return nil, fmt.Errorf("verifying attestations of %s: %w", s, err)
 			}
+			cands = append(cands, cs...)
 		}
 		if ae.wants(policy.FormatBundle) {
-			if err := ae.bundleAttestations(ctx, g.lookup, g.authorities); err != nil {
+			cs, err := ae.planBundles(ctx, g.lookup, g.authorities)
+			if err != nil {
 				return nil, fmt.Errorf("verifying attestations of %s: %w", s, err)
 			}
+			cands = append(cands, cs...)
 		}
+	}
+	if err := examineInOrder(ctx, cands, ae.take); err != nil {
+		return nil, fmt.Errorf("verifying attestations of %s: %w", s, err)
 	}
 	if ae.wants(policy.FormatBuildKit) && len(q.IndexAuthorities) > 0 && isIndex(s) {
 		own, err := v.sharedLookup(s.Name(), false, lookups)

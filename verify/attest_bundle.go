@@ -13,19 +13,24 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-// bundleAttestations examines the subject's referrers in l for sigstore
-// bundles holding attestations (cosign v3 attest). The referrers listing is
-// the one the signature pass already fetched (lookup memoises it).
-func (ae *attestations) bundleAttestations(ctx context.Context, l *lookup, auths []*authority) error {
+// planBundles lists the subject's referrers in l that may be bundles
+// holding wanted attestations (cosign v3 attest). The listing is the one the
+// signature pass already fetched (lookup memoises it). Entries announcing a
+// wanted predicate type go before unannotated ones; nothing else about a
+// referrer can be checked before its manifest and bundle are fetched.
+func (ae *attestations) planBundles(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
 	descs, err := l.referrers(ctx, ae.subject)
-	if err != nil {
-		return err
+	if reason, ok := malformed(err); ok {
+		ae.note(policy.FormatBundle, l.digestSource(ae.subject), "", "", reason)
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var cands []candidate
 	for _, d := range descs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !maybeBundle(d) {
+		if !maybeBundle(d) || seenBefore(seen, d.Digest) {
 			continue
 		}
 		src := l.digestSource(d.Digest)
@@ -37,16 +42,25 @@ func (ae *attestations) bundleAttestations(ctx context.Context, l *lookup, auths
 			ae.note(policy.FormatBundle, src, pt, "", skippedReason(pt))
 			continue
 		}
-		if !ae.take(policy.FormatBundle, src) {
-			return nil
+		rank := rankUnknown
+		if pt != "" {
+			rank = rankTyped
 		}
-		if err := ae.bundleAttestation(ctx, l, d, src, auths); err != nil {
+		cands = append(cands, candidate{rank: rank, format: policy.FormatBundle, source: src, examine: func(ctx context.Context) error {
+			err := ae.bundleAttestation(ctx, l, d, src, auths)
+			if reason, ok := malformed(err); ok {
+				ae.note(policy.FormatBundle, src, pt, "", reason)
+				return nil
+			}
 			return err
-		}
+		}})
 	}
-	return nil
+	return cands, nil
 }
 
+// bundleAttestation fetches one referrer and judges its statement. It
+// returns ErrMalformed for a referrer that is not usable (see ErrMalformed)
+// and any other error when the upstream failed.
 func (ae *attestations) bundleAttestation(ctx context.Context, l *lookup, d ocispec.Descriptor, src string, auths []*authority) error {
 	m, err := l.manifest(ctx, d.Digest)
 	if err != nil {

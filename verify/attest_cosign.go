@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -22,54 +24,78 @@ const (
 	maxEnvelopeSignaturesTried = 8
 )
 
-// cosignAttestations examines the cosign attestation tag of the subject in l.
-func (ae *attestations) cosignAttestations(ctx context.Context, l *lookup, auths []*authority) error {
-	tag := cosignTag(ae.subject, "att")
-	m, err := l.cosignManifest(ctx, tag)
-	if err != nil || m == nil {
-		return err
+// planCosign reads the cosign attestation tag of the subject in l and
+// returns its layers of wanted (or unannotated) type as candidates: the
+// signature is inside the blob, so nothing can be verified before the
+// fetch, and layers announcing a wanted type go before unannotated ones.
+func (ae *attestations) planCosign(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
+	layers, err := cosignLayers(ctx, l, ae.subject, "att", true, func(source, reason string) {
+		ae.note(policy.FormatCosign, source, "", "", reason)
+	})
+	if err != nil {
+		return nil, err
 	}
-	source := l.tagSource(tag)
-	i := 0
-	for _, layer := range m.Layers {
+	var cands []candidate
+	for _, sl := range layers {
+		layer, src := sl.desc, sl.source
 		if layer.MediaType != dsseMediaType {
+			ae.note(policy.FormatCosign, src, "", "", fmt.Sprintf("layer media type %.80q is not a DSSE envelope", layer.MediaType))
 			continue
-		}
-		src := fmt.Sprintf("%s[%d]", source, i)
-		i++
-		if err := ctx.Err(); err != nil {
-			return err
 		}
 		pt := layer.Annotations[cosignPredicateAnnotation]
 		if !ae.wantsType(pt) {
 			ae.note(policy.FormatCosign, src, pt, "", skippedReason(pt))
 			continue
 		}
-		if !ae.take(policy.FormatCosign, src) {
-			return nil
+		// Certificate checks cost CPU: they share the decision's limit
+		// of checks before fetching (order.go); past it, layers wait for
+		// the fetch budget unchecked.
+		if ae.checks < ae.maxChecks {
+			ae.checks++
+			if reason := precheckAttestation(keylessAnnotations(layer), auths); reason != "" {
+				ae.note(policy.FormatCosign, src, pt, "", reason)
+				continue
+			}
 		}
-		raw, err := l.blob(ctx, layer, l.limits.MaxAttestationBytes)
-		if err != nil {
-			return fmt.Errorf("reading attestation %s: %w", src, err)
+		rank := rankUnknown
+		if pt != "" {
+			rank = rankTyped
 		}
-		env, payload, claimed, err := parseEnvelope(raw)
-		if err != nil {
-			// Unreadable evidence is ignored, not trusted: it can only fail
-			// a requirement, never meet one.
-			ae.note(policy.FormatCosign, src, pt, "", "malformed: "+err.Error())
-			continue
-		}
-		ann := keylessAnnotations(layer)
-		ae.judgeStatement(&signedStatement{
-			format: policy.FormatCosign, source: src, claimed: claimed,
-			verify: func(a *authority) ([]byte, error) {
-				if err := a.verifyEnvelope(env, payload, ann); err != nil {
-					return nil, err
-				}
-				return payload, nil
-			},
-		}, auths)
+		cands = append(cands, candidate{rank: rank, format: policy.FormatCosign, source: src, examine: func(ctx context.Context) error {
+			return ae.examineCosign(ctx, l, layer, src, auths)
+		}})
 	}
+	return cands, nil
+}
+
+// examineCosign fetches one .att layer and judges its statement.
+func (ae *attestations) examineCosign(ctx context.Context, l *lookup, layer ocispec.Descriptor, src string, auths []*authority) error {
+	pt := layer.Annotations[cosignPredicateAnnotation]
+	raw, err := l.blob(ctx, layer, l.limits.MaxAttestationBytes)
+	if reason, ok := malformed(err); ok {
+		ae.note(policy.FormatCosign, src, pt, "", reason)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading attestation %s: %w", src, err)
+	}
+	env, payload, claimed, err := parseEnvelope(raw)
+	if err != nil {
+		// Unreadable evidence is ignored, not trusted: it can only fail
+		// a requirement, never meet one.
+		ae.note(policy.FormatCosign, src, pt, "", "malformed: "+err.Error())
+		return nil
+	}
+	ann := keylessAnnotations(layer)
+	ae.judgeStatement(&signedStatement{
+		format: policy.FormatCosign, source: src, claimed: claimed,
+		verify: func(a *authority) ([]byte, error) {
+			if err := a.verifyEnvelope(env, payload, ann); err != nil {
+				return nil, err
+			}
+			return payload, nil
+		},
+	}, auths)
 	return nil
 }
 

@@ -24,7 +24,7 @@ import (
 // (judgeStatement) on the verified bytes.
 func (k *keylessAuthority) verifyEnvelope(env *dsseEnvelope, ann map[string]string) error {
 	if k.requireTLog {
-		return rejectf("legacy .att attestations are not log-verified for keyless authorities (use tlog: skip, or cosign v3 bundles)")
+		return rejectf("%s", legacyAttTLogReason)
 	}
 	certs, err := parsePEMCertificates([]byte(ann[certAnnotation]))
 	if err != nil || len(certs) != 1 {
@@ -60,5 +60,9 @@ func (k *keylessAuthority) verifyEnvelope(env *dsseEnvelope, ann map[string]stri
 	_, _, err = k.check(b, withIntermediates(k.tm, chain), sgverify.WithoutArtifactUnsafe())
 	return err
 }
+
+// legacyAttTLogReason is why an authority with tlog: require rejects every
+// legacy .att attestation.
+const legacyAttTLogReason = "legacy .att attestations are not log-verified for keyless authorities (use tlog: skip, or cosign v3 bundles)"
 
 const bundleV03MediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -59,17 +59,25 @@ type bundleArtifact struct {
 	statement *statement
 }
 
-// bundleSignatures examines the referrers of the subject in l.
-func (e *evaluation) bundleSignatures(ctx context.Context, l *lookup, auths []*authority) error {
+// planBundles lists the referrers of the subject in l and returns those
+// that may be bundle signatures as candidates. Nothing in a referrer can be
+// checked before its manifest and bundle are fetched, so they are only
+// ordered: entries that announce the bundle artifact type first, untyped
+// ones (as some registries list cosign's) after; entries of other types or
+// announcing an attestation are not candidates and cost nothing.
+func (e *evaluation) planBundles(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
 	descs, err := l.referrers(ctx, e.subject)
-	if err != nil {
-		return err
+	if reason, ok := malformed(err); ok {
+		e.reject(policy.FormatBundle, l.digestSource(e.subject), reason)
+		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var cands []candidate
 	for _, d := range descs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !maybeBundle(d) {
+		if !maybeBundle(d) || seenBefore(seen, d.Digest) {
 			continue
 		}
 		src := l.digestSource(d.Digest)
@@ -77,18 +85,26 @@ func (e *evaluation) bundleSignatures(ctx context.Context, l *lookup, auths []*a
 			e.reject(policy.FormatBundle, src, attestationReason(pt))
 			continue
 		}
-		if !e.take(policy.FormatBundle, src) {
+		rank := rankUnknown
+		if isBundleType(d.ArtifactType) {
+			rank = rankTyped
+		}
+		cands = append(cands, candidate{rank: rank, format: policy.FormatBundle, source: src, examine: func(ctx context.Context) error {
+			art, err := e.readBundle(ctx, l, d, src)
+			if reason, ok := malformed(err); ok {
+				e.reject(policy.FormatBundle, src, reason)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if art != nil {
+				e.judgeBundle(art, auths)
+			}
 			return nil
-		}
-		art, err := e.readBundle(ctx, l, d, src)
-		if err != nil {
-			return err
-		}
-		if art != nil {
-			e.judgeBundle(art, auths)
-		}
+		}})
 	}
-	return nil
+	return cands, nil
 }
 
 func attestationReason(predicateType string) string {
@@ -97,7 +113,8 @@ func attestationReason(predicateType string) string {
 
 // readBundle fetches the referrer manifest d and its bundle. It returns nil
 // and records a rejection for referrers that are not signatures of the
-// subject; it returns an error when an artifact cannot be read.
+// subject; it returns ErrMalformed for one that is not usable (see
+// ErrMalformed) and any other error when the upstream failed.
 func (e *evaluation) readBundle(ctx context.Context, l *lookup, d ocispec.Descriptor, src string) (*bundleArtifact, error) {
 	m, err := l.manifest(ctx, d.Digest)
 	if err != nil {
@@ -129,7 +146,8 @@ func (e *evaluation) readBundle(ctx context.Context, l *lookup, d ocispec.Descri
 	}
 	b, st, err := parseBundle(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bundle %s: %w", ErrMalformed, src, err)
+		// The bytes hashed to the layer digest: the pusher's bundle.
+		return nil, fmt.Errorf("%w: bundle does not parse: %w", ErrMalformed, err)
 	}
 	return &bundleArtifact{source: src, bundle: b, statement: st}, nil
 }

@@ -41,71 +41,92 @@ type cosignSignature struct {
 	annotations map[string]string
 }
 
-// cosignSignatures examines the cosign signature tag of the subject in l.
-func (e *evaluation) cosignSignatures(ctx context.Context, l *lookup, auths []*authority) error {
-	tag := cosignTag(e.subject, "sig")
-	m, err := l.cosignManifest(ctx, tag)
-	if err != nil || m == nil {
-		return err
+// planCosign reads the cosign signature tag of the subject in l. Layers that
+// can be rejected without a fetch (unparseable descriptors, signatures that
+// verify for no authority over the layer digest) are recorded here; the rest
+// are returned as candidates, ranked (order.go).
+func (e *evaluation) planCosign(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
+	layers, err := cosignLayers(ctx, l, e.subject, "sig", false, func(source, reason string) {
+		e.reject(policy.FormatCosign, source, reason)
+	})
+	if err != nil {
+		return nil, err
 	}
-	source := l.tagSource(tag)
-	n := 0
-	for _, layer := range m.Layers {
-		if layer.MediaType == simpleSigningMediaType {
-			n++
-		}
-	}
-	i := 0
-	for _, layer := range m.Layers {
+	var cands []candidate
+	for _, sl := range layers {
+		layer, src := sl.desc, sl.source
 		if layer.MediaType != simpleSigningMediaType {
+			e.reject(policy.FormatCosign, src, fmt.Sprintf("layer media type %.80q is not a cosign signature", layer.MediaType))
 			continue
 		}
-		src := source
-		if n > 1 {
-			src = fmt.Sprintf("%s[%d]", source, i)
+		sig, err := parseCosignLayer(layer, src, l.limits.MaxBlobBytes)
+		if reason, ok := malformed(err); ok {
+			e.reject(policy.FormatCosign, src, reason)
+			continue
 		}
-		i++
-		if err := ctx.Err(); err != nil {
-			return err
+		rank, reason := e.precheckCosign(sig, layer.Digest, auths)
+		if reason != "" {
+			e.reject(policy.FormatCosign, src, reason)
+			continue
 		}
-		if !e.take(policy.FormatCosign, src) {
-			return nil
+		if rank == rankVerified && e.expected[layer.Digest] {
+			rank = rankExpected
 		}
-		sig, err := readCosignSignature(ctx, l, layer, src)
-		if err != nil {
-			return err
-		}
-		e.judgeCosign(sig, auths)
+		cands = append(cands, candidate{rank: rank, format: policy.FormatCosign, source: src, examine: func(ctx context.Context) error {
+			return e.examineCosign(ctx, l, layer, sig, auths)
+		}})
 	}
-	return nil
+	if e.checks >= e.maxChecks && !e.checksNoted {
+		e.checksNoted = true
+		e.reject(policy.FormatCosign, l.tagSource(cosignTag(e.subject, "sig")), fmt.Sprintf("signatures past the first %d checks were not checked before fetching", e.maxChecks))
+	}
+	return cands, nil
 }
 
-// readCosignSignature fetches and parses one layer. Anything unparseable is
-// an error, not a rejection: the artifact could not be read.
-func readCosignSignature(ctx context.Context, l *lookup, layer ocispec.Descriptor, source string) (*cosignSignature, error) {
+// parseCosignLayer reads what the layer descriptor says (signature and
+// keyless annotations) and checks it can be fetched. Everything here is the
+// pusher's, so every failure is ErrMalformed: a rejection, not an error.
+func parseCosignLayer(layer ocispec.Descriptor, source string, maxBytes int64) (*cosignSignature, error) {
 	b64, ok := layer.Annotations[sigAnnotation]
 	if !ok || b64 == "" {
-		return nil, fmt.Errorf("%w: cosign signature %s: no %s annotation", ErrMalformed, source, sigAnnotation)
+		return nil, fmt.Errorf("%w: no %s annotation", ErrMalformed, sigAnnotation)
 	}
 	sig, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return nil, fmt.Errorf("%w: cosign signature %s: decoding signature: %w", ErrMalformed, source, err)
+		return nil, fmt.Errorf("%w: signature annotation is not base64: %w", ErrMalformed, err)
 	}
+	switch err := layer.Digest.Validate(); {
+	case err != nil:
+		return nil, fmt.Errorf("%w: layer digest %.80q: %w", ErrMalformed, layer.Digest, err)
+	case layer.Size < 0:
+		return nil, fmt.Errorf("%w: layer has negative size %d", ErrMalformed, layer.Size)
+	case layer.Size > maxBytes:
+		return nil, fmt.Errorf("%w: layer of %d bytes %w of %d bytes", ErrMalformed, layer.Size, ErrTooLarge, maxBytes)
+	}
+	return &cosignSignature{source: source, signature: sig, annotations: keylessAnnotations(layer)}, nil
+}
+
+// examineCosign fetches the payload of one candidate layer and judges it.
+// Only an upstream failure is an error (see lookup.blob).
+func (e *evaluation) examineCosign(ctx context.Context, l *lookup, layer ocispec.Descriptor, sig *cosignSignature, auths []*authority) error {
 	blob, err := l.blob(ctx, layer, l.limits.MaxBlobBytes)
+	if reason, ok := malformed(err); ok {
+		e.reject(policy.FormatCosign, sig.source, reason)
+		return nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading cosign signature %s: %w", source, err)
+		return fmt.Errorf("reading cosign signature %s: %w", sig.source, err)
 	}
 	var p payload.SimpleContainerImage
 	if err := json.Unmarshal(blob, &p); err != nil {
-		return nil, fmt.Errorf("%w: cosign signature %s: payload: %w", ErrMalformed, source, err)
+		// The blob hashed to the digest the pusher's layer names: these
+		// are the bytes that were pushed, and they are not a payload.
+		e.reject(policy.FormatCosign, sig.source, "payload does not parse: "+shortError(err))
+		return nil
 	}
-	return &cosignSignature{
-		source:      source,
-		payload:     blob,
-		signature:   sig,
-		claimed:     p.Critical.Image.DockerManifestDigest,
-		annotations: keylessAnnotations(layer),
-	}, nil
+	sig.payload, sig.claimed = blob, p.Critical.Image.DockerManifestDigest
+	e.judgeCosign(sig, auths)
+	return nil
 }
 
 // keylessAnnotations copies the annotations of a cosign layer that keyless

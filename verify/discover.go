@@ -91,7 +91,7 @@ func (l *lookup) cosignManifest(ctx context.Context, tag string) (*ocispec.Manif
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", l.repo.Tag(tag), err)
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Tag(tag), l.pushedTooLarge(err))
 	}
 	return parseManifest(raw, l.tagSource(tag))
 }
@@ -103,6 +103,13 @@ func (l *lookup) manifest(ctx context.Context, d digest.Digest) (*ocispec.Manife
 		return m, nil
 	}
 	m, err := l.fetchManifest(ctx, d)
+	if isNotFound(err) {
+		// Listed but not there. The referrers tag is written by pushers,
+		// and on registries without the referrers API (distribution) it
+		// keeps listing a referrer after the referrer is deleted: a
+		// rejection, unlike a missing blob (see blob).
+		return nil, fmt.Errorf("%w: manifest %s not found in %s", ErrMalformed, d, l.repo)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +131,9 @@ func (l *lookup) fetchManifest(ctx context.Context, d digest.Digest) (*ocispec.M
 // rawManifest fetches manifest d by digest (go-containerregistry checks the
 // bytes hash to d) and returns its bytes.
 func (l *lookup) rawManifest(ctx context.Context, d digest.Digest) ([]byte, error) {
+	// A digest from a referrers listing is the pusher's (ErrMalformed).
 	if err := d.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: manifest digest %q: %w", ErrMalformed, d, err)
+		return nil, fmt.Errorf("%w: manifest digest %.80q: %w", ErrMalformed, d, err)
 	}
 	var raw []byte
 	err := l.call(ctx, func(opts ...remote.Option) error {
@@ -137,18 +145,34 @@ func (l *lookup) rawManifest(ctx context.Context, d digest.Digest) ([]byte, erro
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), err)
+		return nil, fmt.Errorf("fetching %s: %w", l.repo.Digest(d.String()), l.pushedTooLarge(err))
 	}
 	return raw, nil
 }
 
+// pushedTooLarge marks a manifest or referrers listing over
+// Limits.MaxManifestBytes as ErrMalformed: its size is what was pushed (a
+// registry stores manifests whole; the referrers listing grows with every
+// referrer pushed), so it is a rejection, not an error. An upstream lying
+// about a manifest's size could as well answer 404 for the tag, which also
+// loses the evidence. Blobs are not marked (see blob).
+func (l *lookup) pushedTooLarge(err error) error {
+	if errors.Is(err, ErrTooLarge) {
+		return fmt.Errorf("%w: manifest %w of %d bytes", ErrMalformed, ErrTooLarge, l.limits.MaxManifestBytes)
+	}
+	return err
+}
+
+// parseManifest parses a signature, attestation or referrer manifest. Its
+// bytes are what a pusher wrote (a tag's content, or a manifest whose digest
+// go-containerregistry checked), so one that does not parse is ErrMalformed.
 func parseManifest(raw []byte, source string) (*ocispec.Manifest, error) {
 	var m ocispec.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%w: manifest %s: %w", ErrMalformed, source, err)
+		return nil, fmt.Errorf("%w: manifest %s does not parse: %w", ErrMalformed, source, err)
 	}
 	if m.SchemaVersion != 2 {
-		return nil, fmt.Errorf("%w: manifest %s: schemaVersion %d", ErrMalformed, source, m.SchemaVersion)
+		return nil, fmt.Errorf("%w: manifest %s has schemaVersion %d", ErrMalformed, source, m.SchemaVersion)
 	}
 	return &m, nil
 }
@@ -165,14 +189,17 @@ func (l *lookup) referrers(ctx context.Context, d digest.Digest) ([]ocispec.Desc
 		return descs, nil
 	}
 	descs, err := l.listReferrers(ctx, d)
-	if err != nil {
+	if errors.Is(err, ErrMalformed) {
+		// Rejected once, by the first pass; later passes see no listing.
+		descs = nil
+	} else if err != nil {
 		return nil, err
 	}
 	if l.referrersOf == nil {
 		l.referrersOf = map[digest.Digest][]ocispec.Descriptor{}
 	}
 	l.referrersOf[d] = descs
-	return descs, nil
+	return descs, err
 }
 
 func (l *lookup) listReferrers(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
@@ -189,11 +216,17 @@ func (l *lookup) listReferrers(ctx context.Context, d digest.Digest) ([]ocispec.
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s: %w", l.repo.Digest(d.String()), err)
+		return nil, fmt.Errorf("listing referrers of %s: %w", l.repo.Digest(d.String()), l.pushedTooLarge(err))
 	}
+	// go-containerregistry hands over the referrers tag's content, which
+	// any pusher writes, when the registry has no referrers API, and the
+	// two cannot be told apart here. A listing that does not parse is
+	// therefore a rejection (ErrMalformed): it can only lose the bundle
+	// evidence, which deleting the tag loses too. A body cut short is a
+	// read error above, never this.
 	var idx ocispec.Index
 	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, fmt.Errorf("%w: referrers index of %s: %w", ErrMalformed, d, err)
+		return nil, fmt.Errorf("%w: referrers index of %s does not parse: %w", ErrMalformed, shortDigest(d), err)
 	}
 	return idx.Manifests, nil
 }
@@ -202,11 +235,15 @@ func (l *lookup) listReferrers(ctx context.Context, d digest.Digest) ([]ocispec.
 // that what was read has the size and digest the (untrusted) descriptor
 // claims: a manifest's signature then covers these exact bytes.
 func (l *lookup) blob(ctx context.Context, desc ocispec.Descriptor, max int64) ([]byte, error) {
+	// Every ErrMalformed below is about the descriptor, which is the
+	// pusher's (see ErrMalformed).
 	if err := desc.Digest.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: blob digest %q: %w", ErrMalformed, desc.Digest, err)
+		return nil, fmt.Errorf("%w: blob digest %.80q: %w", ErrMalformed, desc.Digest, err)
 	}
+	// The descriptor is the pusher's: a declared size over the limit is a
+	// rejection (ErrMalformed), decided without a request.
 	if desc.Size > max {
-		return nil, fmt.Errorf("blob %s of %d bytes %w of %d bytes", desc.Digest, desc.Size, ErrTooLarge, max)
+		return nil, fmt.Errorf("%w: blob %s of %d bytes %w of %d bytes", ErrMalformed, desc.Digest, desc.Size, ErrTooLarge, max)
 	}
 	if desc.Size < 0 {
 		return nil, fmt.Errorf("%w: blob %s has negative size %d", ErrMalformed, desc.Digest, desc.Size)
@@ -226,16 +263,29 @@ func (l *lookup) blob(ctx context.Context, desc ocispec.Descriptor, max int64) (
 		return err
 	})
 	if err != nil {
+		// Transport errors, 5xx, 401, a body that ends early or does not
+		// hash to the digest (go-containerregistry checks it at EOF): the
+		// upstream is broken, so nothing is decided. A 404 too: registries
+		// refuse a manifest naming a blob they do not hold and never
+		// collect a referenced one, so a missing blob is lost or not yet
+		// replicated data (eventually consistent storage), and a deny
+		// would be cached for a validly signed image.
 		return nil, fmt.Errorf("fetching blob %s from %s: %w", desc.Digest, l.repo, err)
 	}
 	if int64(len(b)) > max {
+		// More bytes than the limit although the descriptor declared
+		// fewer: unverifiable without reading on, so could not decide.
 		return nil, fmt.Errorf("blob %s %w of %d bytes", desc.Digest, ErrTooLarge, max)
 	}
+	// Belt and braces over go-containerregistry's own check: bytes that do
+	// not hash to the digest they were asked by are the upstream's lie.
+	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
+		return nil, fmt.Errorf("%w: blob %s hashes to %s", ErrIntegrity, desc.Digest, got)
+	}
+	// The bytes are the blob; a different declared size is the pusher's
+	// descriptor lying, a rejection.
 	if int64(len(b)) != desc.Size {
 		return nil, fmt.Errorf("%w: blob %s is %d bytes, descriptor says %d", ErrMalformed, desc.Digest, len(b), desc.Size)
-	}
-	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest {
-		return nil, fmt.Errorf("%w: blob %s hashes to %s", ErrMalformed, desc.Digest, got)
 	}
 	return b, nil
 }

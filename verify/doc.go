@@ -60,7 +60,8 @@
 // authority.verifyStatementBundle, which dispatch to the key or the keyless
 // verifier as signatures do. Attestation blobs are capped by
 // Limits.MaxAttestationBytes (SBOMs are larger than signatures) and counted
-// against Limits.MaxSignatures separately from signatures.
+// against Limits.MaxSignatures separately from signatures, in the same
+// order of fetches (see "Budget and order").
 //
 // # Evidence and errors
 //
@@ -70,14 +71,108 @@
 // sha256:…", "attestation (…), not a signature", "referrer has subject …").
 // Finding nothing is not an error: an empty Evidence comes back.
 //
+// Whoever can push to a repository writes its .sig and .att tags, its
+// referrers tag and its referrer manifests, so anything there that cannot
+// be used is a rejection, never an error (issue 9, finding 4): a missing or
+// non-base64 signature annotation, a descriptor whose digest is invalid,
+// whose declared size is negative, over the Limits or not the blob's, a
+// manifest, payload, bundle or referrers listing that does not parse (or,
+// for a manifest or listing, is over Limits.MaxManifestBytes), a
+// listed referrer that does not exist (the referrers tag keeps listing
+// deleted referrers on registries without the referrers API). These carry
+// ErrMalformed inside the package and are recorded with their reason; one
+// of them next to a valid signature does not change the decision.
+//
 // An error means "could not look" and the proxy fails closed with 503:
-// upstream errors other than 404 (5xx, 401, timeouts, connection errors,
-// cancellation), an artifact that cannot be fetched, an artifact over the
-// Limits (ErrTooLarge), an artifact that does not parse (ErrMalformed), an
+// upstream errors (5xx, 401, timeouts, connection errors, cancellation; a
+// 404 for anything but a tag or a listed referrer, since registries refuse
+// manifests naming blobs they lack, so a missing blob is lost or not yet
+// replicated data), a body that ends before its length, bytes that do not hash
+// to the digest they were requested by (go-containerregistry's check, or
+// ErrIntegrity), a blob that runs past the Limits although its descriptor
+// declared less (ErrTooLarge: it cannot be verified without reading on), an
 // unknown registry name (ErrUnknownRegistry) or an unusable authority
-// (ErrAuthority). At most Limits.MaxSignatures artifacts are examined per
-// decision; past that a Rejection says so and the rest are ignored, which
-// can only lose signatures, never add one.
+// (ErrAuthority). Pushing to a registry that checks what is pushed cannot
+// cause any of these: they are a broken or lying upstream, and nothing is
+// decided on them.
+//
+// # Budget and order
+//
+// At most Limits.MaxSignatures artifacts are fetched per decision for
+// signatures, and as many again for attestations; past that a Rejection
+// says so and the rest are ignored, which can only lose evidence, never add
+// it. So that padding cannot use the budget up before a valid signature is
+// reached, a decision first lists every repository (the .sig manifest, the
+// referrers listing) and checks what can be checked without a request, and
+// only then fetches, best first (order.go):
+//
+//   - Legacy signatures are checked before their payload is fetched
+//     (precheck.go). The layer's descriptor digest is the SHA-256 of the
+//     payload, and cosign's ECDSA and RSA signatures are over the SHA-256
+//     of the payload, so each signature is verified for each key authority
+//     with the digest as the prehashed message. The fetch is then needed
+//     only to show the blob hashes to that digest and names the subject.
+//     A P-256 or RSA failure is conclusive (the full check would fail too)
+//     and the layer is rejected unfetched; a success ranks it first.
+//     P-384/P-521 keys may have signed with SHA-384/512 (cosign v3), and
+//     Ed25519 signs the message itself, so their failures are inconclusive:
+//     an Ed25519 authority rejects unfetched only signatures that are not
+//     64 bytes long, and ranks the others after the verified ones.
+//   - Keyless legacy signatures: the certificate annotation must be one
+//     certificate naming one of the authority's identities, and the
+//     signature must verify with its key over the digest, or the layer is
+//     rejected unfetched (the full check makes the same demands). A chain
+//     to the trust material at the certificate's NotBefore ranks it first;
+//     a chain that fails there is only ranked after, since the full check
+//     uses the verified signing time.
+//   - These checks are CPU, not requests; they are bounded separately, to
+//     cheapChecksPerFetch per unit of budget (2048 by default, at most
+//     about 0.25ms each on a loaded 2-core machine). Past that, layers are
+//     ranked after, unchecked, and a rejection says so.
+//   - Among legacy signatures that verified, those over the payload cosign
+//     sign writes for this image (its digest is computable: the subject's
+//     name, as the policy or the upstream spells it, and digest, without
+//     -a annotations) go first, ahead of genuine signatures of other
+//     images by the same authority that a pusher copied here, which are
+//     told apart only by the payload they name, after the fetch.
+//   - Identical descriptors are examined once.
+//   - Sigstore bundle referrers cost a manifest and a blob each and carry
+//     nothing checkable in the listing: the key or certificate is inside
+//     the bundle. They are only ordered: entries announcing the bundle
+//     artifact type before untyped ones (some registries list cosign's
+//     bundles untyped), and entries of other types, or announcing an
+//     attestation predicate type, are not fetched and cost nothing. The
+//     announcements are untrusted and only order; they never accept.
+//   - Attestations (.att layers, bundle referrers) carry their signature
+//     inside the blob, so they are only ordered: those announcing a wanted
+//     predicate type before unannotated ones; unwanted types are not
+//     fetched. For keyless authorities an .att layer's certificate
+//     annotation must name one of their identities, or the layer is
+//     rejected unfetched.
+//
+// What a pusher can still do (each turns an allow into a deny or, for the
+// missing blob, a 503; none turns a deny into an allow):
+//
+//   - delete or replace the .sig, .att or referrers tag, which removes the
+//     evidence as any rejection does;
+//   - put at least MaxSignatures well-formed referrers announcing the
+//     bundle type (signed by any key) before a valid bundle signature, or
+//     untyped ones where the registry lists cosign's bundles untyped;
+//   - put at least MaxSignatures attestations announcing a wanted type
+//     before a valid one (for key authorities; keyless ones check the
+//     certificate first);
+//   - put at least MaxSignatures Ed25519 signatures (or P-384/P-521 ones
+//     not over SHA-256) before a valid one for such a key authority;
+//   - put more signatures than the check limit before a valid legacy one;
+//   - copy at least MaxSignatures genuine signatures of other images by
+//     the same authority before a valid one whose payload is not the one
+//     expected (signed under another name or with -a annotations);
+//   - on a registry that accepts manifests naming blobs it lacks, or with
+//     delete rights, make a fetched layer's blob missing, which is a 503:
+//     any .att layer for a key authority; a .sig layer only if it passes
+//     the checks before the fetch (a copied signature by a P-256 or RSA
+//     key authority; any 64-byte signature for an Ed25519 one; a
+//     certificate of the right identity from any CA for a keyless one).
 //
 // # Trust decisions
 //
@@ -89,7 +184,8 @@
 //     the digest. The same rule holds for the referrers API.
 //   - Index annotations and artifact types are untrusted; they are used only
 //     to skip entries (attestations, non-bundle artifacts) without
-//     downloading them, which can only lose evidence.
+//     downloading them, which can only lose evidence, and to order the
+//     fetches (see "Budget and order").
 //   - Attestations are signed exactly like signatures; only the verified
 //     statement's predicateType makes a bundle a signature.
 //   - Key authorities: the PEM key is the whole trust anchor. Certificates

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,15 +115,7 @@ func editSigManifest(t *testing.T, u *hostileRegistry, img image, edit func(m *o
 // sigManifest reads the cosign signature manifest of img.
 func sigManifest(t *testing.T, u *hostileRegistry, img image) ocispec.Manifest {
 	t.Helper()
-	desc, err := remote.Get(img.repo.Tag(cosignTag(img.digest, "sig")), testRemote()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return cosignManifestOf(t, img, "sig")
 }
 
 func selfSignedChain(t *testing.T, n int) []byte {
@@ -166,6 +159,9 @@ func TestHostileVerify(t *testing.T) {
 		// error: 0 except where a key authority rightly ignores the broken
 		// part (certificate annotations).
 		wantSigs int
+		// wantReason is a substring of a rejection when there is no error:
+		// what a pusher wrote is rejected, never "could not decide".
+		wantReason string
 	}{{
 		name: "signature layer of 1 GiB, declared Content-Length",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -202,7 +198,7 @@ func TestHostileVerify(t *testing.T) {
 			})
 			return img.subject()
 		},
-		wantErr: ErrTooLarge,
+		wantReason: "exceeds size limit",
 	}, {
 		name: "signature manifest points at missing blobs",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -213,7 +209,8 @@ func TestHostileVerify(t *testing.T) {
 			})
 			return img.subject()
 		},
-		wantErrMsg: "fetching blob",
+		// The signature is not over that digest: rejected unfetched.
+		wantReason: "not signed by release",
 	}, {
 		name: "signature blob differs from its descriptor",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -242,7 +239,7 @@ func TestHostileVerify(t *testing.T) {
 			})
 			return img.subject()
 		},
-		wantErr: ErrMalformed,
+		wantReason: "not signed by release",
 	}, {
 		name: "signature annotation is not base64",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -250,7 +247,7 @@ func TestHostileVerify(t *testing.T) {
 			signLegacy(t, img, legacy{key: k.release, b64sig: "%%%===\n\x00"})
 			return img.subject()
 		},
-		wantErr: ErrMalformed,
+		wantReason: "not base64",
 	}, {
 		name: "certificate and chain annotations are garbage PEM (ignored by a key authority)",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -319,7 +316,7 @@ func TestHostileVerify(t *testing.T) {
 			pushReferrer(t, img, referrer{bundle: raw})
 			return img.subject()
 		},
-		wantErr: ErrMalformed,
+		wantReason: "bundle does not parse",
 	}, {
 		name:      "DSSE statement is not JSON",
 		referrers: true,
@@ -331,7 +328,7 @@ func TestHostileVerify(t *testing.T) {
 			pushReferrer(t, img, referrer{bundle: raw})
 			return img.subject()
 		},
-		wantErr: ErrMalformed,
+		wantReason: "in-toto statement",
 	}, {
 		name:      "DSSE envelope without signatures",
 		referrers: true,
@@ -375,7 +372,7 @@ func TestHostileVerify(t *testing.T) {
 			pushReferrer(t, img, referrer{bundle: raw})
 			return img.subject()
 		},
-		wantErr: ErrMalformed,
+		wantReason: "not yet supported",
 	}, {
 		name: "referrers tag lists 10,000 attestations",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -387,19 +384,7 @@ func TestHostileVerify(t *testing.T) {
 			}
 			// The registry would refuse an index of missing manifests; a
 			// hostile one serves it anyway.
-			idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: descs}
-			idx.SchemaVersion = 2
-			raw, _ := json.Marshal(idx)
-			tag := "/manifests/" + img.digest.Algorithm().String() + "-" + img.digest.Encoded()
-			u.setHostile(func(w http.ResponseWriter, r *http.Request) bool {
-				if !strings.HasSuffix(r.URL.Path, tag) {
-					return false
-				}
-				w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
-				w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
-				_, _ = w.Write(raw)
-				return true
-			})
+			serveReferrersTag(u, img, nil, descs...)
 			return img.subject()
 		},
 	}, {
@@ -424,7 +409,8 @@ func TestHostileVerify(t *testing.T) {
 			})
 			return img.subject()
 		},
-		wantErrMsg: "MANIFEST_UNKNOWN",
+		// Each costs one manifest request, up to the budget.
+		wantReason: "not found",
 	}, {
 		name: "referrers cycle: the list names the image itself and a referrer of a referrer",
 		setup: func(t *testing.T, u *hostileRegistry) policy.Subject {
@@ -473,12 +459,17 @@ func TestHostileVerify(t *testing.T) {
 				if !strings.Contains(err.Error(), tc.wantErrMsg) {
 					t.Errorf("Verify error = %v, want it to contain %q", err, tc.wantErrMsg)
 				}
+			case err != nil && tc.wantReason != "":
+				t.Fatalf("Verify error = %v; want a rejection containing %q", err, tc.wantReason)
 			case err != nil:
-				// Undecidable is acceptable for hostile data; accepting is not.
+				// Undecidable is acceptable for hostile upstreams; accepting is not.
 				t.Logf("Verify error (fail closed): %v", err)
 			default:
 				if len(ev.Signatures) != tc.wantSigs {
 					t.Errorf("Verify accepted %+v from hostile data, want %d signatures", ev.Signatures, tc.wantSigs)
+				}
+				if tc.wantReason != "" && !slices.ContainsFunc(ev.Rejected, func(r policy.Rejection) bool { return strings.Contains(r.Reason, tc.wantReason) }) {
+					t.Errorf("Verify rejected %+v, want a reason containing %q", ev.Rejected, tc.wantReason)
 				}
 				// Hostile lists become a bounded list plus a count.
 				if len(ev.Rejected) > maxRecordedRejections+1 {

@@ -15,9 +15,12 @@ type Limits struct {
 	// MaxBlobBytes caps one signature payload or bundle blob. Default 1 MiB.
 	MaxBlobBytes int64
 	// MaxSignatures caps the signature artifacts (cosign signature layers,
-	// referrer manifests) examined for one decision, and separately the
+	// referrer manifests) fetched for one decision, and separately the
 	// attestation artifacts (.att layers, attestation referrers, BuildKit
-	// attestation layers). Default 32.
+	// attestation manifests). Artifacts rejected from their descriptor
+	// alone are not fetched and not counted; the checks that reject them
+	// are capped at 64 per unit (see doc.go, "Budget and order").
+	// Default 32.
 	MaxSignatures int
 	// MaxAttestationBytes caps one attestation blob (a DSSE envelope, a
 	// bundle, a BuildKit statement): SBOMs are larger than signatures.

@@ -111,14 +111,35 @@ func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, aut
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
-	e := &evaluation{subject: s.Digest, ev: &policy.Evidence{}, budget: budget{max: v.limits.MaxSignatures}}
+	e := &evaluation{subject: s.Digest, ev: &policy.Evidence{}, budget: budget{max: v.limits.MaxSignatures},
+		maxChecks: cheapChecksPerFetch * v.limits.MaxSignatures, expected: v.expectedPayloads(s)}
+	// Every repository is listed before anything is fetched, so that the
+	// best candidates of all of them go first (order.go).
+	var cands []candidate
 	for _, g := range groups {
-		if err := e.signatures(ctx, g.lookup, g.authorities); err != nil {
+		cs, err := e.planSignatures(ctx, g.lookup, g.authorities)
+		if err != nil {
 			return nil, fmt.Errorf("verifying %s: %w", s, err)
 		}
+		cands = append(cands, cs...)
+	}
+	if err := examineInOrder(ctx, cands, e.take); err != nil {
+		return nil, fmt.Errorf("verifying %s: %w", s, err)
 	}
 	e.finish()
 	return e, nil
+}
+
+// expectedPayloads is expectedPayloads for s under the policy's name and
+// the upstream's.
+func (v *Verifier) expectedPayloads(s policy.Subject) map[digest.Digest]bool {
+	names := []string{s.Name()}
+	if up, ok := v.upstreams[s.Registry]; ok {
+		if r, err := up.repository(s.Repository); err == nil {
+			names = append(names, r.Name())
+		}
+	}
+	return expectedPayloads(s.Digest, names...)
 }
 
 // group is the authorities whose signatures live in one repository, so each
@@ -197,8 +218,17 @@ func (v *Verifier) lookup(where string, override bool) (*lookup, error) {
 type evaluation struct {
 	subject digest.Digest
 	ev      *policy.Evidence
-	// budget counts signature artifacts against Limits.MaxSignatures.
+	// budget counts signature artifacts fetched against
+	// Limits.MaxSignatures.
 	budget budget
+	// checks counts signature checks made before fetching, up to
+	// maxChecks (cheapChecksPerFetch per unit of budget).
+	checks, maxChecks int
+	// checksNoted is set once the check limit has been recorded.
+	checksNoted bool
+	// expected are the payload digests cosign would sign for the subject
+	// (expectedPayloads), to rank those first.
+	expected map[digest.Digest]bool
 	// unrecorded counts rejections past maxRecordedRejections.
 	unrecorded int
 }
@@ -208,15 +238,20 @@ type evaluation struct {
 // of strings in a cached decision. The count of the rest is kept.
 const maxRecordedRejections = 64
 
-// signatures looks for both signature formats in one repository.
-func (e *evaluation) signatures(ctx context.Context, l *lookup, auths []*authority) error {
-	if err := e.cosignSignatures(ctx, l, auths); err != nil {
-		return err
+// planSignatures lists both signature formats in one repository.
+func (e *evaluation) planSignatures(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
+	cosign, err := e.planCosign(ctx, l, auths)
+	if err != nil {
+		return nil, err
 	}
-	return e.bundleSignatures(ctx, l, auths)
+	bundles, err := e.planBundles(ctx, l, auths)
+	if err != nil {
+		return nil, err
+	}
+	return append(cosign, bundles...), nil
 }
 
-// budget bounds the artifacts examined for one decision. Evidence that
+// budget bounds the artifacts fetched for one decision. Evidence that
 // stopped early can only miss signatures or attestations, never invent them.
 type budget struct {
 	max      int

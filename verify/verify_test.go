@@ -307,7 +307,7 @@ func TestVerify(t *testing.T) {
 			wantErrMsg: "401",
 		},
 		{
-			name: "signature blob missing: error",
+			name: "signature blob missing: error (lost or not yet replicated upstream)",
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
 				img := u.pushImage(t, "lab/app")
 				signLegacy(t, img, legacy{key: k.release})
@@ -322,36 +322,36 @@ func TestVerify(t *testing.T) {
 			wantErrMsg: "fetching blob",
 		},
 		{
-			name: "malformed base64 signature: error",
+			name: "malformed base64 signature: rejected",
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
 				img := u.pushImage(t, "lab/app")
 				signLegacy(t, img, legacy{key: k.release, b64sig: "not*base64!"})
 				return img.subject(), []*policy.Authority{release}
 			},
-			wantErr: ErrMalformed,
+			wantRejected: []string{"signature annotation is not base64"},
 		},
 		{
-			name:      "malformed bundle JSON: error",
+			name:      "malformed bundle JSON: rejected",
 			referrers: true,
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
 				img := u.pushImage(t, "lab/app")
 				pushReferrer(t, img, referrer{bundle: []byte(`{"mediaType": 3`)})
 				return img.subject(), []*policy.Authority{release}
 			},
-			wantErr: ErrMalformed,
+			wantRejected: []string{"bundle does not parse"},
 		},
 		{
-			name:   "signature blob over MaxBlobBytes: error",
+			name:   "signature blob declared over MaxBlobBytes: rejected",
 			limits: &Limits{MaxBlobBytes: 16},
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
 				img := u.pushImage(t, "lab/app")
 				signLegacy(t, img, legacy{key: k.release})
 				return img.subject(), []*policy.Authority{release}
 			},
-			wantErr: ErrTooLarge,
+			wantRejected: []string{"exceeds size limit"},
 		},
 		{
-			name:      "bundle blob over MaxBlobBytes: error",
+			name:      "bundle blob declared over MaxBlobBytes: rejected",
 			referrers: true,
 			limits:    &Limits{MaxBlobBytes: 64},
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
@@ -359,17 +359,17 @@ func TestVerify(t *testing.T) {
 				pushReferrer(t, img, referrer{bundle: makeBundle(t, k.release, img.digest, cosignSignPredicate)})
 				return img.subject(), []*policy.Authority{release}
 			},
-			wantErr: ErrTooLarge,
+			wantRejected: []string{"exceeds size limit"},
 		},
 		{
-			name:   "signature manifest over MaxManifestBytes: error",
+			name:   "signature manifest over MaxManifestBytes: rejected (its size is the pusher's)",
 			limits: &Limits{MaxManifestBytes: 128},
 			setup: func(t *testing.T, u *upstreamServer) (policy.Subject, []*policy.Authority) {
 				img := u.pushImage(t, "lab/app")
 				signLegacy(t, img, legacy{key: k.release})
 				return img.subject(), []*policy.Authority{release}
 			},
-			wantErr: ErrTooLarge,
+			wantRejected: []string{"manifest exceeds size limit of 128 bytes"},
 		},
 		{
 			name: "unknown registry name: error",
