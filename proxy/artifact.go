@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -121,15 +123,16 @@ type layerVerdicts = lru.Cache[digest.Digest, string] // "" = proven unrunnable,
 
 const maxLayerVerdicts = 16384
 
+// configDiffIDs remembers the diff_ids of configs read by proveConfig, by
+// digest (nil: none, or not an image config).
+type configDiffIDs = lru.Cache[digest.Digest, []digest.Digest]
+
 // proveArtifact checks that a candidate image manifest holds nothing a
 // runtime can unpack. ok=false with why is a claim that did not hold (the
 // manifest is then decided by policy); an error is "could not tell" (503).
 func (s *Server) proveArtifact(ctx context.Context, t target, m *manifest) (ok bool, why string, err error) {
 	if isIndex(m.mediaType) {
 		return true, "", nil
-	}
-	if len(m.layers) == 0 {
-		return true, "", nil // no layer to unpack, and the config is no image config
 	}
 	for i, l := range m.layers {
 		why, err := s.proveLayer(ctx, t, l)
@@ -140,7 +143,90 @@ func (s *Server) proveArtifact(ctx context.Context, t target, m *manifest) (ok b
 			return false, fmt.Sprintf("layer %d (%s, %s): %s", i, sanitize(l.MediaType), l.Digest, why), nil
 		}
 	}
+	if m.config == nil {
+		return true, "", nil
+	}
+	why, err = s.proveConfig(ctx, t, *m.config, m.layers)
+	if why != "" || err != nil {
+		return false, why, err
+	}
 	return true, "", nil
+}
+
+// proveConfig returns "" when a config cannot make a runtime assemble a root
+// filesystem from anything but the proven layers, else why not.
+//
+// containerd unpacks an image by the config's rootfs.diff_ids: it computes
+// the chain of snapshots from them and skips every layer whose snapshot
+// already exists on the node, without reading the layer. A config whose
+// diff_ids name the layers of some image already pulled would therefore
+// run that image's files with the pusher's entrypoint, behind layers that
+// were never read (found by the runtime-family matrix). So the diff_ids
+// must be none, or exactly the proven layers' digests (a JSON layer is
+// uncompressed: its digest is its diff_id, and no snapshot can have been
+// made from it, since it is no tar). A config encoding/json cannot read
+// as an image config gives a runtime no diff_ids at all: runtimes read it
+// with the same decoder and stop at its error.
+func (s *Server) proveConfig(ctx context.Context, t target, cfg ocispec.Descriptor, layers []ocispec.Descriptor) (string, error) {
+	ids, ok := s.configs.Get(cfg.Digest)
+	if !ok {
+		var why string
+		var err error
+		ids, why, err = s.readDiffIDs(ctx, t, cfg)
+		if why != "" || err != nil {
+			return why, err
+		}
+		s.configs.Add(cfg.Digest, ids)
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	if len(ids) != len(layers) {
+		return fmt.Sprintf("config %s lists %d diff_ids for %d layers", cfg.Digest, len(ids), len(layers)), nil
+	}
+	for i, d := range ids {
+		if d != layers[i].Digest {
+			return fmt.Sprintf("config %s diff_id %d is %s, not layer %s", cfg.Digest, i, d, layers[i].Digest), nil
+		}
+	}
+	return "", nil
+}
+
+// readDiffIDs fetches a config and returns its rootfs.diff_ids as a runtime
+// would read them (nil for a config that does not parse as an image config).
+func (s *Server) readDiffIDs(ctx context.Context, t target, cfg ocispec.Descriptor) ([]digest.Digest, string, error) {
+	if err := cfg.Digest.Validate(); err != nil || !cfg.Digest.Algorithm().Available() {
+		return nil, fmt.Sprintf("config digest %q is not usable", cfg.Digest), nil
+	}
+	if cfg.Size < 0 || cfg.Size > s.maxManifest {
+		return nil, fmt.Sprintf("config size %d is not within 0..%d bytes", cfg.Size, s.maxManifest), nil
+	}
+	resp, err := t.up.do(ctx, http.MethodGet, t.repository, "blobs/"+cfg.Digest.String(), "", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, "config not in the repository", nil
+	case resp.StatusCode != http.StatusOK:
+		return nil, "", relayUpstreamError(t.registryName(), resp)
+	}
+	b, err := readBody(ctx, resp.Body, resp.ContentLength, cfg.Size)
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		return nil, "", err
+	case err != nil && !errors.Is(err, errTooLarge):
+		return nil, "", &upstreamError{registry: t.registryName(), err: fmt.Errorf("reading config %s: %w", cfg.Digest, err)}
+	case int64(len(b)) != cfg.Size || cfg.Digest.Algorithm().FromBytes(b) != cfg.Digest:
+		return nil, "", &upstreamError{registry: t.registryName(), err: fmt.Errorf("config %s: the upstream sent other bytes", cfg.Digest)}
+	}
+	var img ocispec.Image
+	if json.Unmarshal(b, &img) != nil {
+		return nil, "", nil
+	}
+	return img.RootFS.DiffIDs, "", nil
 }
 
 // proveLayer fetches one layer and returns "" when its bytes cannot be

@@ -186,6 +186,55 @@ func TestForgedArtifactsDecided(t *testing.T) {
 	}
 }
 
+// TestArtifactConfigNamesOtherLayers: containerd assembles a root
+// filesystem from the config's diff_ids and skips layers whose snapshots it
+// has, without reading them. A JSON layer behind a config whose diff_ids
+// name another image's layer must therefore not be proven; a config that
+// names exactly the proven layers, none, or cannot be read as an image
+// config can be.
+func TestArtifactConfigNamesOtherLayers(t *testing.T) {
+	e := newEnv(t)
+	img := e.up.pushImage(t, "lab/app:v1")
+	layers, _ := img.Layers()
+	otherDiffID, _ := layers[0].DiffID() // a layer a node that ran lab/app has
+	layer := []byte(`{"_type":"https://in-toto.io/Statement/v1","n":1}`)
+	layerD := e.up.pushBlob(t, "lab/app", layer)
+	tests := []struct {
+		name, configType, config string
+		layers                   bool
+		proven                   bool
+	}{
+		{"diff_ids of another image", "application/vnd.oci.image.config.v1+json", `{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["` + otherDiffID.String() + `"]}}`, true, false},
+		{"diff_ids of another image, Docker config", "application/vnd.docker.container.image.v1+json", `{"os":"linux","rootfs":{"type":"layers","diff_ids":["` + otherDiffID.String() + `"]}}`, true, false},
+		{"diff_ids of another image, custom config type", "application/vnd.example.config+json", `{"RootFS":{"DIFF_IDS":["` + otherDiffID.String() + `"]}}`, true, false},
+		{"no layers, diff_ids of another image", "application/vnd.example.config+json", `{"rootfs":{"diff_ids":["` + otherDiffID.String() + `"]}}`, false, false},
+		{"two diff_ids for one layer", "application/vnd.oci.image.config.v1+json", `{"rootfs":{"type":"layers","diff_ids":["` + layerD.String() + `","` + otherDiffID.String() + `"]}}`, true, false},
+		{"diff_ids of its own layer (cosign)", "application/vnd.oci.image.config.v1+json", `{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["` + layerD.String() + `"]}}`, true, true},
+		{"no rootfs (cosign v3's {})", "application/vnd.oci.empty.v1+json", `{}`, true, true},
+		{"not an image config", "application/vnd.example.config+json", `["x"]`, true, true},
+	}
+	for i, tc := range tests {
+		cfgD := e.up.pushBlob(t, "lab/app", []byte(tc.config))
+		ls := ""
+		if tc.layers {
+			ls = fmt.Sprintf(`{"mediaType":"application/vnd.in-toto+json","size":%d,"digest":%q}`, len(layer), layerD)
+		}
+		m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+			`"config":{"mediaType":%q,"size":%d,"digest":%q},"layers":[%s]}`, tc.configType, len(tc.config), cfgD, ls))
+		tag := fmt.Sprintf("cfg-%d", i)
+		e.up.putManifest(t, "lab/app", tag, "application/vnd.oci.image.manifest.v1+json", m)
+		e.dec.deny(digest.FromBytes(m), "r", "unsigned")
+		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
+		if tc.proven {
+			if got.status != http.StatusOK {
+				t.Errorf("%s: %d %s, want 200 undecided", tc.name, got.status, got.body)
+			}
+			continue
+		}
+		wantError(t, tc.name, got, http.MethodGet, http.StatusForbidden, "DENIED")
+	}
+}
+
 // TestArtifactProofFailures: a layer the proxy cannot see makes the claim
 // unproven (decided by policy); an upstream that fails or lies while the
 // proxy looks is "could not decide" (503), never an exemption.

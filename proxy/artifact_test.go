@@ -31,7 +31,9 @@ func bundleReferrer(subject digest.Digest, mediaType string, size int) []byte {
 
 // materialize makes a sample artifact manifest real in repo: each layer gets
 // content(i) (JSON, as cosign writes) pushed as a blob, with the digest and
-// size in the manifest changed to match. The manifest is returned, not put.
+// size in the manifest changed to match, and so does the config: "{}" for
+// the empty type, else an image config naming the layers as cosign writes
+// it. The manifest is returned, not put.
 func materialize(t *testing.T, u *upstream, repo string, sample []byte, content func(i int) []byte) []byte {
 	t.Helper()
 	var m map[string]any
@@ -39,11 +41,22 @@ func materialize(t *testing.T, u *upstream, repo string, sample []byte, content 
 		t.Fatal(err)
 	}
 	layers, _ := m["layers"].([]any)
+	var diffIDs []string
 	for i, l := range layers {
 		b := content(i)
 		d := u.pushBlob(t, repo, b)
 		desc := l.(map[string]any)
 		desc["digest"], desc["size"] = d.String(), len(b)
+		diffIDs = append(diffIDs, d.String())
+	}
+	if cfg, ok := m["config"].(map[string]any); ok {
+		b := []byte("{}")
+		if cfg["mediaType"] != "application/vnd.oci.empty.v1+json" {
+			b, _ = json.Marshal(map[string]any{"architecture": "", "os": "", "config": map[string]any{},
+				"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
+		}
+		d := u.pushBlob(t, repo, b)
+		cfg["digest"], cfg["size"] = d.String(), len(b)
 	}
 	out, err := json.Marshal(m)
 	if err != nil {

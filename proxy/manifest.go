@@ -27,6 +27,7 @@ type manifest struct {
 	// proveArtifact must then look at.
 	candidate bool
 	layers    []ocispec.Descriptor
+	config    *ocispec.Descriptor
 }
 
 // defaultAccept is sent when a client sends no Accept header.
@@ -258,7 +259,7 @@ func parseManifest(body []byte, contentType string, want digest.Digest) (*manife
 	}
 	m.candidate = artifactCandidate(m.mediaType, &doc)
 	if m.candidate {
-		m.layers = doc.Layers
+		m.layers, m.config = doc.Layers, doc.Config
 	}
 	return m, nil
 }

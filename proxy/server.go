@@ -53,6 +53,7 @@ type Server struct {
 
 	// Artifact proofs (artifact.go).
 	proofs           *layerVerdicts
+	configs          *configDiffIDs
 	maxArtifactLayer int64
 	// notManifests remembers blobs found not to be manifests (blob.go).
 	notManifests *lru.Cache[digest.Digest, struct{}]
@@ -205,6 +206,9 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s.proofs = proofs
+	if s.configs, err = lru.New[digest.Digest, []digest.Digest](maxLayerVerdicts); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	if s.notManifests, err = lru.New[digest.Digest, struct{}](maxLayerVerdicts); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
