@@ -159,10 +159,10 @@ func summarize(rows []classified) string {
 	}
 	sort.Strings(classes)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-28s %7s %7s %7s\n", "manifest/config/layer bytes", "served", "403", "mixed")
+	fmt.Fprintf(&b, "%-32s %7s %7s %7s\n", "manifest/config/layer bytes", "served", "403", "mixed")
 	for _, c := range classes {
 		tl := byClass[c]
-		fmt.Fprintf(&b, "%-28s %7d %7d %7d\n", c, tl.Served, tl.Refused, tl.Mixed)
+		fmt.Fprintf(&b, "%-32s %7d %7d %7d\n", c, tl.Served, tl.Refused, tl.Mixed)
 	}
 	return b.String()
 }

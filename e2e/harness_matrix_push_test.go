@@ -222,21 +222,21 @@ func (p *matrixPusher) craftManifests(t testing.TB, c *matrixContent, layerTypes
 							m := ocispec.Manifest{MediaType: mt, Config: cfg.desc(ck.MediaType),
 								Layers: []ocispec.Descriptor{c.Layers[lk.Name].desc(lt)}}
 							m.SchemaVersion = 2
-							mts, flags := "oci", ""
+							mts, flags, what := "oci", "", ""
 							if mt == mediaTypeDockerV2 {
 								mts = "docker"
 							}
 							if withAT {
 								m.ArtifactType = lt
-								flags += "-at"
+								flags, what = flags+"-at", what+", artifactType"
 							}
 							if withSubject {
 								s := subject
 								m.Subject = &s
-								flags += "-subj"
+								flags, what = flags+"-subj", what+", subject"
 							}
 							body, _ := json.Marshal(m)
-							name := fmt.Sprintf("%s manifest, layer %q holding %s, config %s%s", mts, lt, lk.Name, ck.Name, flags)
+							name := fmt.Sprintf("%s manifest, layer %q holding %s, config %s%s", mts, lt, lk.Name, ck.Name, what)
 							tag := fmt.Sprintf("%s-%s-%s-%s%s", mts, lk.Name, ck.Name, slug(lt), flags)
 							jobs = append(jobs, job{crafted{Name: name, Tag: tag, MediaType: mt, Body: body, Archive: lk.Archive,
 								Class: mts + "/" + ck.Name + "/" + lk.Name, LayerType: lt, Variant: variant(withAT, withSubject)}, body})

@@ -40,6 +40,9 @@ import (
 // the indexes and the signed image.
 func TestRuntimeFamilyMatrix(t *testing.T) {
 	start := time.Now()
+	// Registered first, so it runs last: the time includes stopping the
+	// daemons and removing their state.
+	t.Cleanup(func() { t.Logf("matrix and cleanup took %s", time.Since(start).Round(time.Millisecond)) })
 	requireRoot(t, "containerd, dockerd and podman run as root here")
 	l := newMatrixLab(t)
 	families := startFamilies(t, l.Proxy.Addr)
