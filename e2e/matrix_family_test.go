@@ -22,22 +22,27 @@ import (
 //
 // Invariant: no client ends up with an unpacked or runnable unsigned image.
 //   - Every crafted manifest whose layer bytes are an archive (tar, gzip,
-//     zstd), whatever its labels, is refused with 403 at every door: GET and
-//     HEAD, by tag and by digest, and as /blobs/<digest>.
-//   - Whatever the proxy serves without a decision, no runtime family can
-//     pull (containerd with unpack, dockerd, skopeo into containers-storage)
-//     or pull and run (podman).
+//     zstd, or a JSON/tar polyglot), whatever its labels, is refused with
+//     403 at every door: GET and HEAD, by tag and by digest, and as
+//     /blobs/<digest>.
+//   - Whatever the proxy serves without a decision, no runtime family ends
+//     up with unpacked or runnable: containerd (ctr pull, then run; it
+//     records any manifest but unpacks image configs only), dockerd (pull,
+//     run), podman (pull, run), skopeo (copy into containers-storage, which
+//     applies the layers as CRI-O does).
 //   - The allow path still works: a cosign-signed image is pulled (and run)
 //     by every family.
 //
 // The matrix: each artifact layer media type the proxy knows × layer bytes
-// {tar, tgz, tzst, JSON} × config {runnable OCI, runnable Docker, cosign's,
-// empty, custom} × artifactType or not × subject (the signed image) or not ×
-// OCI or Docker manifest media type, and indexes whose entries carry an
-// artifactType (with and without a platform) pointing at an unsigned
-// runnable image and at a forged one. Every manifest is classified over
-// HTTP; real clients then pull everything served, a sample of the refused,
-// the indexes and the signed image.
+// {tar, tgz, tzst, JSON, a JSON object that is also a tar} × config
+// {runnable OCI, runnable Docker, cosign's, empty, custom, and runnable
+// configs whose diff_ids borrow the signed image's layer} × artifactType or
+// not × subject (the signed image) or not × OCI or Docker manifest media
+// type, and indexes whose entries carry an artifactType (with and without a
+// platform) pointing at an unsigned runnable image and at a forged one.
+// Every manifest is classified over HTTP; real clients then pull the signed
+// image, everything served (see pullSample), a sample of the refused, and
+// the indexes.
 func TestRuntimeFamilyMatrix(t *testing.T) {
 	start := time.Now()
 	// Registered first, so it runs last: the time includes stopping the
