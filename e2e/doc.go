@@ -14,6 +14,13 @@
 // it) it fails the test instead. PORTCULLIS_E2E_BIN names a prebuilt
 // portcullis binary to test instead of building ./cmd/portcullis.
 //
+// TestRuntimeFamilyMatrix (matrix_family_test.go) is the acceptance test
+// for what the proxy serves without a decision: thousands of crafted
+// manifests classified over HTTP, then pulled by containerd, dockerd, podman
+// and skopeo. It pulls one served artifact per manifest type, config and
+// layer label; PORTCULLIS_MATRIX_FULL=1 pulls every one (about four times
+// as many pulls).
+//
 // Layout: harness_*_test.go are the helpers (tools and processes, the
 // registry, portcullis, images, cosign, containerd, keyless CAs,
 // attestations, deployment configs, HTTP); the other
