@@ -5,18 +5,25 @@
 # (read back with `go version -m`, i.e. the build info Go stamps into every
 # binary), so a warm re-run costs a few milliseconds.
 #
+# Built binaries are also kept by version in a cache outside the clone
+# (PORTCULLIS_TOOLS_CACHE, default ~/.cache/portcullis-tools): CI runs in a
+# fresh clone every time, and cosign alone takes minutes to build cold.
+#
 # As root it also apt-installs skopeo, containerd, docker.io and podman
 # (skipped when present).
 #
 # Env:
 #   TOOLS_BIN       install directory (default <repo>/.tools/bin)
 #   SKIP_APT=1      do not touch apt even as root
+#   PORTCULLIS_TOOLS_CACHE  where built binaries are kept by version
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${TOOLS_BIN:-$repo_root/.tools/bin}"
 mkdir -p "$bin"
 bin="$(cd "$bin" && pwd)"
+cache="${PORTCULLIS_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/portcullis-tools}"
+mkdir -p "$cache"
 
 # name | package path | version   (the module path is read from the binary)
 tools=(
@@ -24,7 +31,14 @@ tools=(
   "crane|github.com/google/go-containerregistry/cmd/crane|v0.22.1"
   "cosign2|github.com/sigstore/cosign/v2/cmd/cosign|v2.6.5"
   "cosign3|github.com/sigstore/cosign/v3/cmd/cosign|v3.1.3"
+  "oras|oras.land/oras/cmd/oras|v1.3.6"
+  "regctl|github.com/regclient/regclient/cmd/regctl|v0.11.7"
+  "syft|github.com/anchore/syft/cmd/syft|v1.57.1"
 )
+
+# The OCI distribution-spec conformance suite, a test binary (go test -c).
+conformance_mod="github.com/opencontainers/distribution-spec/conformance"
+conformance_ver="v0.0.0-20231101194043-f2182352d4cc"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -40,6 +54,9 @@ module_of() {
     github.com/google/go-containerregistry/*) echo github.com/google/go-containerregistry ;;
     github.com/sigstore/cosign/v2/*) echo github.com/sigstore/cosign/v2 ;;
     github.com/sigstore/cosign/v3/*) echo github.com/sigstore/cosign/v3 ;;
+    oras.land/oras/*) echo oras.land/oras ;;
+    github.com/regclient/regclient/*) echo github.com/regclient/regclient ;;
+    github.com/anchore/syft/*) echo github.com/anchore/syft ;;
     *) echo "$1" ;;
   esac
 }
@@ -57,6 +74,12 @@ install_one() {
     fi
     log "$name: have '${have:-unknown}', want $want: reinstalling"
   fi
+  local cached="$cache/$name-$ver"
+  if [[ -x "$cached" && "$(stamp "$cached")" == "$want" ]]; then
+    cp -f "$cached" "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
+    log "$name: $want from $cache"
+    return 0
+  fi
   # Both cosigns build a binary named "cosign": install each into its own
   # temporary GOBIN and move it into place under its final name. Run from
   # the temp dir so the project's go.mod plays no part in the build.
@@ -69,6 +92,7 @@ install_one() {
   if [[ -z "$built" ]]; then
     log "$name: go install produced no binary"; rm -rf "$tmp"; return 1
   fi
+  cp -f "$built" "$cached"
   mv -f "$built" "$dest.tmp.$$"
   mv -f "$dest.tmp.$$" "$dest"
   rm -rf "$tmp"
@@ -83,6 +107,30 @@ for t in "${tools[@]}"; do
   IFS='|' read -r name pkg ver <<<"$t"
   install_one "$name" "$pkg" "$ver"
 done
+
+# install_conformance builds the distribution-spec conformance suite as a
+# test binary, cached by version like the tools above. A marker file next to
+# it records the version (test binaries carry no main-module stamp).
+install_conformance() {
+  local dest="$bin/conformance.test" cached="$cache/conformance-$conformance_ver.test"
+  if [[ -x "$dest" && "$(cat "$dest.version" 2>/dev/null)" == "$conformance_ver" ]]; then
+    log "conformance: $conformance_ver already installed, skipping"; return 0
+  fi
+  if [[ ! -x "$cached" ]]; then
+    local tmp start=$SECONDS
+    tmp="$(mktemp -d)"
+    log "conformance: go test -c $conformance_mod@$conformance_ver"
+    (cd "$tmp" && go mod init conformance-build >/dev/null 2>&1 \
+      && go get -t "$conformance_mod@$conformance_ver" >/dev/null 2>&1 \
+      && go test -c -o "$tmp/conformance.test" "$conformance_mod")
+    cp -f "$tmp/conformance.test" "$cached"
+    rm -rf "$tmp"
+    log "conformance: built in $((SECONDS - start))s"
+  fi
+  cp -f "$cached" "$dest.tmp.$$" && mv -f "$dest.tmp.$$" "$dest"
+  echo "$conformance_ver" >"$dest.version"
+}
+install_conformance
 
 # System packages for the client-side tests.
 if [[ "${SKIP_APT:-0}" == 1 ]]; then
