@@ -127,12 +127,14 @@ func spdxPred(purls ...string) string {
 	return `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"x","packages":[` + strings.Join(pkgs, ",") + `]}`
 }
 
-func cdxPred(purls ...string) string {
+func cdxPred(purls ...string) string { return cdxVersionPred("1.5", purls...) }
+
+func cdxVersionPred(specVersion string, purls ...string) string {
 	var cs []string
 	for i, p := range purls {
 		cs = append(cs, fmt.Sprintf(`{"type":"library","name":"c%d","version":"1","purl":%q}`, i, p))
 	}
-	return `{"bomFormat":"CycloneDX","specVersion":"1.5","components":[` + strings.Join(cs, ",") + `]}`
+	return fmt.Sprintf(`{"bomFormat":"CycloneDX","specVersion":%q,"components":[%s]}`, specVersion, strings.Join(cs, ","))
 }
 
 func TestAttestationRequirements(t *testing.T) {
@@ -262,6 +264,34 @@ func TestAttestationRequirements(t *testing.T) {
 			wantReason: `sbom: denied package pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar matches "pkg:maven/org.apache.logging.log4j/log4j-core@>=2.0.0,<2.17.1"`,
 		},
 		{
+			name: "sbom: CycloneDX 1.7 (syft's default) is read", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("1.7", "pkg:npm/lodash@4.17.21"), testDigest)}}
+			},
+			wantPassed: true, wantReason: "sbom: 1 verified (1 packages), none denied",
+		},
+		{
+			name: "sbom: CycloneDX 1.8 is read for the fields of 1.7, and the reason says so", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("1.8", "pkg:npm/lodash@4.17.21"), testDigest)}}
+			},
+			wantPassed: true, wantReason: "sbom: 1 verified (1 packages), none denied (CycloneDX 1.8 read for the fields of 1.7)",
+		},
+		{
+			name: "sbom: CycloneDX 1.8 with a denied package is denied", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("1.8", "pkg:npm/lodash@4.17.20"), testDigest)}}
+			},
+			wantReason: `sbom: denied package pkg:npm/lodash@4.17.20 matches "pkg:npm/lodash@<4.17.21"`,
+		},
+		{
+			name: "sbom: CycloneDX 2.0 cannot be read, and the reason names the version", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("2.0", "pkg:npm/lodash@4.17.21"), testDigest)}}
+			},
+			wantReason: `cannot be read: sbom: CycloneDX "2.0" is not supported: a different major version`,
+		},
+		{
 			name: "sbom: version that cannot be compared is denied, and says so", repo: "sbom/app",
 			ev: func(t *testing.T) *Evidence {
 				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxPred("pkg:npm/lodash@not.a.version"), testDigest)}}
@@ -352,6 +382,42 @@ func TestAttestationRequirements(t *testing.T) {
 			}
 			if len(v.attCalls) != 1 || len(v.calls) != 0 {
 				t.Errorf("verifier calls: %d VerifyAttestations, %d Verify; want 1 and 0", len(v.attCalls), len(v.calls))
+			}
+		})
+	}
+}
+
+// A note from the SBOM parser (a later CycloneDX 1.x read for the fields of
+// the newest known one) reaches the evaluation detail that `portcullis
+// verify` prints, whether the SBOM passed or denied a package.
+func TestSBOMNoteInEvaluation(t *testing.T) {
+	const note = "CycloneDX 1.9 read for the fields of 1.7"
+	tests := []struct {
+		name, purl string
+		wantPassed bool
+		wantDetail []string
+	}{
+		{"clean", "pkg:npm/lodash@4.17.21", true, []string{"cyclonedx-1.9, 1 packages", note}},
+		{"denied", "pkg:npm/lodash@4.17.20", false, []string{"denied package pkg:npm/lodash@4.17.20", note}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := &Evidence{Attestations: []Attestation{att(t, FormatCosign, "ci", PredicateCycloneDX, cdxVersionPred("1.9", tt.purl), testDigest)}}
+			d, err := attEngine(t, &fakeAttVerifier{fakeVerifier: fakeVerifier{ev: ev}}).Decide(context.Background(), subject("sbom/app"))
+			if err != nil {
+				t.Fatalf("Decide() = %v", err)
+			}
+			if d.Verified != tt.wantPassed {
+				t.Errorf("Decide().Verified = %v, want %v (reason %q)", d.Verified, tt.wantPassed, d.Reason)
+			}
+			if len(d.Results) != 1 || len(d.Results[0].Checks) != 1 || len(d.Results[0].Checks[0].Evaluations) != 1 {
+				t.Fatalf("Decide().Results = %+v, want one rule with one check of one evaluation", d.Results)
+			}
+			detail := d.Results[0].Checks[0].Evaluations[0].Detail
+			for _, want := range tt.wantDetail {
+				if !strings.Contains(detail, want) {
+					t.Errorf("evaluation detail = %q, want it to contain %q", detail, want)
+				}
 			}
 		})
 	}

@@ -21,6 +21,7 @@ func TestParse(t *testing.T) {
 		doc        []byte
 		wantFormat string
 		want       []Package
+		wantNote   string
 	}{
 		{
 			name: "SPDX 2.3 from syft", doc: spdxFixture, wantFormat: "spdx-2.3",
@@ -50,6 +51,20 @@ func TestParse(t *testing.T) {
 			name: "CycloneDX 1.6 without components", wantFormat: "cyclonedx-1.6",
 			doc: []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`),
 		},
+		{
+			// A later minor version is read for the fields 1.7 defines
+			// (CycloneDX minor versions are backward compatible), and the
+			// document says so.
+			name: "CycloneDX 1.8 read as 1.7, with a note", wantFormat: "cyclonedx-1.8",
+			doc:      []byte(`{"bomFormat":"CycloneDX","specVersion":"1.8","components":[{"type":"library","name":"a","version":"1","purl":"pkg:npm/a@1","futureField":{"x":1}}]}`),
+			want:     []Package{{Name: "a", Version: "1", PURL: "pkg:npm/a@1"}},
+			wantNote: "CycloneDX 1.8 read for the fields of 1.7",
+		},
+		{
+			name: "CycloneDX 1.12", wantFormat: "cyclonedx-1.12",
+			doc:      []byte(`{"bomFormat":"CycloneDX","specVersion":"1.12"}`),
+			wantNote: "CycloneDX 1.12 read for the fields of 1.7",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +74,9 @@ func TestParse(t *testing.T) {
 			}
 			if d.Format != tt.wantFormat {
 				t.Errorf("Parse().Format = %q, want %q", d.Format, tt.wantFormat)
+			}
+			if d.Note != tt.wantNote {
+				t.Errorf("Parse().Note = %q, want %q", d.Note, tt.wantNote)
 			}
 			if diff := cmp.Diff(tt.want, d.Packages); diff != "" {
 				t.Errorf("Parse().Packages mismatch (-want +got):\n%s", diff)
@@ -71,9 +89,23 @@ func TestParseErrors(t *testing.T) {
 	deep := strings.Repeat(`{"name":"x","components":[`, MaxDepth+2) + strings.Repeat(`]}`, MaxDepth+2)
 	tests := []struct{ name, doc, want string }{
 		{"not json", `{`, "unexpected end"},
-		{"neither format", `{"hello":1}`, "not an SPDX 2.3 or CycloneDX"},
-		{"SPDX 3", `{"spdxVersion":"SPDX-3.0"}`, "is not SPDX-2.3"},
-		{"CycloneDX 1.3", `{"bomFormat":"CycloneDX","specVersion":"1.3"}`, "is not 1.4, 1.5 or 1.6"},
+		{"neither format", `{"hello":1}`, "not an SPDX 2.2/2.3 or CycloneDX 1.x JSON document"},
+		// SPDX 3 is JSON-LD: no spdxVersion, the version is in the
+		// CreationInfo element of @graph.
+		{"SPDX 3.0.1 JSON-LD", `{"@context":"https://spdx.org/rdf/3.0.1/spdx-context.jsonld","@graph":[{"type":"CreationInfo","@id":"_:c","specVersion":"3.0.1"},{"type":"software_Package","name":"lodash"}]}`,
+			`SPDX "3.0.1" is not supported: SPDX 3 (JSON-LD) is not read; SPDX 2.2 and 2.3 JSON are`},
+		{"SPDX 3 JSON-LD without CreationInfo", `{"@context":["https://spdx.org/rdf/3.0.0/spdx-context.jsonld"],"@graph":[]}`,
+			`SPDX "3" is not supported: SPDX 3 (JSON-LD) is not read`},
+		{"spdxVersion SPDX-3.0", `{"spdxVersion":"SPDX-3.0"}`, `SPDX "SPDX-3.0" is not supported: only SPDX-2.2 and SPDX-2.3 JSON are read`},
+		{"spdxVersion SPDX-2.1", `{"spdxVersion":"SPDX-2.1"}`, `SPDX "SPDX-2.1" is not supported`},
+		{"spdxVersion garbage", `{"spdxVersion":"2.3"}`, `SPDX "2.3" is not supported`},
+		{"CycloneDX 1.3", `{"bomFormat":"CycloneDX","specVersion":"1.3"}`, `CycloneDX "1.3" is not supported: older than 1.4`},
+		{"CycloneDX 2.0", `{"bomFormat":"CycloneDX","specVersion":"2.0"}`, `CycloneDX "2.0" is not supported: a different major version; CycloneDX 1.4 and later 1.x are read`},
+		{"CycloneDX 2", `{"bomFormat":"CycloneDX","specVersion":"2"}`, `CycloneDX "2" is not supported`},
+		{"CycloneDX 1.07", `{"bomFormat":"CycloneDX","specVersion":"1.07"}`, `CycloneDX "1.07" is not supported: not a CycloneDX version`},
+		{"CycloneDX 1.7.1", `{"bomFormat":"CycloneDX","specVersion":"1.7.1"}`, `CycloneDX "1.7.1" is not supported`},
+		{"CycloneDX huge minor", `{"bomFormat":"CycloneDX","specVersion":"1.99999999999999999999"}`, `is not supported: not a CycloneDX version`},
+		{"CycloneDX without specVersion", `{"bomFormat":"CycloneDX"}`, `CycloneDX "" is not supported`},
 		{"CycloneDX XML-ish format name", `{"bomFormat":"cyclonedx","specVersion":"1.5"}`, "is not CycloneDX"},
 		{"packages of the wrong type", `{"spdxVersion":"SPDX-2.3","packages":{"a":1}}`, "cannot unmarshal"},
 		{"trailing data", `{"bomFormat":"CycloneDX","specVersion":"1.5"} {}`, "after top-level value"},
