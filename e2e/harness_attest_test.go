@@ -107,6 +107,30 @@ func (l *lab) Sign(v int, ref string, key keyPair) {
 	}
 }
 
+// expectDecision GETs repo:tag through the proxy and checks the answer: the
+// exact bytes of dig when allow, else a 403 DENIED whose message contains
+// every one of want.
+func (l *lab) expectDecision(repo, tag, dig string, allow bool, want ...string) {
+	l.t.Helper()
+	r := doHTTP(l.t, "GET", "http://"+refString(l.ProxyRef(repo, tag)).manifestURL(), map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"})
+	if allow {
+		if r.Status != 200 {
+			l.t.Fatalf("GET through the proxy = %s, want 200", r)
+		}
+		if got := sha256Digest(r.Body); got != dig {
+			l.t.Errorf("served bytes hash to %s, want %s", got, dig)
+		}
+		return
+	}
+	msg := deniedMessage(l.t, "GET through the proxy", r)
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			l.t.Errorf("DENIED message = %q, want it to contain %q", msg, w)
+		}
+	}
+	l.t.Logf("denied: %s", msg)
+}
+
 // Predicates, shaped as the tools that make them write them.
 
 func provenance(builder, repo string) map[string]any {
