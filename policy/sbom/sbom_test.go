@@ -13,7 +13,60 @@ var (
 	spdxFixture []byte
 	//go:embed testdata/cyclonedx-1.5.json
 	cdxFixture []byte
+
+	// Real syft v1.57.1 output, unedited, for a directory "app" holding
+	// package.json (lab-app 1.0.0) and node_modules/{lodash,left-pad}/package.json
+	// (lodash 4.17.20 MIT, left-pad 1.3.0 WTFPL):
+	//
+	//	SYFT_CHECK_FOR_APP_UPDATE=false syft scan dir:app \
+	//	  --select-catalogers +javascript-package-cataloger \
+	//	  -o spdx-json=syft-1.57.1.spdx.json -o cyclonedx-json=syft-1.57.1.cdx.json
+	//
+	// (A directory scan reads only lock files unless the installed-package
+	// cataloger, which image scans use, is selected.)
+
+	//go:embed testdata/syft-1.57.1.spdx.json
+	syftSPDX []byte
+	//go:embed testdata/syft-1.57.1.cdx.json
+	syftCycloneDX []byte
 )
+
+// TestParseSyft reads what syft writes by default: SPDX 2.3 and CycloneDX
+// 1.7 JSON (issue 9, finding 5: 1.7 was refused as unreadable).
+func TestParseSyft(t *testing.T) {
+	npm := []Package{
+		{Name: "lab-app", Version: "1.0.0", PURL: "pkg:npm/lab-app@1.0.0"},
+		{Name: "left-pad", Version: "1.3.0", PURL: "pkg:npm/left-pad@1.3.0", Licenses: []string{"WTFPL"}},
+		{Name: "lodash", Version: "4.17.20", PURL: "pkg:npm/lodash@4.17.20", Licenses: []string{"MIT"}},
+	}
+	tests := []struct {
+		name       string
+		doc        []byte
+		wantFormat string
+		want       []Package
+	}{
+		// SPDX also lists the scanned directory, and CycloneDX each
+		// package.json as a component of type "file": packages without a
+		// purl, which no deny pattern can match.
+		{"SPDX", syftSPDX, "spdx-2.3", append(append([]Package(nil), npm...), Package{Name: "app"})},
+		{"CycloneDX", syftCycloneDX, "cyclonedx-1.7", append(append([]Package(nil), npm...),
+			Package{Name: "/node_modules/left-pad/package.json"}, Package{Name: "/node_modules/lodash/package.json"}, Package{Name: "/package.json"})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Parse(tt.doc)
+			if err != nil {
+				t.Fatalf("Parse(syft %s) = %v", tt.name, err)
+			}
+			if d.Format != tt.wantFormat {
+				t.Errorf("Parse(syft %s).Format = %q, want %q", tt.name, d.Format, tt.wantFormat)
+			}
+			if diff := cmp.Diff(tt.want, d.Packages); diff != "" {
+				t.Errorf("Parse(syft %s).Packages mismatch (-want +got):\n%s", tt.name, diff)
+			}
+		})
+	}
+}
 
 func TestParse(t *testing.T) {
 	tests := []struct {
@@ -334,6 +387,8 @@ func TestCompare(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(spdxFixture)
 	f.Add(cdxFixture)
+	f.Add(syftSPDX)
+	f.Add(syftCycloneDX)
 	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"name":"x","components":[{"name":"y"}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse(b)
