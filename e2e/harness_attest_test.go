@@ -45,6 +45,12 @@ rules:
       required: true
       by: [release-key]
       deny: ["pkg:maven/org.apache.logging.log4j/log4j-core@>=2.0.0,<2.17.1"]
+  - name: syft
+    images: ["registry.lab/*/syft-*"]
+    sbom:
+      required: true
+      by: [release-key]
+      deny: ["pkg:npm/lodash@<4.17.21"]
   - name: vuln
     images: ["registry.lab/*/vuln-*"]
     attestations:
