@@ -16,8 +16,8 @@ import (
 // default, which portcullis once refused as unreadable (issue 9, finding 5).
 
 func TestSyftSBOMs(t *testing.T) {
+	tool(t, "syft") // before the lab starts, so a missing syft skips at once
 	l := newAttestLab(t)
-	tool(t, "syft")
 	vulnSPDX, vulnCDX := l.syftSBOMs(npmTree(t, map[string]string{"lodash": "4.17.20", "left-pad": "1.3.0"}))
 	cleanSPDX, cleanCDX := l.syftSBOMs(npmTree(t, map[string]string{"lodash": "4.17.21", "left-pad": "1.3.0"}))
 	t.Logf("syft wrote %s and %s", docVersion(t, cleanSPDX), docVersion(t, cleanCDX))
@@ -61,8 +61,8 @@ func TestSyftSBOMs(t *testing.T) {
 // A CycloneDX version past the newest known one is read, and both the
 // decision and `portcullis verify` say how.
 func TestSyftSBOMNote(t *testing.T) {
+	tool(t, "syft") // before the lab starts, so a missing syft skips at once
 	l := newAttestLab(t)
-	tool(t, "syft")
 	_, cdx := l.syftSBOMs(npmTree(t, map[string]string{"lodash": "4.17.21"}))
 	const note = "CycloneDX 1.8 read for the fields of 1.7"
 	for _, v := range []int{2, 3} {
