@@ -11,11 +11,10 @@ import (
 // Which versions of each format are read, and how a version outside them is
 // refused. The version checks live here so that adding one is one edit.
 
-// CycloneDX minor versions are backward compatible by design: a 1.x
-// document is a valid 1.y document for the fields both define
-// (https://cyclonedx.org/specification/overview/, "Versioning"). The fields
-// read here (components, name, group, version, purl, licenses) have kept
-// their shape from 1.4 to 1.7.
+// CycloneDX minor versions are backward compatible by design: a minor
+// version adds to the schema without changing what earlier ones define. The
+// fields read here (components, name, group, version, purl, licenses) have
+// kept their shape from 1.4 to 1.7 (syft 1.57's 1.7 output is a fixture).
 const (
 	cdxOldestMinor = 4 // 1.4: the oldest CycloneDX JSON accepted
 	cdxNewestMinor = 7 // 1.7: syft 1.57's default; the newest whose schema is known
