@@ -45,6 +45,12 @@ rules:
       required: true
       by: [release-key]
       deny: ["pkg:maven/org.apache.logging.log4j/log4j-core@>=2.0.0,<2.17.1"]
+  - name: syft
+    images: ["registry.lab/*/syft-*"]
+    sbom:
+      required: true
+      by: [release-key]
+      deny: ["pkg:npm/lodash@<4.17.21"]
   - name: vuln
     images: ["registry.lab/*/vuln-*"]
     attestations:
@@ -105,6 +111,30 @@ func (l *lab) Sign(v int, ref string, key keyPair) {
 	} else {
 		l.SignV3(ref, key)
 	}
+}
+
+// expectDecision GETs repo:tag through the proxy and checks the answer: the
+// exact bytes of dig when allow, else a 403 DENIED whose message contains
+// every one of want.
+func (l *lab) expectDecision(repo, tag, dig string, allow bool, want ...string) {
+	l.t.Helper()
+	r := doHTTP(l.t, "GET", "http://"+refString(l.ProxyRef(repo, tag)).manifestURL(), map[string]string{"Accept": "application/vnd.oci.image.manifest.v1+json"})
+	if allow {
+		if r.Status != 200 {
+			l.t.Fatalf("GET through the proxy = %s, want 200", r)
+		}
+		if got := sha256Digest(r.Body); got != dig {
+			l.t.Errorf("served bytes hash to %s, want %s", got, dig)
+		}
+		return
+	}
+	msg := deniedMessage(l.t, "GET through the proxy", r)
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			l.t.Errorf("DENIED message = %q, want it to contain %q", msg, w)
+		}
+	}
+	l.t.Logf("denied: %s", msg)
 }
 
 // Predicates, shaped as the tools that make them write them.

@@ -254,6 +254,7 @@ func (req *SBOMRequirement) check(s Subject, ev *Evidence, docs map[*Attestation
 	c := Check{Kind: "sbom", Name: "sbom"}
 	cands := candidates(s, ev, req.By, req.From, sbomPredicateTypes)
 	var usable []*Attestation
+	var notes []string // how documents were read (a later CycloneDX 1.x), distinct
 	packages := 0
 	for _, a := range cands {
 		d, seen := docs[a]
@@ -272,12 +273,15 @@ func (req *SBOMRequirement) check(s Subject, ev *Evidence, docs map[*Attestation
 		}
 		packages += len(d.doc.Packages)
 		if deny := req.denied(d.doc); deny != "" {
-			ev.Satisfied, ev.Detail = false, deny
+			ev.Satisfied, ev.Detail = false, withNote(deny, d.doc.Note)
 			c.Evaluations = append(c.Evaluations, ev)
 			c.Reason = "sbom: " + deny
 			return c
 		}
-		ev.Detail = fmt.Sprintf("%s, %d packages", d.doc.Format, len(d.doc.Packages))
+		ev.Detail = withNote(fmt.Sprintf("%s, %d packages", d.doc.Format, len(d.doc.Packages)), d.doc.Note)
+		if d.doc.Note != "" && !slices.Contains(notes, d.doc.Note) {
+			notes = append(notes, d.doc.Note)
+		}
 		c.Evaluations = append(c.Evaluations, ev)
 		usable = append(usable, a)
 	}
@@ -298,7 +302,19 @@ func (req *SBOMRequirement) check(s Subject, ev *Evidence, docs map[*Attestation
 	default:
 		c.Reason = fmt.Sprintf("sbom: %d verified (%d packages), none denied", len(usable), packages)
 	}
+	// An allow that rests on a document read beyond the versions we know
+	// says so in the decision, so an operator sees it and can check.
+	c.Reason = withNote(c.Reason, strings.Join(notes, "; "))
 	return c
+}
+
+// withNote appends " (note)" to s when there is a note. A denial's reason
+// stays as it is (clients see it); its evaluation detail carries the note.
+func withNote(s, note string) string {
+	if note == "" {
+		return s
+	}
+	return s + " (" + note + ")"
 }
 
 // denied returns why the first denied package of d is denied, or "".

@@ -127,12 +127,14 @@ func spdxPred(purls ...string) string {
 	return `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"x","packages":[` + strings.Join(pkgs, ",") + `]}`
 }
 
-func cdxPred(purls ...string) string {
+func cdxPred(purls ...string) string { return cdxVersionPred("1.5", purls...) }
+
+func cdxVersionPred(specVersion string, purls ...string) string {
 	var cs []string
 	for i, p := range purls {
 		cs = append(cs, fmt.Sprintf(`{"type":"library","name":"c%d","version":"1","purl":%q}`, i, p))
 	}
-	return `{"bomFormat":"CycloneDX","specVersion":"1.5","components":[` + strings.Join(cs, ",") + `]}`
+	return fmt.Sprintf(`{"bomFormat":"CycloneDX","specVersion":%q,"components":[%s]}`, specVersion, strings.Join(cs, ","))
 }
 
 func TestAttestationRequirements(t *testing.T) {
@@ -260,6 +262,34 @@ func TestAttestationRequirements(t *testing.T) {
 				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxPred("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar"), testDigest)}}
 			},
 			wantReason: `sbom: denied package pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar matches "pkg:maven/org.apache.logging.log4j/log4j-core@>=2.0.0,<2.17.1"`,
+		},
+		{
+			name: "sbom: CycloneDX 1.7 (syft's default) is read", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("1.7", "pkg:npm/lodash@4.17.21"), testDigest)}}
+			},
+			wantPassed: true, wantReason: "sbom: 1 verified (1 packages), none denied",
+		},
+		{
+			name: "sbom: CycloneDX 1.8 is read for the fields of 1.7, and the reason says so", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("1.8", "pkg:npm/lodash@4.17.21"), testDigest)}}
+			},
+			wantPassed: true, wantReason: "sbom: 1 verified (1 packages), none denied (CycloneDX 1.8 read for the fields of 1.7)",
+		},
+		{
+			name: "sbom: CycloneDX 1.8 with a denied package is denied", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("1.8", "pkg:npm/lodash@4.17.20"), testDigest)}}
+			},
+			wantReason: `sbom: denied package pkg:npm/lodash@4.17.20 matches "pkg:npm/lodash@<4.17.21"`,
+		},
+		{
+			name: "sbom: CycloneDX 2.0 cannot be read, and the reason names the version", repo: "sbom/app",
+			ev: func(t *testing.T) *Evidence {
+				return &Evidence{Attestations: []Attestation{att(t, FormatBundle, "ci", PredicateCycloneDX, cdxVersionPred("2.0", "pkg:npm/lodash@4.17.21"), testDigest)}}
+			},
+			wantReason: `cannot be read: sbom: CycloneDX "2.0" is not supported: a different major version`,
 		},
 		{
 			name: "sbom: version that cannot be compared is denied, and says so", repo: "sbom/app",

@@ -3,11 +3,18 @@
 //
 // # Documents
 //
-// Parse accepts SPDX 2.3 JSON (https://spdx.github.io/spdx-spec/v2.3/) and
-// CycloneDX 1.4–1.6 JSON (https://cyclonedx.org/docs/1.6/json/) and returns
-// their packages as Package values: name, version, package URL and licenses.
-// For SPDX the purl is the externalRefs entry of referenceType "purl"; for
-// CycloneDX it is the component's purl, and nested components are included.
+// Parse accepts SPDX 2.2 and 2.3 JSON (https://spdx.github.io/spdx-spec/v2.3/)
+// and CycloneDX 1.4–1.7 JSON (https://cyclonedx.org/docs/1.7/json/) and
+// returns their packages as Package values: name, version, package URL and
+// licenses. For SPDX the purl is the externalRefs entry of referenceType
+// "purl"; for CycloneDX it is the component's purl, and nested components
+// are included.
+//
+// CycloneDX minor versions are backward compatible, so a later 1.x (1.8,
+// 1.9, …) is read for the fields of 1.7 and Document.Note says so; the
+// policy engine puts that note into the decision. Any other version — SPDX 3
+// (JSON-LD), an SPDX 2 version other than 2.2 and 2.3, CycloneDX before 1.4
+// or of another major version — is a *VersionError naming it.
 // Input is untrusted even when its signature verified (a signer vouches for
 // the document, not for its well-formedness): sizes and counts are bounded
 // and anything unexpected is an error, never a guess.

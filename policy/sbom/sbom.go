@@ -21,9 +21,12 @@ type Package struct {
 
 // Document is a parsed SBOM.
 type Document struct {
-	// Format is "spdx-2.3" or "cyclonedx-1.x".
+	// Format is "spdx-2.2", "spdx-2.3" or "cyclonedx-1.<minor>".
 	Format   string
 	Packages []Package
+	// Note is what an operator should know about how the document was
+	// read, "" when nothing: "CycloneDX 1.8 read for the fields of 1.7".
+	Note string
 }
 
 // Limits on untrusted documents.
@@ -35,9 +38,11 @@ const (
 )
 
 // ErrUnknownFormat is returned for JSON that is neither SPDX nor CycloneDX.
-var ErrUnknownFormat = errors.New("not an SPDX 2.3 or CycloneDX 1.4-1.6 JSON document")
+var ErrUnknownFormat = errors.New("not an SPDX 2.2/2.3 or CycloneDX 1.x JSON document")
 
-// Parse reads an SPDX 2.3 or CycloneDX 1.4–1.6 JSON document.
+// Parse reads an SPDX 2.2 or 2.3 JSON document, or a CycloneDX 1.4 or later
+// 1.x JSON document (see version_spec.go). Other versions of either format
+// are a *VersionError naming the version.
 func Parse(b []byte) (*Document, error) {
 	var probe struct {
 		SPDXVersion string `json:"spdxVersion"`
@@ -52,6 +57,9 @@ func Parse(b []byte) (*Document, error) {
 		return ParseSPDX(b)
 	case probe.BOMFormat != "":
 		return ParseCycloneDX(b)
+	}
+	if err := spdx3Error(b); err != nil {
+		return nil, err
 	}
 	return nil, ErrUnknownFormat
 }
@@ -78,10 +86,8 @@ func ParseSPDX(b []byte) (*Document, error) {
 	if err := strictUnmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("sbom: spdx: %w", err)
 	}
-	switch d.SPDXVersion {
-	case "SPDX-2.3", "SPDX-2.2":
-	default:
-		return nil, fmt.Errorf("sbom: spdx: spdxVersion %.40q is not SPDX-2.3", d.SPDXVersion)
+	if err := checkSPDXVersion(d.SPDXVersion); err != nil {
+		return nil, err
 	}
 	if len(d.Packages) > MaxPackages {
 		return nil, fmt.Errorf("sbom: spdx: %d packages, more than %d", len(d.Packages), MaxPackages)
@@ -126,7 +132,8 @@ type cdxDoc struct {
 	Components  []cdxComponent `json:"components"`
 }
 
-// ParseCycloneDX reads a CycloneDX 1.4, 1.5 or 1.6 JSON document. Nested
+// ParseCycloneDX reads a CycloneDX 1.4 or later 1.x JSON document; past
+// 1.7 the document's Note says it was read for the fields of 1.7. Nested
 // components are flattened; metadata.component (the image itself) is not a
 // package.
 func ParseCycloneDX(b []byte) (*Document, error) {
@@ -137,12 +144,11 @@ func ParseCycloneDX(b []byte) (*Document, error) {
 	if d.BOMFormat != "CycloneDX" {
 		return nil, fmt.Errorf("sbom: cyclonedx: bomFormat %.40q is not CycloneDX", d.BOMFormat)
 	}
-	switch d.SpecVersion {
-	case "1.4", "1.5", "1.6":
-	default:
-		return nil, fmt.Errorf("sbom: cyclonedx: specVersion %.20q is not 1.4, 1.5 or 1.6", d.SpecVersion)
+	note, err := checkCycloneDXVersion(d.SpecVersion)
+	if err != nil {
+		return nil, err
 	}
-	out := &Document{Format: "cyclonedx-" + d.SpecVersion}
+	out := &Document{Format: "cyclonedx-" + d.SpecVersion, Note: note}
 	var walk func(cs []cdxComponent, depth int) error
 	walk = func(cs []cdxComponent, depth int) error {
 		if depth > MaxDepth {

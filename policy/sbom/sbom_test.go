@@ -13,7 +13,60 @@ var (
 	spdxFixture []byte
 	//go:embed testdata/cyclonedx-1.5.json
 	cdxFixture []byte
+
+	// Real syft v1.57.1 output, unedited, for a directory "app" holding
+	// package.json (lab-app 1.0.0) and node_modules/{lodash,left-pad}/package.json
+	// (lodash 4.17.20 MIT, left-pad 1.3.0 WTFPL):
+	//
+	//	SYFT_CHECK_FOR_APP_UPDATE=false syft scan dir:app \
+	//	  --select-catalogers +javascript-package-cataloger \
+	//	  -o spdx-json=syft-1.57.1.spdx.json -o cyclonedx-json=syft-1.57.1.cdx.json
+	//
+	// (A directory scan reads only lock files unless the installed-package
+	// cataloger, which image scans use, is selected.)
+
+	//go:embed testdata/syft-1.57.1.spdx.json
+	syftSPDX []byte
+	//go:embed testdata/syft-1.57.1.cdx.json
+	syftCycloneDX []byte
 )
+
+// TestParseSyft reads what syft writes by default: SPDX 2.3 and CycloneDX
+// 1.7 JSON (issue 9, finding 5: 1.7 was refused as unreadable).
+func TestParseSyft(t *testing.T) {
+	npm := []Package{
+		{Name: "lab-app", Version: "1.0.0", PURL: "pkg:npm/lab-app@1.0.0"},
+		{Name: "left-pad", Version: "1.3.0", PURL: "pkg:npm/left-pad@1.3.0", Licenses: []string{"WTFPL"}},
+		{Name: "lodash", Version: "4.17.20", PURL: "pkg:npm/lodash@4.17.20", Licenses: []string{"MIT"}},
+	}
+	tests := []struct {
+		name       string
+		doc        []byte
+		wantFormat string
+		want       []Package
+	}{
+		// SPDX also lists the scanned directory, and CycloneDX each
+		// package.json as a component of type "file": packages without a
+		// purl, which no deny pattern can match.
+		{"SPDX", syftSPDX, "spdx-2.3", append(append([]Package(nil), npm...), Package{Name: "app"})},
+		{"CycloneDX", syftCycloneDX, "cyclonedx-1.7", append(append([]Package(nil), npm...),
+			Package{Name: "/node_modules/left-pad/package.json"}, Package{Name: "/node_modules/lodash/package.json"}, Package{Name: "/package.json"})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := Parse(tt.doc)
+			if err != nil {
+				t.Fatalf("Parse(syft %s) = %v", tt.name, err)
+			}
+			if d.Format != tt.wantFormat {
+				t.Errorf("Parse(syft %s).Format = %q, want %q", tt.name, d.Format, tt.wantFormat)
+			}
+			if diff := cmp.Diff(tt.want, d.Packages); diff != "" {
+				t.Errorf("Parse(syft %s).Packages mismatch (-want +got):\n%s", tt.name, diff)
+			}
+		})
+	}
+}
 
 func TestParse(t *testing.T) {
 	tests := []struct {
@@ -21,6 +74,7 @@ func TestParse(t *testing.T) {
 		doc        []byte
 		wantFormat string
 		want       []Package
+		wantNote   string
 	}{
 		{
 			name: "SPDX 2.3 from syft", doc: spdxFixture, wantFormat: "spdx-2.3",
@@ -50,6 +104,20 @@ func TestParse(t *testing.T) {
 			name: "CycloneDX 1.6 without components", wantFormat: "cyclonedx-1.6",
 			doc: []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`),
 		},
+		{
+			// A later minor version is read for the fields 1.7 defines
+			// (CycloneDX minor versions are backward compatible), and the
+			// document says so.
+			name: "CycloneDX 1.8 read as 1.7, with a note", wantFormat: "cyclonedx-1.8",
+			doc:      []byte(`{"bomFormat":"CycloneDX","specVersion":"1.8","components":[{"type":"library","name":"a","version":"1","purl":"pkg:npm/a@1","futureField":{"x":1}}]}`),
+			want:     []Package{{Name: "a", Version: "1", PURL: "pkg:npm/a@1"}},
+			wantNote: "CycloneDX 1.8 read for the fields of 1.7",
+		},
+		{
+			name: "CycloneDX 1.12", wantFormat: "cyclonedx-1.12",
+			doc:      []byte(`{"bomFormat":"CycloneDX","specVersion":"1.12"}`),
+			wantNote: "CycloneDX 1.12 read for the fields of 1.7",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +127,9 @@ func TestParse(t *testing.T) {
 			}
 			if d.Format != tt.wantFormat {
 				t.Errorf("Parse().Format = %q, want %q", d.Format, tt.wantFormat)
+			}
+			if d.Note != tt.wantNote {
+				t.Errorf("Parse().Note = %q, want %q", d.Note, tt.wantNote)
 			}
 			if diff := cmp.Diff(tt.want, d.Packages); diff != "" {
 				t.Errorf("Parse().Packages mismatch (-want +got):\n%s", diff)
@@ -71,9 +142,23 @@ func TestParseErrors(t *testing.T) {
 	deep := strings.Repeat(`{"name":"x","components":[`, MaxDepth+2) + strings.Repeat(`]}`, MaxDepth+2)
 	tests := []struct{ name, doc, want string }{
 		{"not json", `{`, "unexpected end"},
-		{"neither format", `{"hello":1}`, "not an SPDX 2.3 or CycloneDX"},
-		{"SPDX 3", `{"spdxVersion":"SPDX-3.0"}`, "is not SPDX-2.3"},
-		{"CycloneDX 1.3", `{"bomFormat":"CycloneDX","specVersion":"1.3"}`, "is not 1.4, 1.5 or 1.6"},
+		{"neither format", `{"hello":1}`, "not an SPDX 2.2/2.3 or CycloneDX 1.x JSON document"},
+		// SPDX 3 is JSON-LD: no spdxVersion, the version is in the
+		// CreationInfo element of @graph.
+		{"SPDX 3.0.1 JSON-LD", `{"@context":"https://spdx.org/rdf/3.0.1/spdx-context.jsonld","@graph":[{"type":"CreationInfo","@id":"_:c","specVersion":"3.0.1"},{"type":"software_Package","name":"lodash"}]}`,
+			`SPDX "3.0.1" is not supported: SPDX 3 (JSON-LD) is not read; SPDX 2.2 and 2.3 JSON are`},
+		{"SPDX 3 JSON-LD without CreationInfo", `{"@context":["https://spdx.org/rdf/3.0.0/spdx-context.jsonld"],"@graph":[]}`,
+			`SPDX "3" is not supported: SPDX 3 (JSON-LD) is not read`},
+		{"spdxVersion SPDX-3.0", `{"spdxVersion":"SPDX-3.0"}`, `SPDX "SPDX-3.0" is not supported: only SPDX-2.2 and SPDX-2.3 JSON are read`},
+		{"spdxVersion SPDX-2.1", `{"spdxVersion":"SPDX-2.1"}`, `SPDX "SPDX-2.1" is not supported`},
+		{"spdxVersion garbage", `{"spdxVersion":"2.3"}`, `SPDX "2.3" is not supported`},
+		{"CycloneDX 1.3", `{"bomFormat":"CycloneDX","specVersion":"1.3"}`, `CycloneDX "1.3" is not supported: older than 1.4`},
+		{"CycloneDX 2.0", `{"bomFormat":"CycloneDX","specVersion":"2.0"}`, `CycloneDX "2.0" is not supported: a different major version; CycloneDX 1.4 and later 1.x are read`},
+		{"CycloneDX 2", `{"bomFormat":"CycloneDX","specVersion":"2"}`, `CycloneDX "2" is not supported`},
+		{"CycloneDX 1.07", `{"bomFormat":"CycloneDX","specVersion":"1.07"}`, `CycloneDX "1.07" is not supported: not a CycloneDX version`},
+		{"CycloneDX 1.7.1", `{"bomFormat":"CycloneDX","specVersion":"1.7.1"}`, `CycloneDX "1.7.1" is not supported`},
+		{"CycloneDX huge minor", `{"bomFormat":"CycloneDX","specVersion":"1.99999999999999999999"}`, `is not supported: not a CycloneDX version`},
+		{"CycloneDX without specVersion", `{"bomFormat":"CycloneDX"}`, `CycloneDX "" is not supported`},
 		{"CycloneDX XML-ish format name", `{"bomFormat":"cyclonedx","specVersion":"1.5"}`, "is not CycloneDX"},
 		{"packages of the wrong type", `{"spdxVersion":"SPDX-2.3","packages":{"a":1}}`, "cannot unmarshal"},
 		{"trailing data", `{"bomFormat":"CycloneDX","specVersion":"1.5"} {}`, "after top-level value"},
@@ -302,6 +387,8 @@ func TestCompare(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(spdxFixture)
 	f.Add(cdxFixture)
+	f.Add(syftSPDX)
+	f.Add(syftCycloneDX)
 	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"name":"x","components":[{"name":"y"}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse(b)
