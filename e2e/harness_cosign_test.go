@@ -120,3 +120,14 @@ func (l *lab) VerifyV3(ref, pub string) result {
 	return run(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign3"),
 		"verify", "--key", pub, "--insecure-ignore-tlog", "--allow-http-registry", ref)
 }
+
+// VerifyAttestation runs cosign verify-attestation (major version v) for a
+// slsaprovenance1 attestation with the public key, tlog ignored.
+func (l *lab) VerifyAttestation(v int, ref, pub string) result {
+	l.t.Helper()
+	args := []string{"verify-attestation", "--key", pub, "--type", "slsaprovenance1", "--insecure-ignore-tlog"}
+	if v == 2 {
+		return run(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign2"), append(args, "--allow-insecure-registry", ref)...)
+	}
+	return run(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign3"), append(args, "--allow-http-registry", ref)...)
+}

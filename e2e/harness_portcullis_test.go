@@ -116,10 +116,17 @@ type lab struct {
 // checked first so that a missing tool skips before anything starts.
 func newLab(t *testing.T) *lab {
 	t.Helper()
+	return newLabOn(t, startRegistry)
+}
+
+// newLabOn is newLab with the upstream that start starts (distribution's,
+// or the referrers-capable one of startReferrersRegistry).
+func newLabOn(t *testing.T, start func(testing.TB) *registry) *lab {
+	t.Helper()
 	tool(t, "crane")
 	portcullisBin(t) // a build failure fails here, before anything starts
 	keys := sharedKeys(t)
-	reg := startRegistry(t)
+	reg := start(t)
 	dir := t.TempDir()
 	listen := freeAddr(t)
 	cfg := writeConfig(t, dir, listen, reg.URL(), keys)
