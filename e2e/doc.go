@@ -1,6 +1,8 @@
 // Package e2e holds portcullis's end-to-end tests: a real distribution
-// registry, the real portcullis binary, and real clients (crane, skopeo,
-// podman, cosign v2 and v3, containerd's ctr, dockerd), all on loopback.
+// registry (and go-containerregistry's, in-process, for the referrers API),
+// the real portcullis binary, and real clients (crane, skopeo, podman,
+// cosign v2 and v3, oras, regctl, containerd's ctr, dockerd, the OCI
+// conformance suite), all on loopback.
 //
 // Every test file carries the build tag e2e, so `go test ./...` skips them.
 // Run them with
@@ -23,6 +25,7 @@
 //
 // Layout: harness_*_test.go are the helpers (tools and processes, the
 // registry, portcullis, images, cosign, containerd, keyless CAs,
-// attestations, deployment configs, HTTP); the other
+// attestations, deployment configs, HTTP, the referrers registry, the
+// supply-chain fixture, client listings, the conformance suite); the other
 // *_test.go files are the tests.
 package e2e
