@@ -33,21 +33,29 @@ func TestConformanceThroughProxy(t *testing.T) {
 			l := newLabOn(t, tc.start)
 			sc := l.PushSupplyChain("lab/conformance")
 			direct := l.RunConformance(l.Reg.URL(), sc)
-			through := l.RunConformance("http://"+l.Proxy.Addr, sc)
-			logCounts(t, tc.name, direct, through)
-
 			if p, _ := direct.Count(workflowPull); p != tc.wantPull {
 				t.Errorf("directly against %s, %d pull specs passed, want %d", tc.name, p, tc.wantPull)
 			}
 			if p, _ := direct.Count(workflowDiscovery); p != tc.wantDiscovery {
 				t.Errorf("directly against %s, %d content-discovery specs passed, want %d", tc.name, p, tc.wantDiscovery)
 			}
-			lost := direct.Lost(through)
-			for _, s := range lost {
-				t.Errorf("passes against %s directly, %s through the proxy: %s\n%s", tc.name, s.Status, s.Key, truncate(s.Failure, 1500))
-			}
-			if len(lost) > 0 || t.Failed() {
-				t.Logf("suite output through the proxy (last 20000 bytes):\n%s", tail(through.Output, 20000))
+			// Through the proxy as the default upstream, and as clients
+			// name a registry by path prefix (podman's registries.conf).
+			prefixed := sc
+			prefixed.Repo = "registry.lab/" + sc.Repo
+			for _, via := range []struct {
+				name string
+				sc   supplyChain
+			}{{"default upstream", sc}, {"path prefix", prefixed}} {
+				through := l.RunConformance("http://"+l.Proxy.Addr, via.sc)
+				logCounts(t, tc.name+", "+via.name, direct, through)
+				lost := direct.Lost(through)
+				for _, s := range lost {
+					t.Errorf("passes against %s directly, %s through the proxy (%s): %s\n%s", tc.name, s.Status, via.name, s.Key, truncate(s.Failure, 1500))
+				}
+				if len(lost) > 0 {
+					t.Logf("suite output through the proxy (%s), last 20000 bytes:\n%s", via.name, tail(through.Output, 20000))
+				}
 			}
 		})
 	}
