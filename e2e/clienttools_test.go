@@ -2,7 +2,11 @@
 
 package e2e
 
-import "testing"
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
 
 // Clients that show what is attached to an image — cosign tree, oras
 // discover, regctl artifact list — show the same signatures, attestations
@@ -23,6 +27,44 @@ func TestClientToolsListThroughProxy(t *testing.T) {
 				t.Run(ls.name, func(t *testing.T) {
 					checkListing(t, l.For(t), ls, sc)
 				})
+			}
+		})
+	}
+}
+
+// TestUnsignedArtifactListedNotServed: the intended difference for
+// artifacts. Referrers listings pass through, so an unsigned artifact
+// attached to a signed image is listed as it is directly; but fetching it is
+// fetching a manifest, decided by policy like any other, and the lab policy
+// refuses it (403), where the registry serves it.
+func TestUnsignedArtifactListedNotServed(t *testing.T) {
+	for _, up := range upstreamKinds {
+		t.Run(up.name, func(t *testing.T) {
+			tool(t, "oras")
+			l := newLabOn(t, up.start)
+			dig := l.PushImage("lab/attached", "v1", "linux/amd64")
+			l.SignV2(l.RegRef("lab/attached", dig), l.Keys.Release, false)
+			art := l.AttachArtifact(l.RegRef("lab/attached", dig), suiteArtifactType, "unsigned note")
+
+			through, err := orasDiscover.list(l, l.Proxy.Addr, l.ProxyRef("lab/attached", dig))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !anyContains(through, art) {
+				t.Errorf("oras discover through the proxy does not list the artifact %s:\n%s", art, strings.Join(through, "\n"))
+			}
+			if r := l.RegManifest("lab/attached", art); len(r) == 0 {
+				t.Fatalf("the registry serves no artifact %s", art)
+			}
+			for _, method := range []string{"GET", "HEAD"} {
+				r := doHTTP(t, method, "http://"+l.Proxy.Addr+"/v2/lab/attached/manifests/"+art, map[string]string{"Accept": manifestAccept})
+				if method == "HEAD" {
+					if r.Status != http.StatusForbidden {
+						t.Errorf("HEAD the unsigned artifact through the proxy: %s, want 403", r)
+					}
+					continue
+				}
+				deniedMessage(t, "GET the unsigned artifact through the proxy", r)
 			}
 		})
 	}

@@ -40,17 +40,7 @@ var listers = []lister{
 	// with --experimental-oci11.
 	cosignTreeLister("cosign2", "--allow-insecure-registry"),
 	cosignTreeLister("cosign3", "--allow-http-registry"),
-	{
-		name: "oras-discover",
-		bin:  "oras",
-		list: func(l *lab, host, ref string) ([]string, error) {
-			r := run(l.t, orasTimeout, l.Env, tool(l.t, "oras"), "discover", "--plain-http", "--format", "json", ref)
-			if r.Code != 0 {
-				return nil, fmt.Errorf("oras discover: %s", r)
-			}
-			return descriptorItems(r.Stdout, host)
-		},
-	},
+	orasDiscover,
 	{
 		name: "regctl-artifact-list",
 		bin:  "regctl",
@@ -62,6 +52,20 @@ var listers = []lister{
 			}
 			return descriptorItems(r.Stdout, host)
 		},
+	},
+}
+
+// orasDiscover lists the referrers oras finds (the referrers API, else the
+// sha256-<hex> tag).
+var orasDiscover = lister{
+	name: "oras-discover",
+	bin:  "oras",
+	list: func(l *lab, host, ref string) ([]string, error) {
+		r := run(l.t, orasTimeout, l.Env, tool(l.t, "oras"), "discover", "--plain-http", "--format", "json", ref)
+		if r.Code != 0 {
+			return nil, fmt.Errorf("oras discover: %s", r)
+		}
+		return descriptorItems(r.Stdout, host)
 	},
 }
 

@@ -48,12 +48,31 @@ func (l *lab) PushSupplyChain(repo string) supplyChain {
 	l.Attest(2, ref, l.Keys.Release, "slsaprovenance1", prov)
 	l.Attest(3, ref, l.Keys.Release, "slsaprovenance1", prov)
 	l.Attest(3, ref, l.Keys.Release, "spdxjson", spdxSBOM("pkg:npm/lodash@4.17.21"))
+	// The artifacts are signed too: an artifact that is not a signature or
+	// attestation is a manifest like any other, decided by policy, and the
+	// lab policy denies it unsigned (TestUnsignedArtifactListedNotServed).
 	for _, body := range []string{"peanut butter", "bagel"} {
-		f := writeFile(l.t, filepath.Join(l.t.TempDir(), "note.txt"), body+"\n")
-		mustRun(l.t, orasTimeout, l.Env, tool(l.t, "oras"), "attach", "--plain-http", "--disable-path-validation",
-			"--artifact-type", suiteArtifactType, ref, f+":text/plain")
+		art := l.AttachArtifact(ref, suiteArtifactType, body)
+		l.SignV2(l.RegRef(repo, art), l.Keys.Release, false)
 	}
 	return l.Describe(repo, "v1", dig)
+}
+
+// AttachArtifact attaches a one-line text file to ref (on the registry) with
+// oras, as an OCI 1.1 artifact of artifactType whose subject is ref, and
+// returns the artifact's manifest digest.
+func (l *lab) AttachArtifact(ref, artifactType, body string) string {
+	l.t.Helper()
+	f := writeFile(l.t, filepath.Join(l.t.TempDir(), "note.txt"), body+"\n")
+	r := run(l.t, orasTimeout, l.Env, tool(l.t, "oras"), "attach", "--plain-http", "--disable-path-validation",
+		"--format", "json", "--artifact-type", artifactType, ref, f+":text/plain")
+	var out struct {
+		Digest string `json:"digest"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &out); r.Code != 0 || err != nil || out.Digest == "" {
+		l.t.Fatalf("oras attach to %s (%v): %s", ref, err, r)
+	}
+	return out.Digest
 }
 
 // Describe returns what the registry holds for repo:tag (digest dig): its
