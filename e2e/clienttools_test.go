@@ -16,20 +16,18 @@ import (
 // verify through the proxy.
 
 func TestClientToolsListThroughProxy(t *testing.T) {
-	for _, up := range upstreamKinds {
-		t.Run(up.name, func(t *testing.T) {
-			for _, ls := range listers {
-				tool(t, ls.bin) // a missing client skips (or fails) before anything starts
-			}
-			l := newLabOn(t, up.start)
-			sc := l.PushSupplyChain("lab/tools")
-			for _, ls := range listers {
-				t.Run(ls.name, func(t *testing.T) {
-					checkListing(t, l.For(t), ls, sc)
-				})
-			}
-		})
+	var bins []string
+	for _, ls := range listers {
+		bins = append(bins, ls.bin)
 	}
+	onEachUpstream(t, bins, func(t *testing.T, l *lab) {
+		sc := l.PushSupplyChain("lab/tools")
+		for _, ls := range listers {
+			t.Run(ls.name, func(t *testing.T) {
+				checkListing(t, l.For(t), ls, sc)
+			})
+		}
+	})
 }
 
 // TestUnsignedArtifactListedNotServed: the intended difference for
@@ -38,34 +36,25 @@ func TestClientToolsListThroughProxy(t *testing.T) {
 // fetching a manifest, decided by policy like any other, and the lab policy
 // refuses it (403), where the registry serves it.
 func TestUnsignedArtifactListedNotServed(t *testing.T) {
-	for _, up := range upstreamKinds {
-		t.Run(up.name, func(t *testing.T) {
-			tool(t, "oras")
-			l := newLabOn(t, up.start)
-			dig := l.PushImage("lab/attached", "v1", "linux/amd64")
-			l.SignV2(l.RegRef("lab/attached", dig), l.Keys.Release, false)
-			art := l.AttachArtifact(l.RegRef("lab/attached", dig), suiteArtifactType, "unsigned note")
+	onEachUpstream(t, []string{"oras"}, func(t *testing.T, l *lab) {
+		dig := l.PushImage("lab/attached", "v1", "linux/amd64")
+		l.SignV2(l.RegRef("lab/attached", dig), l.Keys.Release, false)
+		art := l.AttachArtifact(l.RegRef("lab/attached", dig), suiteArtifactType, "unsigned note")
 
-			through, err := orasDiscover.list(l, l.Proxy.Addr, l.ProxyRef("lab/attached", dig))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !anyContains(through, art) {
-				t.Errorf("oras discover through the proxy does not list the artifact %s:\n%s", art, strings.Join(through, "\n"))
-			}
-			if r := l.RegManifest("lab/attached", art); len(r) == 0 {
-				t.Fatalf("the registry serves no artifact %s", art)
-			}
-			for _, method := range []string{"GET", "HEAD"} {
-				r := doHTTP(t, method, "http://"+l.Proxy.Addr+"/v2/lab/attached/manifests/"+art, map[string]string{"Accept": manifestAccept})
-				if method == "HEAD" {
-					if r.Status != http.StatusForbidden {
-						t.Errorf("HEAD the unsigned artifact through the proxy: %s, want 403", r)
-					}
-					continue
-				}
-				deniedMessage(t, "GET the unsigned artifact through the proxy", r)
-			}
-		})
-	}
+		through, err := orasDiscover.list(l, l.Proxy.Addr, l.ProxyRef("lab/attached", dig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !anyContains(through, art) {
+			t.Errorf("oras discover through the proxy does not list the artifact %s:\n%s", art, strings.Join(through, "\n"))
+		}
+		if r := l.RegManifest("lab/attached", art); len(r) == 0 {
+			t.Fatalf("the registry serves no artifact %s", art)
+		}
+		url := "http://" + l.Proxy.Addr + "/v2/lab/attached/manifests/" + art
+		deniedMessage(t, "GET the unsigned artifact through the proxy", doHTTP(t, "GET", url, map[string]string{"Accept": manifestAccept}))
+		if r := doHTTP(t, "HEAD", url, map[string]string{"Accept": manifestAccept}); r.Status != http.StatusForbidden {
+			t.Errorf("HEAD the unsigned artifact through the proxy: %s, want 403", r)
+		}
+	})
 }

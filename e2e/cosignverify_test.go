@@ -15,19 +15,15 @@ import (
 // them, on both kinds of upstream.
 
 func TestCosignVerifyThroughProxy(t *testing.T) {
-	for _, up := range upstreamKinds {
-		t.Run(up.name, func(t *testing.T) {
-			tool(t, "cosign3")
-			l := newLabOn(t, up.start)
-			v2 := l.PushImage("lab/app", "v1", "linux/amd64")
-			l.SignV2(l.RegRef("lab/app", v2), l.Keys.Release, false)
-			l.Attest(2, l.RegRef("lab/app", v2), l.Keys.Release, "slsaprovenance1", provenance("https://github.com/actions/runner", "https://github.com/acme/app"))
-			v3 := l.PushImage("lab/app3", "v1", "linux/amd64")
-			l.SignV3(l.RegRef("lab/app3", v3), l.Keys.Release)
-			l.Attest(3, l.RegRef("lab/app3", v3), l.Keys.Release, "slsaprovenance1", provenance("https://github.com/actions/runner", "https://github.com/acme/app"))
-			cosignVerifyCases(t, l, v2, v3)
-		})
-	}
+	onEachUpstream(t, []string{"cosign2", "cosign3"}, func(t *testing.T, l *lab) {
+		v2 := l.PushImage("lab/app", "v1", "linux/amd64")
+		l.SignV2(l.RegRef("lab/app", v2), l.Keys.Release, false)
+		l.Attest(2, l.RegRef("lab/app", v2), l.Keys.Release, "slsaprovenance1", provenance("https://github.com/actions/runner", "https://github.com/acme/app"))
+		v3 := l.PushImage("lab/app3", "v1", "linux/amd64")
+		l.SignV3(l.RegRef("lab/app3", v3), l.Keys.Release)
+		l.Attest(3, l.RegRef("lab/app3", v3), l.Keys.Release, "slsaprovenance1", provenance("https://github.com/actions/runner", "https://github.com/acme/app"))
+		cosignVerifyCases(t, l, v2, v3)
+	})
 }
 
 func cosignVerifyCases(t *testing.T, l *lab, v2, v3 string) {

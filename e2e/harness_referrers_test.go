@@ -37,3 +37,18 @@ var upstreamKinds = []struct {
 	{"distribution", startRegistry},
 	{"referrers-api", startReferrersRegistry},
 }
+
+// onEachUpstream runs f in one subtest per upstream kind, each with a fresh
+// lab. The named tools are looked up first, so a missing one skips (or
+// fails) before anything starts.
+func onEachUpstream(t *testing.T, tools []string, f func(t *testing.T, l *lab)) {
+	t.Helper()
+	for _, up := range upstreamKinds {
+		t.Run(up.name, func(t *testing.T) {
+			for _, name := range tools {
+				tool(t, name)
+			}
+			f(t, newLabOn(t, up.start))
+		})
+	}
+}
