@@ -59,6 +59,7 @@ type hold struct {
 	b            *memBudget
 	client       string
 	bytes, large int64
+	freed        bool // after free, growth is not charged (see free)
 }
 
 // fits reports whether h may grow by n. Called with b.mu held.
@@ -76,6 +77,10 @@ func (h *hold) grow(ctx context.Context, n int64) error {
 	var timer *time.Timer
 	for {
 		b.mu.Lock()
+		if h.freed {
+			b.mu.Unlock()
+			return nil
+		}
 		if ok, large := b.fits(h, n); ok {
 			b.used += n
 			b.usedLarge += large
@@ -101,22 +106,63 @@ func (h *hold) grow(ctx context.Context, n int64) error {
 	}
 }
 
-// free releases everything h holds.
+// free releases everything h holds. A decision shared with other requests
+// (the cache coalesces them) may still read for a request that has ended;
+// what it reads then is no longer charged, rather than charged for ever.
 func (h *hold) free() {
-	if h == nil || h.bytes == 0 {
+	if h == nil {
 		return
 	}
 	b := h.b
 	b.mu.Lock()
+	h.freed = true
 	b.used -= h.bytes
 	b.usedLarge -= h.large
 	if b.clients[h.client] -= h.bytes; b.clients[h.client] <= 0 {
 		delete(b.clients, h.client)
 	}
+	h.bytes, h.large = 0, 0
 	close(b.freed)
 	b.freed = make(chan struct{})
 	b.mu.Unlock()
-	h.bytes, h.large = 0, 0
+}
+
+// ChargeTransport wraps the transport the verifier reads with, so that the
+// bodies it reads — signature manifests, payloads, attestations, which it
+// holds whole — are charged to the memory hold of the request the decision
+// is made for, like the proxy's own reads. Requests made outside a proxy
+// request (portcullis verify) are not charged.
+func ChargeTransport(rt http.RoundTripper) http.RoundTripper { return &chargeTransport{base: rt} }
+
+type chargeTransport struct{ base http.RoundTripper }
+
+func (t *chargeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.Body == nil {
+		return resp, err
+	}
+	if h, _ := req.Context().Value(holdKey{}).(*hold); h != nil {
+		resp.Body = &chargedBody{ReadCloser: resp.Body, ctx: req.Context(), h: h}
+	}
+	return resp, nil
+}
+
+// chargedBody charges each read to a hold; over the budget the read fails
+// (the decision then could not be made: 503).
+type chargedBody struct {
+	io.ReadCloser
+	ctx context.Context
+	h   *hold
+}
+
+func (b *chargedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if gerr := b.h.grow(b.ctx, int64(n)); gerr != nil {
+			return n, gerr
+		}
+	}
+	return n, err
 }
 
 func errBufferFull(n int64, b *memBudget) *Error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -231,4 +232,55 @@ func TestRequestsPerClientCapped(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("another client = %d, want 200", resp.StatusCode)
 	}
+}
+
+// TestChargeTransport: what the verifier reads for a request is charged to
+// that request's hold, over the budget the read fails, and a hold freed
+// while a shared decision still reads is not charged again.
+func TestChargeTransport(t *testing.T) {
+	payload := bytes.Repeat([]byte("p"), 300_000)
+	up := httptestServer(t, payload)
+	b := newMemBudget(4<<20, 20*time.Millisecond)
+	client := &http.Client{Transport: ChargeTransport(http.DefaultTransport)}
+	get := func(h *hold) ([]byte, error) {
+		ctx := context.Background()
+		if h != nil {
+			ctx = context.WithValue(ctx, holdKey{}, h)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
+	h := &hold{b: b, client: "c"}
+	if body, err := get(h); err != nil || len(body) != len(payload) {
+		t.Fatalf("read through ChargeTransport = %d bytes, %v", len(body), err)
+	}
+	if h.bytes != int64(len(payload)) || b.inUse() != int64(len(payload)) {
+		t.Errorf("charged %d (budget %d) for %d bytes read", h.bytes, b.inUse(), len(payload))
+	}
+	// Three more reads exceed the client's quarter (1 MiB): the fourth fails.
+	_, _ = get(h)
+	_, _ = get(h)
+	var e *Error
+	if _, err := get(h); !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable {
+		t.Errorf("read over the budget = %v, want a 503 *Error", err)
+	}
+	h.free()
+	if _, err := get(h); err != nil || b.inUse() != 0 {
+		t.Errorf("read after free = %v with %d bytes in use, want no error and 0", err, b.inUse())
+	}
+	if body, err := get(nil); err != nil || len(body) != len(payload) {
+		t.Errorf("read without a hold = %d bytes, %v", len(body), err)
+	}
+}
+
+func httptestServer(t *testing.T, body []byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -83,7 +83,8 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 		base = &hostTransport{byHost: byHost, fallback: shared}
 	}
 	rt := otelhttp.NewTransport(base)
-	v, err := verify.New(vregs, verify.WithTransport(rt), verify.WithLimits(cfg.Limits.verifyLimits()))
+	// The verifier's reads are charged to the proxy's memory budget.
+	v, err := verify.New(vregs, verify.WithTransport(proxy.ChargeTransport(rt)), verify.WithLimits(cfg.Limits.verifyLimits()))
 	if err != nil {
 		return nil, err
 	}
