@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -279,4 +280,44 @@ func TestArtifactProofFailures(t *testing.T) {
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}
 	e.up.setFault(nil)
+}
+
+// TestArtifactIndexEmbeddingDecided: a referrers-like index is undecided only
+// while every child must be fetched through the manifest route; one that
+// embeds a child (data) or names other places for it (urls) is decided.
+func TestArtifactIndexEmbeddingDecided(t *testing.T) {
+	e := newEnv(t)
+	child := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"` + digest.FromString("{}").String() + `"},"layers":[]}`)
+	entry := func(extra string) string {
+		return fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":%d,"digest":%q,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"%s}`,
+			len(child), digest.FromBytes(child), extra)
+	}
+	index := func(e string) []byte {
+		return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` + e + `]}`)
+	}
+	plain := index(entry(""))
+	withData := index(entry(`,"data":"` + base64.StdEncoding.EncodeToString(child) + `"`))
+	withURLs := index(entry(`,"urls":["https://elsewhere.example/child"]`))
+	e.up.setFault(overlay(map[string][]byte{
+		"/v2/lab/app/manifests/plain": plain,
+		"/v2/lab/app/manifests/data":  withData,
+		"/v2/lab/app/manifests/urls":  withURLs,
+	}, "application/vnd.oci.image.index.v1+json"))
+	for _, tc := range []struct {
+		tag  string
+		body []byte
+		ok   bool
+	}{{"plain", plain, true}, {"data", withData, false}, {"urls", withURLs, false}} {
+		e.dec.deny(digest.FromBytes(tc.body), "r", "unsigned")
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			got := do(t, method, e.px.URL+"/v2/lab/app/manifests/"+tc.tag)
+			if tc.ok {
+				if got.status != http.StatusOK {
+					t.Errorf("%s referrers-like index %s = %d, want 200 undecided", method, tc.tag, got.status)
+				}
+				continue
+			}
+			wantError(t, "index entry with "+tc.tag, got, method, http.StatusForbidden, "DENIED")
+		}
+	}
 }
