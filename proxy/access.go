@@ -276,12 +276,7 @@ func identityFrom(ctx context.Context) identity {
 // errUnauthenticated is the 401 every authentication failure gets. It says
 // nothing about which part was wrong and never echoes what was sent.
 func errUnauthenticated(msg string) *Error {
-	return &Error{
-		Status:  http.StatusUnauthorized,
-		Code:    codeUnauthorized,
-		Message: "portcullis: " + msg,
-		Header:  http.Header{"Www-Authenticate": {authChallenge}},
-	}
+	return errorf(codeUnauthorized, "portcullis: %s", msg).withHeader("Www-Authenticate", authChallenge)
 }
 
 // authenticate finds who sent r. gate, when not nil, is asked before an
@@ -456,5 +451,5 @@ func (s *Server) authorize(r *http.Request, t target) error {
 		return errUnauthenticated("authentication required to read " + image)
 	}
 	s.log.InfoContext(r.Context(), "access denied", "client", id.name, "auth", id.method, "image", image)
-	return errorf(http.StatusForbidden, codeDenied, "portcullis: client %q may not read %s", sanitize(id.name), image)
+	return errorf(codeDenied, "portcullis: client %q may not read %s", sanitize(id.name), image)
 }

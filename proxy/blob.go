@@ -41,7 +41,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	}
 	dgst, err := digest.Parse(vars["digest"])
 	if err != nil {
-		return errorf(http.StatusBadRequest, codeDigestInval, "portcullis: invalid digest %q", sanitize(vars["digest"]))
+		return errorf(codeDigestInval, "portcullis: invalid digest %q", sanitize(vars["digest"]))
 	}
 	if t.repository == CanaryRepository {
 		return canaryDenied(t, dgst.String())
@@ -66,7 +66,7 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 	defer deadline.Stop()
 	known := func() error {
 		if !deadline.Stop() {
-			return errorf(http.StatusServiceUnavailable, codeUnavailable,
+			return errorf(codeUnavailable,
 				"portcullis: upstream %s: blob %s not read within %v", t.registryName(), dgst, s.timeout)
 		}
 		return nil
@@ -180,7 +180,7 @@ func (s *Server) layerByHead(ctx context.Context, t target, dgst digest.Digest) 
 // the served ones by the client.
 func (s *Server) largeJSONBlob(w http.ResponseWriter, r *http.Request, t target, dgst digest.Digest, rest io.Reader, known func() error) error {
 	if !dgst.Algorithm().Available() {
-		return errorf(http.StatusBadRequest, codeDigestInval, "portcullis: unsupported digest algorithm %q", dgst.Algorithm())
+		return errorf(codeDigestInval, "portcullis: unsupported digest algorithm %q", dgst.Algorithm())
 	}
 	h := dgst.Algorithm().Hash()
 	like, err := manifestLike(io.TeeReader(rest, h))
@@ -194,7 +194,7 @@ func (s *Server) largeJSONBlob(w http.ResponseWriter, r *http.Request, t target,
 		return &upstreamError{registry: t.registryName(), err: err}
 	}
 	if like {
-		return errorf(http.StatusServiceUnavailable, codeUnavailable,
+		return errorf(codeUnavailable,
 			"portcullis: blob %s/%s@%s is a manifest over the %d-byte limit: not served", t.registryName(), t.repository, dgst, s.maxManifest)
 	}
 	s.notManifests.Add(dgst, struct{}{})

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"strings"
 )
 
@@ -18,6 +17,6 @@ func canaryDenied(t target, ref string) *Error {
 	if strings.Contains(ref, ":") {
 		sep = "@"
 	}
-	return errorf(http.StatusForbidden, codeDenied,
+	return errorf(codeDenied,
 		"portcullis: %s/%s%s%s denied: reserved canary, always denied by this proxy", t.registryName(), CanaryRepository, sep, sanitize(ref))
 }

@@ -27,29 +27,61 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
-// Distribution-spec error codes used by the proxy.
-const (
-	codeDenied       = "DENIED"
-	codeUnavailable  = "UNAVAILABLE"
-	codeNameInvalid  = "NAME_INVALID"
-	codeNameUnknown  = "NAME_UNKNOWN"
-	codeUnsupported  = "UNSUPPORTED"
-	codeDigestInval  = "DIGEST_INVALID"
-	codeManifestInv  = "MANIFEST_INVALID"
-	codeManifestUnk  = "MANIFEST_UNKNOWN"
-	codeUnauthorized = "UNAUTHORIZED"
-	codeTooMany      = "TOOMANYREQUESTS"
-	codeUnknown      = "UNKNOWN"
+// specCode is an error code of the distribution spec bound to the HTTP
+// status it is sent with, so that no call site can pair a code with another
+// status (distribution's registry/api/errcode registers codes the same way).
+type specCode struct {
+	value  string
+	status int
+}
+
+// knownCodes holds every code the proxy declares, so a test can check each one
+// against the status the spec gives it.
+var knownCodes []specCode
+
+func register(value string, status int) specCode {
+	c := specCode{value: value, status: status}
+	knownCodes = append(knownCodes, c)
+	return c
+}
+
+// The error codes the proxy sends. UNAVAILABLE and UNKNOWN are not in the OCI
+// spec's table; they are distribution's (registry/api/errcode/errors.go), and
+// clients know them from there.
+var (
+	codeDenied       = register("DENIED", http.StatusForbidden)
+	codeUnavailable  = register("UNAVAILABLE", http.StatusServiceUnavailable)
+	codeNameInvalid  = register("NAME_INVALID", http.StatusBadRequest)
+	codeNameUnknown  = register("NAME_UNKNOWN", http.StatusNotFound)
+	codeUnsupported  = register("UNSUPPORTED", http.StatusMethodNotAllowed)
+	codeDigestInval  = register("DIGEST_INVALID", http.StatusBadRequest)
+	codeManifestUnk  = register("MANIFEST_UNKNOWN", http.StatusNotFound)
+	codeUnauthorized = register("UNAUTHORIZED", http.StatusUnauthorized)
+	codeTooMany      = register("TOOMANYREQUESTS", http.StatusTooManyRequests)
+	// codeUnknown is sent only in place of an upstream's unusable code, with
+	// the upstream's status (see relayUpstreamError); 500 is its own status.
+	codeUnknown = register("UNKNOWN", http.StatusInternalServerError)
 )
 
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+// errorf is the response for code, with the status the code is bound to.
+func errorf(code specCode, format string, args ...any) *Error {
+	return &Error{Status: code.status, Code: code.value, Message: fmt.Sprintf(format, args...)}
+}
+
+// withHeader adds a response header to e (Retry-After, WWW-Authenticate) and
+// returns it.
+func (e *Error) withHeader(key, value string) *Error {
+	if e.Header == nil {
+		e.Header = http.Header{}
+	}
+	e.Header.Set(key, value)
+	return e
 }
 
 // deniedError is the 403 for a denied decision. Never a 404: a 404 would let
 // runtimes try the next host as if the image were merely missing.
 func deniedError(d policy.Decision) *Error {
-	return &Error{Status: http.StatusForbidden, Code: codeDenied, Message: d.Message()}
+	return errorf(codeDenied, "%s", d.Message())
 }
 
 // statusOf maps any error to the response the client gets. Anything not
@@ -61,13 +93,13 @@ func statusOf(err error) *Error {
 	}
 	var ue *policy.UndecidedError
 	if errors.As(err, &ue) {
-		return errorf(http.StatusServiceUnavailable, codeUnavailable, "%s", ue.Error())
+		return errorf(codeUnavailable, "%s", ue.Error())
 	}
 	var up *upstreamError
 	if errors.As(err, &up) {
-		return errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: %s", up.Error())
+		return errorf(codeUnavailable, "portcullis: %s", up.Error())
 	}
-	return errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: %v", err)
+	return errorf(codeUnavailable, "portcullis: %v", err)
 }
 
 type envelope struct {
@@ -124,32 +156,34 @@ func relayUpstreamError(registry string, resp *http.Response) *Error {
 	var env envelope
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&env)
 	msg := fmt.Sprintf("upstream %s answered %s", registry, resp.Status)
-	code := codeUnknown
+	code := codeUnknown.value
 	if len(env.Errors) > 0 {
 		code = env.Errors[0].Code
 		msg += ": " + env.Errors[0].Message
 	}
-	e := &Error{Status: resp.StatusCode, Code: sanitizeCode(code), Message: msg}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
 		// The client cannot fix this by logging in to us: it is the proxy's
 		// own upstream credential that was refused. No WWW-Authenticate.
-		e.Code = codeUnauthorized
-		e.Message = fmt.Sprintf("upstream %s refused the proxy's credentials (%s)", registry, resp.Status)
-	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		return errorf(codeUnauthorized, "upstream %s refused the proxy's credentials (%s)", registry, resp.Status)
+	case resp.StatusCode == http.StatusTooManyRequests:
+		e := errorf(codeTooMany, "%s", msg)
+		if ra := retryAfter(resp.Header.Get("Retry-After")); ra != "" {
+			e.withHeader("Retry-After", ra)
+		}
+		return e
+	case resp.StatusCode >= 500 || resp.StatusCode < 400:
+		return errorf(codeUnavailable, "%s", msg)
+	}
+	// Any other 4xx is relayed as the upstream gave it: its status with its
+	// code, which need not be one of ours, so the pair is not bound here.
+	e := &Error{Status: resp.StatusCode, Code: sanitizeCode(code), Message: msg}
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		// RFC 9110 section 15.5.17: a 416 says how long the blob is, which
 		// a client needs to ask again.
 		if cr := unsatisfiedRange(resp.Header.Get("Content-Range")); cr != "" {
-			e.Header = http.Header{"Content-Range": {cr}}
+			e.withHeader("Content-Range", cr)
 		}
-	case resp.StatusCode == http.StatusTooManyRequests:
-		e.Code = codeTooMany
-		if ra := retryAfter(resp.Header.Get("Retry-After")); ra != "" {
-			e.Header = http.Header{"Retry-After": {ra}}
-		}
-	case resp.StatusCode >= 500 || resp.StatusCode < 400:
-		e.Status = http.StatusServiceUnavailable
-		e.Code = codeUnavailable
 	}
 	return e
 }
@@ -157,11 +191,11 @@ func relayUpstreamError(registry string, resp *http.Response) *Error {
 func sanitizeCode(c string) string {
 	for _, r := range c {
 		if (r < 'A' || r > 'Z') && r != '_' {
-			return codeUnknown
+			return codeUnknown.value
 		}
 	}
 	if c == "" || len(c) > 64 {
-		return codeUnknown
+		return codeUnknown.value
 	}
 	return c
 }

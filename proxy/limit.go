@@ -156,12 +156,8 @@ func tooManyRequests(wait time.Duration) *Error {
 	if secs < 1 {
 		secs = 1
 	}
-	return &Error{
-		Status:  http.StatusTooManyRequests,
-		Code:    codeTooMany,
-		Message: fmt.Sprintf("portcullis: too many requests from this client; retry in %ds", secs),
-		Header:  http.Header{"Retry-After": {strconv.Itoa(secs)}},
-	}
+	return errorf(codeTooMany, "portcullis: too many requests from this client; retry in %ds", secs).
+		withHeader("Retry-After", strconv.Itoa(secs))
 }
 
 // rateKey is the bucket a request is charged to: the client's name once
@@ -255,12 +251,8 @@ func (s *Server) acquireDecision(ctx context.Context, subj policy.Subject) (rele
 	case s.decisionSlots <- struct{}{}:
 		return func() { <-s.decisionSlots }, nil
 	case <-timer.C:
-		return func() {}, &Error{
-			Status:  http.StatusServiceUnavailable,
-			Code:    codeUnavailable,
-			Message: fmt.Sprintf("portcullis: %d verifications already in progress; waited %v for a slot", cap(s.decisionSlots), s.queueTimeout),
-			Header:  http.Header{"Retry-After": {"1"}},
-		}
+		return func() {}, errorf(codeUnavailable, "portcullis: %d verifications already in progress; waited %v for a slot", cap(s.decisionSlots), s.queueTimeout).
+			withHeader("Retry-After", "1")
 	case <-ctx.Done():
 		return func() {}, fmt.Errorf("waiting for a verification slot: %w", ctx.Err())
 	}

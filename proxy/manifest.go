@@ -180,14 +180,14 @@ func (s *Server) fetchManifestUpstream(ctx context.Context, t target, ref refere
 		return nil, relayUpstreamError(t.registryName(), resp)
 	}
 	if resp.ContentLength > s.maxManifest {
-		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+		return nil, errorf(codeUnavailable,
 			"portcullis: upstream manifest %s/%s:%s is %d bytes, over the %d-byte limit", t.registryName(), t.repository, ref, resp.ContentLength, s.maxManifest)
 	}
 	body, err := readBody(ctx, resp.Body, resp.ContentLength, s.maxManifest)
 	var pe *Error
 	switch {
 	case errors.Is(err, errTooLarge):
-		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+		return nil, errorf(codeUnavailable,
 			"portcullis: upstream manifest %s/%s:%s is over the %d-byte limit", t.registryName(), t.repository, ref, s.maxManifest)
 	case errors.As(err, &pe):
 		return nil, err // no memory left to hold it
@@ -216,19 +216,19 @@ func parseManifest(body []byte, contentType string, want digest.Digest) (*manife
 	if want != "" {
 		alg = want.Algorithm()
 		if !alg.Available() {
-			return nil, errorf(http.StatusBadRequest, codeDigestInval, "portcullis: unsupported digest algorithm %q", alg)
+			return nil, errorf(codeDigestInval, "portcullis: unsupported digest algorithm %q", alg)
 		}
 	}
 	m := &manifest{body: body, digest: alg.FromBytes(body)}
 	if want != "" && m.digest != want {
-		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+		return nil, errorf(codeUnavailable,
 			"portcullis: upstream sent a manifest whose digest is %s for requested %s", m.digest, want)
 	}
 	var doc manifestDoc
 	// A byte order mark is no JSON, but it must not hide a manifest from a
 	// decision (a blob so written is still decided like one).
 	if err := json.Unmarshal(trimBOM(body), &doc); err != nil {
-		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: upstream manifest %s is not valid JSON: %v", m.digest, err)
+		return nil, errorf(codeUnavailable, "portcullis: upstream manifest %s is not valid JSON: %v", m.digest, err)
 	}
 	ct := ""
 	if contentType != "" {
@@ -238,7 +238,7 @@ func parseManifest(body []byte, contentType string, want digest.Digest) (*manife
 	}
 	switch {
 	case doc.MediaType != "" && ct != "" && ct != doc.MediaType && ct != "application/json":
-		return nil, errorf(http.StatusServiceUnavailable, codeUnavailable,
+		return nil, errorf(codeUnavailable,
 			"portcullis: upstream Content-Type %q disagrees with manifest %s mediaType %q", ct, m.digest, doc.MediaType)
 	case doc.MediaType != "":
 		m.mediaType = doc.MediaType
@@ -252,7 +252,7 @@ func parseManifest(body []byte, contentType string, want digest.Digest) (*manife
 	if isIndex(m.mediaType) {
 		for _, c := range doc.Manifests {
 			if err := c.Digest.Validate(); err != nil {
-				return nil, errorf(http.StatusServiceUnavailable, codeUnavailable, "portcullis: index %s has an invalid child digest: %v", m.digest, err)
+				return nil, errorf(codeUnavailable, "portcullis: index %s has an invalid child digest: %v", m.digest, err)
 			}
 			m.children = append(m.children, c.Digest)
 		}

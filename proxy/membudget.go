@@ -166,12 +166,8 @@ func (b *chargedBody) Read(p []byte) (int, error) {
 }
 
 func errBufferFull(n int64, b *memBudget) *Error {
-	return &Error{
-		Status:  http.StatusServiceUnavailable,
-		Code:    codeUnavailable,
-		Message: fmt.Sprintf("portcullis: too many responses held in memory (budget %d MiB); could not hold %d more bytes within %v", b.max>>20, n, b.wait),
-		Header:  http.Header{"Retry-After": {"1"}},
-	}
+	return errorf(codeUnavailable, "portcullis: too many responses held in memory (budget %d MiB); could not hold %d more bytes within %v", b.max>>20, n, b.wait).
+		withHeader("Retry-After", "1")
 }
 
 type holdKey struct{}

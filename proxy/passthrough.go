@@ -30,7 +30,7 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request) error {
 	}
 	d, err := digest.Parse(vars["digest"])
 	if err != nil {
-		return errorf(http.StatusBadRequest, codeDigestInval, "portcullis: invalid digest %q", sanitize(vars["digest"]))
+		return errorf(codeDigestInval, "portcullis: invalid digest %q", sanitize(vars["digest"]))
 	}
 	return s.pass(w, r, t, "referrers/"+d.String(), keepQuery(r.URL.Query(), "artifactType"))
 }

@@ -39,7 +39,7 @@ func (s *Server) route(r *http.Request, clientName string) (target, error) {
 	if ns := r.URL.Query().Get("ns"); ns != "" {
 		c = s.byName[ns]
 		if c == nil {
-			return target{}, errorf(http.StatusNotFound, codeNameUnknown,
+			return target{}, errorf(codeNameUnknown,
 				"portcullis: registry %q (from ?ns=) is not served by this proxy; configured: %s", sanitize(ns), s.registryList())
 		}
 	} else if first, rest, ok := strings.Cut(clientName, "/"); ok && s.byName[first] != nil {
@@ -47,7 +47,7 @@ func (s *Server) route(r *http.Request, clientName string) (target, error) {
 	} else if s.defaultUp != nil {
 		c = s.defaultUp
 	} else {
-		return target{}, errorf(http.StatusNotFound, codeNameUnknown,
+		return target{}, errorf(codeNameUnknown,
 			"portcullis: %q names no configured registry and there is no default upstream; use <proxy>/<registry>/<repository> with one of: %s",
 			sanitize(clientName), s.registryList())
 	}
@@ -78,10 +78,10 @@ func (s *Server) registryList() string {
 // and applies Docker Hub's "library/" rule.
 func canonicalRepository(registry, repo string) (string, error) {
 	if repo == "" || len(repo) > 255 {
-		return "", errorf(http.StatusBadRequest, codeNameInvalid, "portcullis: invalid repository name %q", sanitize(repo))
+		return "", errorf(codeNameInvalid, "portcullis: invalid repository name %q", sanitize(repo))
 	}
 	if !repoGrammar.MatchString(repo) {
-		return "", errorf(http.StatusBadRequest, codeNameInvalid, "portcullis: invalid repository name %q", sanitize(repo))
+		return "", errorf(codeNameInvalid, "portcullis: invalid repository name %q", sanitize(repo))
 	}
 	r := repo
 	if (registry == "docker.io" || registry == "index.docker.io") && !strings.Contains(r, "/") {
@@ -114,7 +114,7 @@ func parseReference(s string) (reference, error) {
 	if strings.Contains(s, ":") {
 		d, err := digest.Parse(s)
 		if err != nil {
-			return reference{}, errorf(http.StatusBadRequest, codeDigestInval, "portcullis: invalid digest %q: %v", sanitize(s), err)
+			return reference{}, errorf(codeDigestInval, "portcullis: invalid digest %q: %v", sanitize(s), err)
 		}
 		return reference{digest: d}, nil
 	}
@@ -123,7 +123,7 @@ func parseReference(s string) (reference, error) {
 		// as distribution answers (its routes do not match such a
 		// reference) and the OCI conformance suite expects; NAME_INVALID is
 		// about repository names.
-		return reference{}, errorf(http.StatusNotFound, codeManifestUnk, "portcullis: %q is neither a tag nor a digest: no such manifest", sanitize(s))
+		return reference{}, errorf(codeManifestUnk, "portcullis: %q is neither a tag nor a digest: no such manifest", sanitize(s))
 	}
 	return reference{tag: s}, nil
 }

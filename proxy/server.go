@@ -262,7 +262,7 @@ func (s *Server) routes() http.Handler {
 	m.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			return errorf(http.StatusNotFound, codeNameUnknown, "portcullis: no such route %s", sanitize(r.URL.Path))
+			return errorf(codeNameUnknown, "portcullis: no such route %s", sanitize(r.URL.Path))
 		}
 		return unsupported(w, r)
 	})
@@ -301,7 +301,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h func(http.Respo
 }
 
 func unsupported(_ http.ResponseWriter, r *http.Request) error {
-	return errorf(http.StatusMethodNotAllowed, codeUnsupported, "portcullis is read-only: %s is not supported", r.Method)
+	return errorf(codeUnsupported, "portcullis is read-only: %s is not supported", r.Method)
 }
 
 // ping answers /v2/ itself: the proxy is the registry clients talk to.
