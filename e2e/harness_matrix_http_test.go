@@ -14,7 +14,7 @@ import (
 )
 
 // Classifying the matrix over HTTP: every path to a manifest the proxy
-// answers (design fact 2), asked directly, which costs milliseconds where a
+// answers (docs/design.md, fact 2), asked directly, which costs milliseconds where a
 // runtime pull costs a second.
 
 // door is one way to ask the proxy for a manifest.

@@ -128,7 +128,7 @@ func (p *matrixPusher) upload(b blob) error {
 // ManifestAndBlob pushes body as tag and also as a blob: distribution does
 // not serve a manifest under /blobs/<digest> on its own, but anyone who can
 // push can put the same bytes there, where containerd looks when
-// /manifests/<digest> fails (design fact 2).
+// /manifests/<digest> fails (docs/design.md, fact 2).
 func (p *matrixPusher) ManifestAndBlob(tag, mediaType string, body []byte) (digest.Digest, error) {
 	d, err := p.Manifest(tag, mediaType, body)
 	if err != nil {

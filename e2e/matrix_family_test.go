@@ -17,7 +17,7 @@ import (
 )
 
 // TestRuntimeFamilyMatrix is the acceptance test for serving artifacts
-// without a decision (design fact 10): a media type is a label the pusher
+// without a decision (docs/design.md, fact 10): a media type is a label the pusher
 // chose, and containers/image unpacks any layer whose bytes are an archive.
 //
 // Invariant: no client ends up with an unpacked or runnable unsigned image.

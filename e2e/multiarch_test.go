@@ -62,7 +62,7 @@ func TestMultiArch(t *testing.T) {
 	t.Run("containerd", func(t *testing.T) {
 		l := l.For(t)
 		c := startContainerd(t)
-		// The proxy is the server itself, with no fallback host (DESIGN fact 1).
+		// The proxy is the server itself, with no fallback host (docs/design.md, fact 1).
 		c.Hosts(t, l.Proxy.Addr, "http://"+l.Proxy.Addr)
 		c.Hosts(t, "_default", "http://"+l.Proxy.Addr)
 

@@ -18,10 +18,10 @@
 //
 // Load and Parse compile the YAML (load.go); the problems found are
 // reported together, each with its line, in one *ValidationError
-// (errors.go). Authorities and rules are compiled in compile_authority.go,
-// keyless_load.go, compile_rule.go and attest_rule.go. Policy.Generation hashes the text and
-// the trust material it read, so a reload or a rotated key gives a new
-// generation.
+// (errors.go). compile.go drives the compilation; authorities and rules are
+// compiled in compile_authority.go, compile_keyless.go, compile_rule.go and
+// compile_attestation.go. Policy.Generation hashes the text and the trust
+// material it read, so a reload or a rotated key gives a new generation.
 //
 // Rules may also require attestations (signed in-toto statements, judged by
 // CEL conditions, cel.go and attest_eval.go) and SBOMs (SPDX, CycloneDX,

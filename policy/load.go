@@ -44,7 +44,7 @@ type ruleSpec struct {
 	Images     []string       `yaml:"images"`
 	Mode       string         `yaml:"mode"`
 	Signatures *signatureSpec `yaml:"signatures"`
-	// Attestations and SBOM are in attest_rule.go.
+	// Attestations and SBOM are in compile_attestation.go.
 	Attestations []attestationSpec `yaml:"attestations"`
 	SBOM         *sbomSpec         `yaml:"sbom"`
 }

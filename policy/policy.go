@@ -21,7 +21,7 @@ type Rule struct {
 	Name       string
 	Mode       Mode
 	Signatures *SignatureRequirement
-	// Attestations and SBOM are optional requirements (attest_rule.go).
+	// Attestations and SBOM are optional requirements (compile_attestation.go).
 	Attestations []*AttestationRequirement
 	SBOM         *SBOMRequirement
 	images       []pattern

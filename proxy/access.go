@@ -21,7 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Inbound access control (design fact 4). Runtimes never send pull secrets
+// Inbound access control (docs/design.md, fact 4). Runtimes never send pull secrets
 // to a mirror, so the proxy reads upstreams with its own credentials; without
 // access control anyone who can reach it can pull whatever those credentials
 // can read. Access answers two questions before any upstream request is made

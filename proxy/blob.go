@@ -20,7 +20,7 @@ var blobHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "A
 
 // blob handles GET and HEAD /v2/<name>/blobs/<digest>. Layers stream through
 // untouched. But distribution serves manifests on this path too, and
-// containerd falls back to it when /manifests/<digest> 404s (design fact 2),
+// containerd falls back to it when /manifests/<digest> 404s (docs/design.md, fact 2),
 // so a blob that is a manifest gets the manifest's decision, whatever the
 // method and range asked for:
 //   - a digest already known to be a denied manifest is refused at once;

@@ -47,7 +47,7 @@ const (
 //
 // The bytes are fetched once, hashed here (Docker-Content-Digest is never
 // trusted), checked against a requested digest, decided on that digest, and
-// exactly those bytes are served (design fact 5). A tag that moves upstream
+// exactly those bytes are served (docs/design.md, fact 5). A tag that moves upstream
 // can therefore never make the proxy serve bytes it did not decide on.
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request) error {
 	vars := mux.Vars(r)

@@ -21,7 +21,7 @@ type target struct {
 // registryName is the policy-facing registry name.
 func (t target) registryName() string { return t.up.up.Registry }
 
-// route picks the upstream for a request's <name> (design fact 3):
+// route picks the upstream for a request's <name> (docs/design.md, fact 3):
 //  1. ?ns=<registry> (containerd adds it when the host it talks to is not the
 //     image's registry) names the upstream; <name> is the repository;
 //  2. otherwise a first path segment equal to a configured registry name

@@ -198,7 +198,7 @@
 //     (the default) rejects them with "transparency-log entry required but
 //     authority … has no log key configured" rather than trusting an
 //     unverified Rekor bundle.
-//   - No surprise network (design fact 9): trust material is built from the
+//   - No surprise network (docs/design.md, fact 9): trust material is built from the
 //     authority's key alone (root.NewTrustedPublicKeyMaterial), so nothing
 //     reaches for the public-good TUF repository, Rekor or Fulcio; all
 //     requests go to the configured registries through the given transport.

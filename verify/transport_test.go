@@ -52,7 +52,7 @@ func TestCapTransport(t *testing.T) {
 	}
 }
 
-// TestImports keeps network-reaching defaults out of verify (design fact 9):
+// TestImports keeps network-reaching defaults out of verify (docs/design.md, fact 9):
 // no public-good TUF client, Rekor or Fulcio client, cloud keychains, and no
 // reverse proxy (that is proxy/'s job). go-containerregistry links
 // net/http/httputil for debug logging, so only direct imports are checked

@@ -16,7 +16,7 @@ import (
 // Trust material for keyless authorities, built from the bytes the policy
 // read at load time. Nothing here reads a file after load or reaches the
 // network: sigstore-go's TUF defaults (FetchTrustedRoot, LiveTrustedRoot,
-// the public-good mirror) are never called (design fact 9). The one
+// the public-good mirror) are never called (docs/design.md, fact 9). The one
 // exception to "read at load" is the TUF form, whose mirror directory is
 // re-read on a schedule, by tuf.go, and never anything else.
 //

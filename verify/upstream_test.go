@@ -188,7 +188,7 @@ func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	return r.base.RoundTrip(req)
 }
 
-// Design fact 9: the verifier talks to the configured upstream and to
+// docs/design.md, fact 9: the verifier talks to the configured upstream and to
 // nothing else: every request goes through the given transport, to the
 // registry's host, and nothing uses http.DefaultTransport (sigstore-go's TUF
 // client and cosign's defaults would). Not parallel: it swaps a global.

@@ -16,7 +16,7 @@ import (
 )
 
 // `portcullis config <runtime>` writes runtime configuration that makes the
-// proxy the only registry a node talks to (design fact 1). Runtimes treat a
+// proxy the only registry a node talks to (docs/design.md, fact 1). Runtimes treat a
 // mirror's 403 as "try the next host" and fall back to the real registry, so
 // every generated file names the proxy as the registry itself — never as a
 // mirror in front of one.

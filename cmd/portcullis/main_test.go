@@ -193,7 +193,7 @@ func serveHandler(tb testing.TB, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-// TestMultiArch walks design fact 7 through the whole stack: a signed index
+// TestMultiArch walks fact 7 of docs/design.md through the whole stack: a signed index
 // admits its children; a child with its own signature is admitted; a child
 // with neither is denied.
 func TestMultiArch(t *testing.T) {

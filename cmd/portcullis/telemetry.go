@@ -29,7 +29,7 @@ import (
 
 // TelemetryConfig turns on exporting the traces and metrics the packages
 // record through the OpenTelemetry API. Everything is off by default: with
-// no telemetry section nothing listens and nothing is sent (design fact 9).
+// no telemetry section nothing listens and nothing is sent (docs/design.md, fact 9).
 // OTEL_* environment variables never turn an exporter on, nor direct where
 // it sends.
 type TelemetryConfig struct {
