@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"maps"
 	"os"
@@ -8,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
@@ -87,8 +88,8 @@ func TestConfigContainerdCommand(t *testing.T) {
 
 func TestConfigContainerdClientCert(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t)
-	cert, key := ca.issue(t, 7, time.Now().Add(time.Hour))
+	ca := newAccessCA(t)
+	_, cert, key := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
 	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
 	if err := os.WriteFile(certFile, cert, 0o644); err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func TestConfigContainerdClientCert(t *testing.T) {
 	if want := `client = [["../portcullis-client.crt", "../portcullis-client.key"]]`; !strings.Contains(files["_default/hosts.toml"], want) {
 		t.Errorf("_default/hosts.toml lacks %s:\n%s", want, files["_default/hosts.toml"])
 	}
-	_, otherKey := ca.issue(t, 8, time.Now().Add(time.Hour))
+	_, _, otherKey := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
 	if err := os.WriteFile(keyFile, otherKey, 0o600); err != nil {
 		t.Fatal(err)
 	}

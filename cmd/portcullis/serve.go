@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/tlsserve"
 	"github.com/spf13/cobra"
 )
 
@@ -46,12 +47,12 @@ func serveCmd() *cobra.Command {
 			}
 			var tc *tls.Config
 			if cfg.TLS.CertFile != "" {
-				r, err := newCertReloader(cfg.path(cfg.TLS.CertFile), cfg.path(cfg.TLS.KeyFile), time.Duration(cfg.TLS.ReloadInterval), log)
+				r, err := tlsserve.NewReloader(cfg.path(cfg.TLS.CertFile), cfg.path(cfg.TLS.KeyFile), time.Duration(cfg.TLS.ReloadInterval), log)
 				if err != nil {
 					ln.Close()
 					return &exitError{code: 2, err: err}
 				}
-				tc = serverTLSConfig(r)
+				tc = tlsserve.ServerConfig(r)
 			}
 			if err := cfg.applyClientAuth(tc); err != nil {
 				ln.Close()
