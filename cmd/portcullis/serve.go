@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/internal/tlsserve"
 	"github.com/spf13/cobra"
 )
@@ -35,9 +36,9 @@ func serveCmd() *cobra.Command {
 			}
 			// Last out: spans of the drained requests are flushed.
 			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), telemetryShutdownTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 				defer cancel()
-				if err := a.telemetry.shutdown(ctx); err != nil {
+				if err := a.telemetry.Shutdown(ctx); err != nil {
 					log.Warn("flushing telemetry", "error", err)
 				}
 			}()
@@ -59,7 +60,7 @@ func serveCmd() *cobra.Command {
 				return &exitError{code: 2, err: err}
 			}
 			logAccess(cfg, log)
-			a.telemetry.serveMetrics()
+			a.telemetry.ServeMetrics()
 			go a.decider.watch(cmd.Context(), time.Duration(cfg.PolicyReloadInterval))
 			return serveLimited(cmd.Context(), ln, a.proxy, log, tc, cfg.Limits)
 		},
