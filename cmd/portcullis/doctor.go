@@ -8,16 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
 )
-
-// canaryRepository mirrors proxy.CanaryRepository: the proxy denies every
-// manifest and blob of <any registry>/portcullis/canary without asking an
-// upstream. Kept as a literal so that doctor does not link the proxy.
-const canaryRepository = "portcullis/canary"
 
 type doctorOptions struct {
 	proxy            string
@@ -83,19 +78,19 @@ bypass really would succeed (a missing canary only shows up as "inconclusive").`
 }
 
 func runDoctor(ctx context.Context, o doctorOptions, run cmdRunner, stdout, stderr io.Writer) error {
-	p, err := parseProxy(o.proxy)
+	p, err := nodeconfig.ParseProxy(o.proxy)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	regs, err := validRegistries(o.registries)
+	regs, err := nodeconfig.ValidRegistries(o.registries)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if o.containerdDir == "" && o.containerdConfig == "" && o.dockerConfig == "" && o.podmanConfig == "" && !o.canary {
 		return &exitError{code: 2, err: errors.New("nothing to check: give --containerd-dir, --containerd-config, --docker-config, --podman-config and/or --canary")}
 	}
-	var findings []finding
-	checked := func(what string, fs []finding) {
+	var findings []nodeconfig.Finding
+	checked := func(what string, fs []nodeconfig.Finding) {
 		findings = append(findings, fs...)
 		fmt.Fprintf(stderr, "checked %s: %d finding(s)\n", what, len(fs))
 	}
@@ -110,20 +105,20 @@ func runDoctor(ctx context.Context, o doctorOptions, run cmdRunner, stdout, stde
 	}
 	addDir(o.containerdDir)
 	if o.containerdConfig != "" {
-		fs, cp := checkContainerdConfig(o.containerdConfig, o.containerdDir)
+		fs, cp := nodeconfig.CheckContainerdConfig(o.containerdConfig, o.containerdDir)
 		checked(o.containerdConfig, fs)
 		for _, d := range cp {
 			addDir(d)
 		}
 	}
 	for _, d := range dirs {
-		checked(d, checkCertsDir(p, d))
+		checked(d, nodeconfig.CheckCertsDir(p, d))
 	}
 	if o.dockerConfig != "" {
-		checked(o.dockerConfig, checkDockerConfig(o.dockerConfig))
+		checked(o.dockerConfig, nodeconfig.CheckDockerConfig(o.dockerConfig))
 	}
 	if o.podmanConfig != "" {
-		checked(o.podmanConfig, checkPodmanConfig(p, o.podmanConfig, regs))
+		checked(o.podmanConfig, nodeconfig.CheckPodmanConfig(p, o.podmanConfig, regs))
 	}
 	if o.canary {
 		hostsDir := "/etc/containerd/certs.d"
@@ -220,7 +215,7 @@ func defaultRuntimes(o doctorOptions) []string {
 // canaryRefs are the references a runtime pulls: --canary-image, else the
 // canary in each registry as the runtime names images (Docker only goes
 // through the proxy when the name says so).
-func canaryRefs(rt string, p proxyEndpoint, o doctorOptions, regs []string) []string {
+func canaryRefs(rt string, p nodeconfig.Proxy, o doctorOptions, regs []string) []string {
 	if len(o.canaryImages) > 0 {
 		return o.canaryImages
 	}
@@ -229,7 +224,7 @@ func canaryRefs(rt string, p proxyEndpoint, o doctorOptions, regs []string) []st
 	}
 	var refs []string
 	for _, r := range regs {
-		ref := r + "/" + canaryRepository + ":deny"
+		ref := r + "/" + nodeconfig.CanaryRepository + ":deny"
 		if rt == "docker" {
 			ref = p.Host() + "/" + ref
 		}
@@ -238,12 +233,12 @@ func canaryRefs(rt string, p proxyEndpoint, o doctorOptions, regs []string) []st
 	return refs
 }
 
-func runCanaries(ctx context.Context, p proxyEndpoint, o doctorOptions, regs []string, hostsDir string, run cmdRunner, log io.Writer) ([]finding, error) {
+func runCanaries(ctx context.Context, p nodeconfig.Proxy, o doctorOptions, regs []string, hostsDir string, run cmdRunner, log io.Writer) ([]nodeconfig.Finding, error) {
 	rts := defaultRuntimes(o)
 	if len(rts) == 0 {
 		return nil, errors.New("--canary needs --runtime (ctr, crictl, docker, podman, skopeo, crane) or a runtime config to check")
 	}
-	var out []finding
+	var out []nodeconfig.Finding
 	for _, rt := range rts {
 		for _, ref := range canaryRefs(rt, p, o, regs) {
 			c, err := canaryCommand(rt, o, hostsDir, ref)
@@ -254,54 +249,18 @@ func runCanaries(ctx context.Context, p proxyEndpoint, o doctorOptions, regs []s
 			res, err := run(cctx, c.env, c.name, c.args...)
 			cancel()
 			where := fmt.Sprintf("canary %s (%s)", ref, rt)
-			switch verdict, detail := classifyCanary(p, res, err); verdict {
-			case canaryEnforced:
+			switch verdict, detail := nodeconfig.ClassifyCanary(p, res, err); verdict {
+			case nodeconfig.CanaryEnforced:
 				fmt.Fprintf(log, "%s: refused by portcullis: enforced\n", where)
-			case canaryBypassed:
-				out = append(out, finding{where, "pulled although portcullis always refuses it: this node reaches a registry other than the proxy — enforcement is bypassed"})
+			case nodeconfig.CanaryBypassed:
+				out = append(out, nodeconfig.Finding{Where: where, Problem: "pulled although portcullis always refuses it: this node reaches a registry other than the proxy — enforcement is bypassed"})
 				if c.cleanup != nil {
 					_, _ = run(ctx, c.env, c.name, c.cleanup...)
 				}
 			default:
-				out = append(out, finding{where, "inconclusive: the pull failed without portcullis's denial, so enforcement is not shown (push an image to the canary reference upstream; is the proxy reachable?): " + detail})
+				out = append(out, nodeconfig.Finding{Where: where, Problem: "inconclusive: the pull failed without portcullis's denial, so enforcement is not shown (push an image to the canary reference upstream; is the proxy reachable?): " + detail})
 			}
 		}
 	}
 	return out, nil
-}
-
-type canaryVerdict int
-
-const (
-	canaryInconclusive canaryVerdict = iota
-	canaryEnforced
-	canaryBypassed
-)
-
-// classifyCanary reads a canary pull. Exit 0 is a bypass. A refusal counts
-// as enforcement only when it is the proxy's: its message ("reserved
-// canary"), or a 403 that names the proxy as the host that answered (ctr
-// 1.6 shows only the status of a HEAD: "pulling from host H failed with
-// status code [manifests deny]: 403 Forbidden", or the URL).
-func classifyCanary(p proxyEndpoint, out string, err error) (canaryVerdict, string) {
-	if err == nil {
-		return canaryBypassed, ""
-	}
-	if strings.Contains(out, "reserved canary") {
-		return canaryEnforced, ""
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "403") && (strings.Contains(line, "://"+p.Host()+"/") || strings.Contains(line, "host "+p.Host()+" ")) {
-			return canaryEnforced, ""
-		}
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	detail := oneLine(lines[len(lines)-1])
-	if detail == "" {
-		detail = err.Error()
-	}
-	if len(detail) > 300 {
-		detail = detail[:300] + "…"
-	}
-	return canaryInconclusive, detail
 }

@@ -1,18 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
-	"net/url"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // `portcullis config <runtime>` writes runtime configuration that makes the
@@ -31,86 +30,6 @@ func configGenCmd() *cobra.Command {
 	return cmd
 }
 
-// proxyEndpoint is the proxy as runtimes must reach it.
-type proxyEndpoint struct {
-	URL *url.URL // scheme://host[:port], no path
-}
-
-// parseProxy validates --proxy: http(s)://host[:port] with no path, query or
-// credentials. The proxy serves the registry API at /v2/ on its root.
-func parseProxy(s string) (proxyEndpoint, error) {
-	if s == "" {
-		return proxyEndpoint{}, errors.New("--proxy is required (e.g. https://portcullis.example.com)")
-	}
-	u, err := url.Parse(s)
-	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
-		return proxyEndpoint{}, fmt.Errorf("--proxy %q must be http(s)://host[:port]", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return proxyEndpoint{}, fmt.Errorf("--proxy %q must not carry credentials, a query or a fragment", s)
-	case strings.TrimSuffix(u.Path, "/") != "":
-		return proxyEndpoint{}, fmt.Errorf("--proxy %q must not have a path: the proxy serves /v2/ at its root", s)
-	}
-	return proxyEndpoint{URL: &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}}, nil
-}
-
-// String is scheme://host[:port].
-func (p proxyEndpoint) String() string { return p.URL.String() }
-
-// Host is host[:port] as written in --proxy.
-func (p proxyEndpoint) Host() string { return p.URL.Host }
-
-// Plain reports whether the proxy is served over plain http.
-func (p proxyEndpoint) Plain() bool { return p.URL.Scheme == "http" }
-
-// sameHost reports whether host (host[:port], any case) is the proxy's,
-// treating an omitted port as the scheme's default.
-func (p proxyEndpoint) sameHost(host, scheme string) bool {
-	return canonHostPort(host, scheme) == canonHostPort(p.URL.Host, p.URL.Scheme)
-}
-
-func canonHostPort(host, scheme string) string {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if _, _, err := net.SplitHostPort(host); err == nil {
-		return host
-	}
-	if strings.HasPrefix(host, "[") { // [v6] without a port
-		host = strings.Trim(host, "[]")
-	}
-	port := "443"
-	if scheme == "http" {
-		port = "80"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// validRegistry checks a --registry value: a lower-case host[:port], as
-// image references and the proxy's upstream names spell it.
-func validRegistry(r string) error {
-	if r == "" || strings.ContainsAny(r, "/ \t@") || strings.Contains(r, "://") || strings.ToLower(r) != r {
-		return fmt.Errorf("--registry %q must be a lower-case host[:port] such as docker.io or ghcr.io", r)
-	}
-	if r == "_default" {
-		return errors.New("--registry _default is implied: the catch-all is always written")
-	}
-	return nil
-}
-
-func validRegistries(rs []string) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range rs {
-		if err := validRegistry(r); err != nil {
-			return nil, err
-		}
-		if !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
 // readCA reads a PEM CA bundle and checks it holds a certificate.
 func readCA(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
@@ -123,27 +42,11 @@ func readCA(path string) ([]byte, error) {
 	return b, nil
 }
 
-// writeOut writes one generated file (creating its directory) and reports
-// it on w.
-func writeOut(w io.Writer, path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-	}
-	if err := os.WriteFile(path, data, mode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(path, mode); err != nil { // an existing file keeps its mode otherwise
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	fmt.Fprintln(w, "wrote", path)
-	return nil
-}
-
 // egressAdvice is what no runtime configuration can enforce: a node that
 // can reach a registry directly can always pull around the proxy (another
 // client, a hand-edited config, a registry not listed). Only the network
 // closes that.
-func egressAdvice(w io.Writer, p proxyEndpoint, registries []string, doctorFlags string) {
+func egressAdvice(w io.Writer, p nodeconfig.Proxy, registries []string, doctorFlags string) {
 	host, port, err := net.SplitHostPort(p.Host())
 	if err != nil {
 		host, port = p.Host(), "443"
@@ -173,10 +76,6 @@ What this configuration cannot prevent:
 `, regs, host, port, p, doctorFlags)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
-}
-
 // registryFlags is "--registry R " for each registry, for printed commands.
 func registryFlags(regs []string) string {
 	var b strings.Builder
@@ -184,4 +83,75 @@ func registryFlags(regs []string) string {
 		b.WriteString("--registry " + r + " ")
 	}
 	return b.String()
+}
+
+// tlsFlags are the proxy TLS flags shared by the containerd and docker
+// generators.
+type tlsFlags struct {
+	ca, clientCert, clientKey string
+	skipVerify                bool
+}
+
+func (t *tlsFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&t.ca, "ca", "", "PEM CA bundle that signed the proxy's certificate; copied into the tree")
+	f.StringVar(&t.clientCert, "client-cert", "", "PEM client certificate for mTLS to the proxy (its access.clientCA); copied into the tree")
+	f.StringVar(&t.clientKey, "client-key", "", "PEM key of --client-cert; copied into the tree, mode 0600")
+	f.BoolVar(&t.skipVerify, "skip-verify", false, "do not verify the proxy's certificate (tests only)")
+}
+
+// treeArgs checks the flags the certs.d generators (containerd, docker)
+// share; errors are usage errors (exit 2).
+func (t *tlsFlags) treeArgs(proxyFlag string, registries []string, dir string) (nodeconfig.Proxy, []string, nodeconfig.TLSMaterial, error) {
+	usage := func(err error) (nodeconfig.Proxy, []string, nodeconfig.TLSMaterial, error) {
+		return nodeconfig.Proxy{}, nil, nodeconfig.TLSMaterial{}, &exitError{code: 2, err: err}
+	}
+	p, err := nodeconfig.ParseProxy(proxyFlag)
+	if err != nil {
+		return usage(err)
+	}
+	regs, err := nodeconfig.ValidRegistries(registries)
+	if err != nil {
+		return usage(err)
+	}
+	if dir == "" {
+		return usage(errors.New("--dir is required"))
+	}
+	m, err := t.load(p)
+	if err != nil {
+		return usage(err)
+	}
+	return p, regs, m, nil
+}
+
+// load reads and checks the files.
+func (t *tlsFlags) load(p nodeconfig.Proxy) (nodeconfig.TLSMaterial, error) {
+	m := nodeconfig.TLSMaterial{SkipVerify: t.skipVerify}
+	if (t.ca != "" || t.clientCert != "" || t.skipVerify) && p.Plain() {
+		return m, errors.New("--ca, --client-cert and --skip-verify apply to an https --proxy")
+	}
+	if t.ca != "" {
+		ca, err := readCA(t.ca)
+		if err != nil {
+			return m, err
+		}
+		m.CA = ca
+	}
+	if (t.clientCert == "") != (t.clientKey == "") {
+		return m, errors.New("--client-cert and --client-key go together")
+	}
+	if t.clientCert != "" {
+		cert, err := os.ReadFile(t.clientCert)
+		if err != nil {
+			return m, fmt.Errorf("reading --client-cert: %w", err)
+		}
+		key, err := os.ReadFile(t.clientKey)
+		if err != nil {
+			return m, fmt.Errorf("reading --client-key: %w", err)
+		}
+		if _, err := tls.X509KeyPair(cert, key); err != nil {
+			return m, fmt.Errorf("--client-cert and --client-key: %w", err)
+		}
+		m.ClientCert, m.ClientKey = cert, key
+	}
+	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/portcullis-dev/portcullis/policy"
 	"go.yaml.in/yaml/v3"
 )
@@ -128,7 +129,7 @@ func TestDeployNodeSetupArgs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("portcullis %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 	}
-	if fs := checkCertsDir(mustProxy(t, proxyURL), dir); len(fs) != 0 {
+	if fs := nodeconfig.CheckCertsDir(mustProxy(t, proxyURL), dir); len(fs) != 0 {
 		t.Errorf("doctor on the node-setup tree: %v", fs)
 	}
 	for _, r := range []string{"docker.io", "registry.k8s.io", "_default"} {

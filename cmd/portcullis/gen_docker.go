@@ -1,53 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
 )
-
-// dockerDaemonJSON is the part of /etc/docker/daemon.json the proxy needs:
-// the proxy in insecure-registries when it is plain http, and never
-// registry-mirrors — moby falls back from a mirror to Docker Hub on any
-// error (daemon/internal/distribution/errors.go continueOnError), a 403
-// included.
-func dockerDaemonJSON(p proxyEndpoint) []byte {
-	cfg := map[string]any{}
-	if p.Plain() {
-		cfg["insecure-registries"] = []string{p.Host()}
-	}
-	b, _ := json.MarshalIndent(cfg, "", "  ")
-	return append(b, '\n')
-}
-
-// dockerTree is what goes into /etc/docker: daemon.json, and certs.d with
-//   - <proxy host>/ca.crt: the classic image store reads a registry's CA from
-//     certs.d/<host:port>/*.crt;
-//   - a hosts.toml per registry and _default: dockerd with the containerd
-//     image store resolves every registry through containerd's hosts
-//     configuration rooted at /etc/docker/certs.d (moby daemon/hosts.go
-//     RegistryHosts), so there the proxy is the server itself, as for
-//     containerd. A hosts.toml with more than one host also stops dockerd
-//     merging its legacy registry-mirrors in.
-func dockerTree(p proxyEndpoint, registries []string, m tlsMaterial) certsTree {
-	t := certsTree{"daemon.json": dockerDaemonJSON(p)}
-	regs := append(append([]string{}, registries...), p.Host())
-	for name, data := range containerdTree(p, regs, m) {
-		t[filepath.Join("certs.d", name)] = data
-	}
-	if m.CA != nil {
-		t[filepath.Join("certs.d", p.Host(), "ca.crt")] = m.CA
-	}
-	if m.ClientCert != nil {
-		// The classic store's client pair: <name>.cert with <name>.key.
-		t[filepath.Join("certs.d", p.Host(), "client.cert")] = m.ClientCert
-		t[filepath.Join("certs.d", p.Host(), "client.key")] = m.ClientKey
-	}
-	return t
-}
 
 func genDockerCmd() *cobra.Command {
 	var (
@@ -65,7 +24,7 @@ func genDockerCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			if err := dockerTree(p, regs, m).write(out, dir); err != nil {
+			if err := nodeconfig.DockerTree(p, regs, m).Write(out, dir); err != nil {
 				return err
 			}
 			dockerAdvice(out, p, regs, dir)
@@ -80,7 +39,7 @@ func genDockerCmd() *cobra.Command {
 	return cmd
 }
 
-func dockerAdvice(w io.Writer, p proxyEndpoint, regs []string, dir string) {
+func dockerAdvice(w io.Writer, p nodeconfig.Proxy, regs []string, dir string) {
 	example := "registry.example.com"
 	if len(regs) > 0 {
 		example = regs[0]

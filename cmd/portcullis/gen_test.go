@@ -1,106 +1,37 @@
 package main
 
 import (
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 )
 
-func mustProxy(t *testing.T, s string) proxyEndpoint {
+// mustProxy is nodeconfig's test helper of the same name: the command
+// tests check what the commands wrote with nodeconfig's checks.
+func mustProxy(t *testing.T, s string) nodeconfig.Proxy {
 	t.Helper()
-	p, err := parseProxy(s)
+	p, err := nodeconfig.ParseProxy(s)
 	if err != nil {
-		t.Fatalf("parseProxy(%q): %v", s, err)
+		t.Fatalf("ParseProxy(%q): %v", s, err)
 	}
 	return p
 }
 
-func TestParseProxy(t *testing.T) {
-	tests := []struct {
-		in, want, wantErr string
-	}{
-		{"http://127.0.0.1:5050", "http://127.0.0.1:5050", ""},
-		{"https://Portcullis.Example.com/", "https://portcullis.example.com", ""},
-		{"", "", "--proxy is required"},
-		{"127.0.0.1:5050", "", "must be http(s)://host[:port]"},
-		{"ftp://x", "", "must be http(s)://host[:port]"},
-		{"https://u:p@x", "", "credentials"},
-		{"https://x/v2", "", "must not have a path"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			p, err := parseProxy(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseProxy(%q) error = %v, want it to contain %q", tt.in, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || p.String() != tt.want {
-				t.Fatalf("parseProxy(%q) = %v, %v; want %s", tt.in, p.URL, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestHostsTOML(t *testing.T) {
-	tests := []struct {
-		name     string
-		proxy    string
-		registry string
-		opts     hostsOptions
-		want     hostsFile
-		wantCA   string
-		wantSkip bool
-	}{
-		{"http", "http://127.0.0.1:5050", "docker.io", hostsOptions{},
-			hostsFile{Server: "http://127.0.0.1:5050", Host: map[string]map[string]any{"http://127.0.0.1:5050": {"capabilities": []any{"pull", "resolve"}}}}, "", false},
-		{"https with ca", "https://pc.example.com", "_default", hostsOptions{CARel: "../portcullis-ca.pem"},
-			hostsFile{Server: "https://pc.example.com", Host: map[string]map[string]any{"https://pc.example.com": {"capabilities": []any{"pull", "resolve"}, "ca": "../portcullis-ca.pem"}}}, "../portcullis-ca.pem", false},
-		{"client pair", "https://pc.example.com", "docker.io", hostsOptions{ClientRel: [2]string{"../c.crt", "../c.key"}},
-			hostsFile{Server: "https://pc.example.com", Host: map[string]map[string]any{"https://pc.example.com": {"capabilities": []any{"pull", "resolve"}, "client": []any{[]any{"../c.crt", "../c.key"}}}}}, "", false},
-		{"skip verify", "https://pc.example.com:8443", "ghcr.io", hostsOptions{SkipVerify: true},
-			hostsFile{Server: "https://pc.example.com:8443", Host: map[string]map[string]any{"https://pc.example.com:8443": {"capabilities": []any{"pull", "resolve"}, "skip_verify": true}}}, "", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := mustProxy(t, tt.proxy)
-			text := hostsTOML(p, tt.registry, tt.opts)
-			var got hostsFile
-			if err := toml.Unmarshal([]byte(text), &got); err != nil {
-				t.Fatalf("generated hosts.toml does not parse: %v\n%s", err, text)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("hosts.toml (-want +got):\n%s\n%s", diff, text)
-			}
-			// The root server carries the same TLS settings: it is a host too.
-			var root struct {
-				CA           string   `toml:"ca"`
-				SkipVerify   bool     `toml:"skip_verify"`
-				Capabilities []string `toml:"capabilities"`
-			}
-			if err := toml.Unmarshal([]byte(text), &root); err != nil {
-				t.Fatal(err)
-			}
-			if root.CA != tt.wantCA || root.SkipVerify != tt.wantSkip || strings.Join(root.Capabilities, ",") != "pull,resolve" {
-				t.Errorf("root fields = %+v, want ca %q skip_verify %v capabilities pull,resolve", root, tt.wantCA, tt.wantSkip)
-			}
-			// What the generator writes, the doctor accepts.
-			path := filepath.Join(t.TempDir(), "hosts.toml")
-			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if fs := checkHostsTOML(p, path, tt.registry); len(fs) != 0 {
-				t.Errorf("doctor on generated hosts.toml = %v, want no findings", fs)
-			}
-		})
-	}
+// podmanEntry is the part of a generated [[registry]] entry the podman
+// command test compares.
+type podmanEntry struct {
+	Prefix, Location string
+	Blocked          bool
 }
 
 func readTree(t *testing.T, dir string) map[string]string {
@@ -130,7 +61,7 @@ func TestConfigContainerdCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	files := readTree(t, dir)
-	if diff := cmp.Diff([]string{"_default/hosts.toml", "docker.io/hosts.toml", "ghcr.io/hosts.toml", "portcullis-ca.pem"}, sortedKeys(files)); diff != "" {
+	if diff := cmp.Diff([]string{"_default/hosts.toml", "docker.io/hosts.toml", "ghcr.io/hosts.toml", "portcullis-ca.pem"}, slices.Sorted(maps.Keys(files))); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
 	caPEM, _ := os.ReadFile(ca)
@@ -150,15 +81,15 @@ func TestConfigContainerdCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if fs := checkCertsDir(mustProxy(t, "https://pc.example.com"), dir); len(fs) != 0 {
+	if fs := nodeconfig.CheckCertsDir(mustProxy(t, "https://pc.example.com"), dir); len(fs) != 0 {
 		t.Errorf("doctor on the generated tree = %v, want none", fs)
 	}
 }
 
 func TestConfigContainerdClientCert(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t)
-	cert, key := ca.issue(t, 7, time.Now().Add(time.Hour))
+	ca := newAccessCA(t)
+	_, cert, key := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
 	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
 	if err := os.WriteFile(certFile, cert, 0o644); err != nil {
 		t.Fatal(err)
@@ -172,16 +103,16 @@ func TestConfigContainerdClientCert(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	files := readTree(t, out)
-	if files[clientKeyFileName] != string(key) || files[clientCertFileName] != string(cert) {
+	if files["portcullis-client.key"] != string(key) || files["portcullis-client.crt"] != string(cert) {
 		t.Error("client pair not copied into the tree")
 	}
-	if fi, err := os.Stat(filepath.Join(out, clientKeyFileName)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(out, "portcullis-client.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("client key mode = %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 	if want := `client = [["../portcullis-client.crt", "../portcullis-client.key"]]`; !strings.Contains(files["_default/hosts.toml"], want) {
 		t.Errorf("_default/hosts.toml lacks %s:\n%s", want, files["_default/hosts.toml"])
 	}
-	_, otherKey := ca.issue(t, 8, time.Now().Add(time.Hour))
+	_, _, otherKey := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
 	if err := os.WriteFile(keyFile, otherKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +173,7 @@ func TestConfigDockerCommand(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
 			files := readTree(t, dir)
-			if diff := cmp.Diff(tt.wantFiles, sortedKeys(files)); diff != "" {
+			if diff := cmp.Diff(tt.wantFiles, slices.Sorted(maps.Keys(files))); diff != "" {
 				t.Errorf("files (-want +got):\n%s", diff)
 			}
 			var got map[string]any
@@ -253,10 +184,10 @@ func TestConfigDockerCommand(t *testing.T) {
 				t.Errorf("daemon.json (-want +got):\n%s", diff)
 			}
 			p := mustProxy(t, tt.proxy)
-			if fs := checkDockerConfig(filepath.Join(dir, "daemon.json")); len(fs) != 0 {
+			if fs := nodeconfig.CheckDockerConfig(filepath.Join(dir, "daemon.json")); len(fs) != 0 {
 				t.Errorf("doctor on daemon.json = %v", fs)
 			}
-			if fs := checkCertsDir(p, filepath.Join(dir, "certs.d")); len(fs) != 0 {
+			if fs := nodeconfig.CheckCertsDir(p, filepath.Join(dir, "certs.d")); len(fs) != 0 {
 				t.Errorf("doctor on certs.d = %v", fs)
 			}
 			for _, want := range []string{"docker pull " + p.Host() + "/docker.io/", "registry-mirrors", "falls back", "containerd-snapshotter"} {
@@ -274,14 +205,14 @@ func TestConfigPodmanCommand(t *testing.T) {
 		proxy      string
 		extra      []string
 		wantSearch []string
-		want       []registryEntry
+		want       []podmanEntry
 	}{
-		{"http docker and ghcr", "http://127.0.0.1:5050", nil, []string{"docker.io"}, []registryEntry{
+		{"http docker and ghcr", "http://127.0.0.1:5050", nil, []string{"docker.io"}, []podmanEntry{
 			{Prefix: "docker.io", Location: "127.0.0.1:5050/docker.io"},
 			{Prefix: "registry-1.docker.io", Location: "127.0.0.1:5050/docker.io"},
 			{Prefix: "ghcr.io", Location: "127.0.0.1:5050/ghcr.io"},
 		}},
-		{"https, search and block", "https://pc.example.com", []string{"--search", "ghcr.io", "--block", "quay.io"}, []string{"ghcr.io"}, []registryEntry{
+		{"https, search and block", "https://pc.example.com", []string{"--search", "ghcr.io", "--block", "quay.io"}, []string{"ghcr.io"}, []podmanEntry{
 			{Prefix: "docker.io", Location: "pc.example.com/docker.io"},
 			{Prefix: "registry-1.docker.io", Location: "pc.example.com/docker.io"},
 			{Prefix: "ghcr.io", Location: "pc.example.com/ghcr.io"},
@@ -315,7 +246,7 @@ func TestConfigPodmanCommand(t *testing.T) {
 			if diff := cmp.Diff(tt.wantSearch, rc.Search); diff != "" || rc.Mode != "enforcing" {
 				t.Errorf("search (-want +got):\n%s mode %q", diff, rc.Mode)
 			}
-			var got []registryEntry
+			var got []podmanEntry
 			for _, r := range rc.Registry {
 				if len(r.Mirror) != 0 {
 					t.Errorf("entry %s has mirrors; the proxy must be the location", r.Prefix)
@@ -323,12 +254,12 @@ func TestConfigPodmanCommand(t *testing.T) {
 				if wantInsecure := strings.HasPrefix(tt.proxy, "http:") && !r.Blocked; r.Insecure != wantInsecure {
 					t.Errorf("entry %s insecure = %v, want %v", r.Prefix, r.Insecure, wantInsecure)
 				}
-				got = append(got, registryEntry{Prefix: r.Prefix, Location: r.Location, Blocked: r.Blocked})
+				got = append(got, podmanEntry{Prefix: r.Prefix, Location: r.Location, Blocked: r.Blocked})
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(registryEntry{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("[[registry]] (-want +got):\n%s", diff)
 			}
-			if fs := checkPodmanConfig(mustProxy(t, tt.proxy), file, []string{"docker.io", "ghcr.io"}); len(fs) != 0 {
+			if fs := nodeconfig.CheckPodmanConfig(mustProxy(t, tt.proxy), file, []string{"docker.io", "ghcr.io"}); len(fs) != 0 {
 				t.Errorf("doctor on generated registries.conf = %v", fs)
 			}
 			if !strings.Contains(out, "no catch-all") || !strings.Contains(out, "cannot prevent") {

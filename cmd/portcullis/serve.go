@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
+	"github.com/portcullis-dev/portcullis/internal/tlsserve"
 	"github.com/spf13/cobra"
 )
 
@@ -34,9 +36,9 @@ func serveCmd() *cobra.Command {
 			}
 			// Last out: spans of the drained requests are flushed.
 			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), telemetryShutdownTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 				defer cancel()
-				if err := a.telemetry.shutdown(ctx); err != nil {
+				if err := a.telemetry.Shutdown(ctx); err != nil {
 					log.Warn("flushing telemetry", "error", err)
 				}
 			}()
@@ -46,19 +48,19 @@ func serveCmd() *cobra.Command {
 			}
 			var tc *tls.Config
 			if cfg.TLS.CertFile != "" {
-				r, err := newCertReloader(cfg.path(cfg.TLS.CertFile), cfg.path(cfg.TLS.KeyFile), time.Duration(cfg.TLS.ReloadInterval), log)
+				r, err := tlsserve.NewReloader(cfg.path(cfg.TLS.CertFile), cfg.path(cfg.TLS.KeyFile), time.Duration(cfg.TLS.ReloadInterval), log)
 				if err != nil {
 					ln.Close()
 					return &exitError{code: 2, err: err}
 				}
-				tc = serverTLSConfig(r)
+				tc = tlsserve.ServerConfig(r)
 			}
 			if err := cfg.applyClientAuth(tc); err != nil {
 				ln.Close()
 				return &exitError{code: 2, err: err}
 			}
 			logAccess(cfg, log)
-			a.telemetry.serveMetrics()
+			a.telemetry.ServeMetrics()
 			go a.decider.watch(cmd.Context(), time.Duration(cfg.PolicyReloadInterval))
 			return serveLimited(cmd.Context(), ln, a.proxy, log, tc, cfg.Limits)
 		},

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -49,11 +50,11 @@ func telemetryFixture(t *testing.T, yaml string) (*fixture, *app, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), telemetryShutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 		defer cancel()
-		_ = a.telemetry.shutdown(ctx)
+		_ = a.telemetry.Shutdown(ctx)
 	})
-	a.telemetry.serveMetrics()
+	a.telemetry.ServeMetrics()
 	return f, a, "http://" + serveHandler(t, a.proxy)
 }
 
@@ -119,8 +120,8 @@ func sampleWith(samples map[string]map[string]float64, name, label string) (floa
 
 func TestTelemetryMetrics(t *testing.T) {
 	_, a, base := telemetryFixture(t, "telemetry:\n  metrics: {listen: '127.0.0.1:0'}\n")
-	addr := a.telemetry.metricsAddr()
-	if addr == "" || a.telemetry.tracers != nil {
+	addr := a.telemetry.MetricsAddr()
+	if addr == "" || a.telemetry.Tracing() {
 		t.Fatalf("telemetry = %+v, want metrics only", a.telemetry)
 	}
 	pull(t, base, "signed", http.StatusOK)
@@ -161,9 +162,9 @@ func TestTelemetryMetrics(t *testing.T) {
 	}
 
 	// Shutdown closes the listener.
-	ctx, cancel := context.WithTimeout(context.Background(), telemetryShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 	defer cancel()
-	if err := a.telemetry.shutdown(ctx); err != nil {
+	if err := a.telemetry.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
@@ -241,14 +242,14 @@ func TestTelemetryTraces(t *testing.T) {
 	srv := httptest.NewServer(col)
 	defer srv.Close()
 	_, a, base := telemetryFixture(t, "telemetry:\n  traces: {otlpEndpoint: '"+srv.URL+"/otlp', sampleRatio: 1}\n")
-	if a.telemetry.tracers == nil || a.telemetry.metricsAddr() != "" {
+	if !a.telemetry.Tracing() || a.telemetry.MetricsAddr() != "" {
 		t.Fatalf("telemetry = %+v, want traces only", a.telemetry)
 	}
 	pull(t, base, "signed", http.StatusOK)
 	// Shutdown flushes the batch: no waiting for its timer.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.telemetry.shutdown(ctx); err != nil {
+	if err := a.telemetry.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 
@@ -299,11 +300,11 @@ func TestTelemetryOff(t *testing.T) {
 	}
 	pull(t, base, "signed", http.StatusOK) // the API without SDK is a no-op
 	// nil is a valid, inert *telemetry.
-	a.telemetry.serveMetrics()
-	if err := a.telemetry.observeCache(a.decider); err != nil {
+	a.telemetry.ServeMetrics()
+	if err := a.telemetry.ObserveCache(a.decider); err != nil {
 		t.Error(err)
 	}
-	if err := a.telemetry.shutdown(context.Background()); err != nil {
+	if err := a.telemetry.Shutdown(context.Background()); err != nil {
 		t.Error(err)
 	}
 }
@@ -330,7 +331,7 @@ func TestTelemetryIgnoresOTELEnv(t *testing.T) {
 	pull(t, base, "unsigned", http.StatusForbidden)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.telemetry.shutdown(ctx); err != nil {
+	if err := a.telemetry.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	col.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/proxy"
 	"github.com/portcullis-dev/portcullis/verify"
@@ -29,7 +30,7 @@ type app struct {
 	decider *reloader
 	// telemetry is the OTel SDK `serve` installed (telemetry.go); nil when
 	// the config asks for none, and always for `verify` and the demo.
-	telemetry *telemetry
+	telemetry *telemetry.SDK
 }
 
 // newTransport is the one upstream transport: connection reuse across

@@ -1,4 +1,4 @@
-package main
+package nodeconfig
 
 import (
 	"errors"
@@ -42,24 +42,24 @@ func (e registryEntry) key() string {
 
 // locationIsProxy reports whether a registries.conf location
 // (host[:port][/path]) is on the proxy.
-func (p proxyEndpoint) locationIsProxy(loc string) bool {
+func (p Proxy) locationIsProxy(loc string) bool {
 	host, _, _ := strings.Cut(loc, "/")
 	return host != "" && p.sameHost(host, p.URL.Scheme)
 }
 
-// checkPodmanConfig checks a registries.conf and the drop-ins in
+// CheckPodmanConfig checks a registries.conf and the drop-ins in
 // registries.conf.d beside it (which override entries with the same prefix
 // and the search list, in file name order). Every [[registry]] must have
 // the proxy as its location (or be blocked), no mirror may be anything but
 // the proxy, each of registries must be covered, and unqualified-search
 // registries must resolve to the proxy too.
-func checkPodmanConfig(p proxyEndpoint, path string, registries []string) []finding {
+func CheckPodmanConfig(p Proxy, path string, registries []string) []Finding {
 	files := []string{path}
 	dropins, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "registries.conf.d", "*.conf"))
 	sort.Strings(dropins)
 	files = append(files, dropins...)
 
-	var out []finding
+	var out []Finding
 	byKey := map[string]registryEntry{}
 	var search []string
 	searchFrom := path
@@ -67,19 +67,19 @@ func checkPodmanConfig(p proxyEndpoint, path string, registries []string) []find
 		b, err := os.ReadFile(f)
 		if err != nil {
 			if i == 0 && errors.Is(err, os.ErrNotExist) {
-				out = append(out, finding{f, "missing: podman and skopeo pull every image from its registry directly"})
+				out = append(out, Finding{f, "missing: podman and skopeo pull every image from its registry directly"})
 				continue
 			}
-			out = append(out, finding{f, fmt.Sprintf("cannot be read: %v", oneLine(err.Error()))})
+			out = append(out, Finding{f, fmt.Sprintf("cannot be read: %v", oneLine(err.Error()))})
 			continue
 		}
 		var rc registriesConf
 		if err := toml.Unmarshal(b, &rc); err != nil {
-			out = append(out, finding{f, fmt.Sprintf("is not valid TOML (%v): podman refuses to run, other tools may ignore it", oneLine(err.Error()))})
+			out = append(out, Finding{f, fmt.Sprintf("is not valid TOML (%v): podman refuses to run, other tools may ignore it", oneLine(err.Error()))})
 			continue
 		}
 		if rc.V1 != nil {
-			out = append(out, finding{f, "uses the v1 [registries.*] format, which cannot send a registry to the proxy; rewrite it with `portcullis config podman`"})
+			out = append(out, Finding{f, "uses the v1 [registries.*] format, which cannot send a registry to the proxy; rewrite it with `portcullis config podman`"})
 		}
 		if rc.Search != nil {
 			search, searchFrom = *rc.Search, f
@@ -100,13 +100,13 @@ func checkPodmanConfig(p proxyEndpoint, path string, registries []string) []find
 			if loc == "" {
 				loc = k
 			}
-			out = append(out, finding{where, fmt.Sprintf("location %q is not the proxy (%s): images matching it are pulled directly", loc, p.Host())})
+			out = append(out, Finding{where, fmt.Sprintf("location %q is not the proxy (%s): images matching it are pulled directly", loc, p.Host())})
 		}
 		for _, m := range e.Mirror {
 			if !p.locationIsProxy(m.Location) {
-				out = append(out, finding{where, fmt.Sprintf("[[registry.mirror]] %q is not the proxy: podman tries mirrors first and then the location, so either serves what portcullis refuses", m.Location)})
+				out = append(out, Finding{where, fmt.Sprintf("[[registry.mirror]] %q is not the proxy: podman tries mirrors first and then the location, so either serves what portcullis refuses", m.Location)})
 			} else if !p.locationIsProxy(e.Location) {
-				out = append(out, finding{where, fmt.Sprintf("the proxy is a [[registry.mirror]]: podman falls back to location %q when portcullis answers 403; make the proxy the location", e.Location)})
+				out = append(out, Finding{where, fmt.Sprintf("the proxy is a [[registry.mirror]]: podman falls back to location %q when portcullis answers 403; make the proxy the location", e.Location)})
 			}
 		}
 	}
@@ -123,12 +123,12 @@ func checkPodmanConfig(p proxyEndpoint, path string, registries []string) []find
 	}
 	for _, r := range registries {
 		if _, ok := covered(r); !ok {
-			out = append(out, finding{path, fmt.Sprintf("no [[registry]] for %q: its images are pulled from %s directly", r, r)})
+			out = append(out, Finding{path, fmt.Sprintf("no [[registry]] for %q: its images are pulled from %s directly", r, r)})
 		}
 	}
 	for _, s := range search {
 		if _, ok := covered(s); !ok {
-			out = append(out, finding{searchFrom, fmt.Sprintf("unqualified-search-registries lists %q, which has no [[registry]] entry: short names resolve there directly", s)})
+			out = append(out, Finding{searchFrom, fmt.Sprintf("unqualified-search-registries lists %q, which has no [[registry]] entry: short names resolve there directly", s)})
 		}
 	}
 	return out

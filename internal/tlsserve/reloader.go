@@ -1,4 +1,4 @@
-package main
+package tlsserve
 
 import (
 	"crypto/tls"
@@ -11,13 +11,13 @@ import (
 	"time"
 )
 
-// certReloader serves the certificate in certFile/keyFile and picks up a
+// Reloader serves the certificate in certFile/keyFile and picks up a
 // replaced pair (cert-manager, a renewed Secret, certbot) without a restart.
 // Each handshake may check the files' modification times, at most once per
 // interval; a changed pair is loaded and checked, and a pair that does not
 // load (half-written, mismatched, expired) is logged and the previous
 // certificate kept. No file watcher is needed: handshakes drive the checks.
-type certReloader struct {
+type Reloader struct {
 	certFile, keyFile string
 	interval          time.Duration
 	log               *slog.Logger
@@ -44,13 +44,14 @@ func stampOf(path string) (fileStamp, error) {
 	return fileStamp{mod: fi.ModTime(), size: fi.Size()}, nil
 }
 
-// newCertReloader loads the pair once; a pair that does not load now is a
-// configuration error.
-func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger) (*certReloader, error) {
+// NewReloader loads the pair once; a pair that does not load now is a
+// configuration error. interval <= 0 means 5s. log receives reloads and
+// rejected pairs.
+func NewReloader(certFile, keyFile string, interval time.Duration, log *slog.Logger) (*Reloader, error) {
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	r := &certReloader{certFile: certFile, keyFile: keyFile, interval: interval, log: log, now: time.Now}
+	r := &Reloader{certFile: certFile, keyFile: keyFile, interval: interval, log: log, now: time.Now}
 	cs, ks, cert, err := r.load()
 	if err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func newCertReloader(certFile, keyFile string, interval time.Duration, log *slog
 
 // load reads and checks the pair, with the stamps taken before reading (a
 // write during the read shows up as a change at the next check).
-func (r *certReloader) load() (fileStamp, fileStamp, *tls.Certificate, error) {
+func (r *Reloader) load() (fileStamp, fileStamp, *tls.Certificate, error) {
 	cs, err := stampOf(r.certFile)
 	if err != nil {
 		return cs, fileStamp{}, nil, fmt.Errorf("tls.certFile: %w", err)
@@ -86,7 +87,7 @@ func (r *certReloader) load() (fileStamp, fileStamp, *tls.Certificate, error) {
 }
 
 // GetCertificate is tls.Config.GetCertificate.
-func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if now := r.now(); now.Sub(r.checked) >= r.interval {
@@ -100,7 +101,7 @@ func (r *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 }
 
 // maybeReload reloads when either file changed. Called with mu held.
-func (r *certReloader) maybeReload() {
+func (r *Reloader) maybeReload() {
 	cs, err1 := stampOf(r.certFile)
 	ks, err2 := stampOf(r.keyFile)
 	if err := errors.Join(err1, err2); err != nil {
@@ -124,8 +125,9 @@ func (r *certReloader) maybeReload() {
 		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
-// serverTLSConfig is the proxy's TLS server configuration.
-func serverTLSConfig(r *certReloader) *tls.Config {
+// ServerConfig is the proxy's TLS server configuration: TLS 1.2 or later,
+// with r's current certificate. Callers add client authentication.
+func ServerConfig(r *Reloader) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: r.GetCertificate,

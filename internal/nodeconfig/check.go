@@ -1,4 +1,4 @@
-package main
+package nodeconfig
 
 import (
 	"encoding/json"
@@ -13,13 +13,13 @@ import (
 	"github.com/pelletier/go-toml/v2"
 )
 
-// finding is one way a node can pull around the proxy.
-type finding struct {
+// Finding is one way a node can pull around the proxy.
+type Finding struct {
 	Where   string // file or directory, or the canary reference
 	Problem string
 }
 
-func (f finding) String() string { return f.Where + ": " + f.Problem }
+func (f Finding) String() string { return f.Where + ": " + f.Problem }
 
 // hostsFile is the part of containerd's hosts.toml that decides where pulls
 // go (containerd core/remotes/docker/config/hosts.go parseHostsFile).
@@ -39,7 +39,7 @@ func containerdHostURL(s string) (*url.URL, error) {
 
 // isProxyHost reports whether a containerd host string is the proxy, and
 // when it names the proxy's host with the wrong scheme, says so.
-func (p proxyEndpoint) isProxyHost(s string) (ok bool, why string) {
+func (p Proxy) isProxyHost(s string) (ok bool, why string) {
 	u, err := containerdHostURL(s)
 	if err != nil || u.Host == "" {
 		return false, fmt.Sprintf("%q is not a URL", s)
@@ -55,21 +55,21 @@ func (p proxyEndpoint) isProxyHost(s string) (ok bool, why string) {
 
 // checkHostsTOML checks one registry directory's hosts.toml. registry is
 // the directory name ("_default" for the catch-all).
-func checkHostsTOML(p proxyEndpoint, path, registry string) []finding {
+func checkHostsTOML(p Proxy, path, registry string) []Finding {
 	direct := "the registry itself"
 	if registry != "_default" {
 		direct = registry + " itself"
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return []finding{{path, fmt.Sprintf("cannot be read (%v): containerd then pulls from %s", err, direct)}}
+		return []Finding{{path, fmt.Sprintf("cannot be read (%v): containerd then pulls from %s", err, direct)}}
 	}
 	var hf hostsFile
 	if err := toml.Unmarshal(b, &hf); err != nil {
-		return []finding{{path, fmt.Sprintf("is not valid TOML (%v): containerd ignores it and pulls from %s", oneLine(err.Error()), direct)}}
+		return []Finding{{path, fmt.Sprintf("is not valid TOML (%v): containerd ignores it and pulls from %s", oneLine(err.Error()), direct)}}
 	}
-	var out []finding
-	add := func(format string, args ...any) { out = append(out, finding{path, fmt.Sprintf(format, args...)}) }
+	var out []Finding
+	add := func(format string, args ...any) { out = append(out, Finding{path, fmt.Sprintf(format, args...)}) }
 	if hf.Server == "" {
 		add("no server: containerd appends %s as the last host and falls back to it when portcullis answers 403; set server = %q", direct, p.String())
 	} else if ok, why := p.isProxyHost(hf.Server); !ok {
@@ -86,18 +86,18 @@ func checkHostsTOML(p proxyEndpoint, path, registry string) []finding {
 	return out
 }
 
-// checkCertsDir checks a containerd hosts directory (certs.d): every
+// CheckCertsDir checks a containerd hosts directory (certs.d): every
 // registry directory must send pulls to the proxy alone, and _default must
 // exist so that registries without a directory do too. containerd uses the
 // first existing directory of <host>, then _default (HostDirFromRoot), and a
 // directory without hosts.toml means "the registry itself, with these
 // certificates" — it does not fall through to _default.
-func checkCertsDir(p proxyEndpoint, dir string) []finding {
+func CheckCertsDir(p Proxy, dir string) []Finding {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return []finding{{dir, fmt.Sprintf("cannot be read (%v): containerd pulls every image from its registry directly", oneLine(err.Error()))}}
+		return []Finding{{dir, fmt.Sprintf("cannot be read (%v): containerd pulls every image from its registry directly", oneLine(err.Error()))}}
 	}
-	var out []finding
+	var out []Finding
 	hasDefault := false
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -109,7 +109,7 @@ func checkCertsDir(p proxyEndpoint, dir string) []finding {
 			if p.sameHost(dockerDirHost(name), p.URL.Scheme) {
 				continue // the proxy's own directory may hold just its CA
 			}
-			out = append(out, finding{filepath.Join(dir, name), fmt.Sprintf("no hosts.toml: containerd uses this directory's certificates and pulls from %s itself (it does not fall through to _default)", dockerDirHost(name))})
+			out = append(out, Finding{filepath.Join(dir, name), fmt.Sprintf("no hosts.toml: containerd uses this directory's certificates and pulls from %s itself (it does not fall through to _default)", dockerDirHost(name))})
 			continue
 		}
 		if name == "_default" {
@@ -118,7 +118,7 @@ func checkCertsDir(p proxyEndpoint, dir string) []finding {
 		out = append(out, checkHostsTOML(p, hosts, dockerDirHost(name))...)
 	}
 	if !hasDefault {
-		out = append(out, finding{filepath.Join(dir, "_default"), "missing: registries without their own directory are pulled directly; run `portcullis config containerd` to write _default/hosts.toml"})
+		out = append(out, Finding{filepath.Join(dir, "_default"), "missing: registries without their own directory are pulled directly; run `portcullis config containerd` to write _default/hosts.toml"})
 	}
 	return out
 }
@@ -146,17 +146,17 @@ var criRegistry = []struct {
 	{"io.containerd.cri.v1.images", 3},
 }
 
-// checkContainerdConfig checks config.toml: no deprecated registry.mirrors
+// CheckContainerdConfig checks config.toml: no deprecated registry.mirrors
 // (they fall back to the registry and cannot be made safe), and a CRI
 // config_path naming the hosts directories. It returns those directories.
-func checkContainerdConfig(path, wantDir string) ([]finding, []string) {
+func CheckContainerdConfig(path, wantDir string) ([]Finding, []string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return []finding{{path, fmt.Sprintf("cannot be read: %v", oneLine(err.Error()))}}, nil
+		return []Finding{{path, fmt.Sprintf("cannot be read: %v", oneLine(err.Error()))}}, nil
 	}
 	var cfg map[string]any
 	if err := toml.Unmarshal(b, &cfg); err != nil {
-		return []finding{{path, fmt.Sprintf("is not valid TOML: %v", oneLine(err.Error()))}}, nil
+		return []Finding{{path, fmt.Sprintf("is not valid TOML: %v", oneLine(err.Error()))}}, nil
 	}
 	version, _ := cfg["version"].(int64)
 	if version == 0 {
@@ -170,9 +170,9 @@ func checkContainerdConfig(path, wantDir string) ([]finding, []string) {
 			}
 		}
 	}
-	var out []finding
+	var out []Finding
 	var dirs []string
-	add := func(format string, args ...any) { out = append(out, finding{path, fmt.Sprintf(format, args...)}) }
+	add := func(format string, args ...any) { out = append(out, Finding{path, fmt.Sprintf(format, args...)}) }
 	for _, c := range criRegistry {
 		reg, _ := dig(cfg, "plugins", c.plugin, "registry").(map[string]any)
 		if m, ok := reg["mirrors"].(map[string]any); ok && len(m) > 0 {
@@ -210,27 +210,25 @@ func dig(m map[string]any, keys ...string) any {
 	return cur
 }
 
-// checkDockerConfig checks daemon.json for registry-mirrors: dockerd falls
+// CheckDockerConfig checks daemon.json for registry-mirrors: dockerd falls
 // back from a mirror to Docker Hub on any error, a 403 included.
-func checkDockerConfig(path string) []finding {
+func CheckDockerConfig(path string) []Finding {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // no daemon.json: no mirrors
 	}
 	if err != nil {
-		return []finding{{path, fmt.Sprintf("cannot be read: %v", oneLine(err.Error()))}}
+		return []Finding{{path, fmt.Sprintf("cannot be read: %v", oneLine(err.Error()))}}
 	}
 	var cfg struct {
 		Mirrors []string `json:"registry-mirrors"`
 	}
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return []finding{{path, fmt.Sprintf("is not valid JSON: %v", err)}}
+		return []Finding{{path, fmt.Sprintf("is not valid JSON: %v", err)}}
 	}
-	var out []finding
+	var out []Finding
 	for _, m := range cfg.Mirrors {
-		out = append(out, finding{path, fmt.Sprintf("registry-mirrors %q: dockerd falls back to Docker Hub when a mirror refuses, so a mirror enforces nothing; remove it and pull PROXY/<registry>/<repository>", m)})
+		out = append(out, Finding{path, fmt.Sprintf("registry-mirrors %q: dockerd falls back to Docker Hub when a mirror refuses, so a mirror enforces nothing; remove it and pull PROXY/<registry>/<repository>", m)})
 	}
 	return out
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
