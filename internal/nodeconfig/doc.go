@@ -2,7 +2,7 @@
 // a node pull images only through the proxy, and reads the result of a
 // canary pull.
 //
-// The model is design fact 1: the proxy must be the registry itself, never a
+// The model is docs/design.md, fact 1: the proxy must be the registry itself, never a
 // mirror in front of one. containerd, dockerd and containers/image all treat
 // a mirror's error — a 403 included — as "try the next host" and fall back to
 // the real registry, so a mirror that refuses an image enforces nothing.
