@@ -214,10 +214,14 @@
 // or, with neither, now. A legacy Rekor bundle is bound to its layer's
 // payload, signature and certificate before its SET counts. Trust material
 // comes from bytes the policy read at load time and is parsed once per
-// content; nothing reaches TUF, Rekor, Fulcio or CT logs. The TUF form
+// content; nothing reaches TUF, Rekor, Fulcio or CT logs. Each Verifier
+// owns its trust (prepared.go): parsed material, TUF sources, and
+// authorities made ready once per policy generation; there is no package
+// state, so two Verifiers in one process never share trust. The TUF form
 // (tuf.go) is the one source read after load: a go-tuf updater verifies a
 // local mirror directory from the pinned root.json, through a fetcher that
-// reads files under that directory and nothing else; PrepareTrust verifies
-// it when the policy is loaded and Trust.Generation tells caches when its
-// trusted_root.json changed or expired.
+// reads files under that directory and nothing else;
+// Verifier.PrepareTrust verifies it when the policy is loaded and
+// Trust.Generation tells caches when its trusted_root.json changed or
+// expired.
 package verify

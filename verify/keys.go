@@ -7,13 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-
-	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // authority is a policy.Authority made ready to verify with.
@@ -26,32 +23,6 @@ type authority struct {
 	key signature.Verifier
 	// keyless verifies certificate signatures (keyless.go); nil for keys.
 	keyless *keylessAuthority
-}
-
-// newAuthority prepares a: a verifier for its key, or for its keyless
-// identities and trust material (keyless.go).
-func newAuthority(a *policy.Authority) (*authority, error) {
-	if a == nil {
-		return nil, fmt.Errorf("%w: nil authority", ErrAuthority)
-	}
-	out := &authority{name: a.Name, requireTLog: a.TLog != policy.TLogSkip}
-	switch {
-	case a.Key != nil:
-		v, err := loadKey(a.Key.PEM)
-		if err != nil {
-			return nil, fmt.Errorf("%w %q: loading key from %s: %w", ErrAuthority, a.Name, a.Key.Source, err)
-		}
-		out.key = v
-	case a.Keyless != nil:
-		k, err := newKeyless(a)
-		if err != nil {
-			return nil, fmt.Errorf("%w %q: keyless trust from %s: %w", ErrAuthority, a.Name, a.Keyless.Trust.Source, err)
-		}
-		out.keyless = k
-	default:
-		return nil, fmt.Errorf("%w %q: neither key nor keyless", ErrAuthority, a.Name)
-	}
-	return out, nil
 }
 
 // tlogReason is why a cryptographically valid signature still does not count

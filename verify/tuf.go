@@ -81,7 +81,7 @@ const tufStatEvery = time.Second
 // <LocalMetadataDir>/timestamp.json (and snapshot, targets) first; a path
 // under /dev/null can never be a directory, so nothing is read from the
 // process's working directory.
-var noLocalCache = filepath.Join(os.DevNull, "portcullis-no-tuf-cache")
+const noLocalCache = os.DevNull + string(filepath.Separator) + "portcullis-no-tuf-cache"
 
 // ErrTrustExpired is returned (wrapped) when a TUF source's metadata has
 // expired and no refresh from the mirror has replaced it.
@@ -171,8 +171,8 @@ type fileStamp struct {
 }
 
 // tufSource is one mirror with its pinned root, shared by every authority
-// (and every policy generation) that names the same mirror, root and
-// refresh interval.
+// (and every policy generation) of one Verifier that names the same mirror,
+// root and refresh interval.
 type tufSource struct {
 	mirror   string
 	pinned   []byte
@@ -404,13 +404,6 @@ func (s *tufSource) generation() string {
 	return st.sum[:16]
 }
 
-// The sources of this process, by mirror, pinned root and interval. A
-// policy reload that names the same mirror keeps its verified state.
-var tufSources = struct {
-	sync.Mutex
-	m map[string]*tufSource
-}{m: map[string]*tufSource{}}
-
 func tufKey(ts policy.TrustSource) string {
 	h := sha256.New()
 	for _, b := range [][]byte{[]byte(ts.Mirror), ts.Data, []byte(ts.Refresh.String())} {
@@ -420,31 +413,33 @@ func tufKey(ts policy.TrustSource) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// tufSourceFor returns the source of ts, creating it (and verifying the
-// mirror once) on first use. A source whose first verification failed is
-// kept, and retried on its schedule.
-func tufSourceFor(ts policy.TrustSource) (*tufSource, bool) {
+// tufSource returns the source of ts, creating it on first use. A source
+// whose first verification failed is kept, and retried on its schedule.
+func (st *trustStore) tufSource(ts policy.TrustSource) (s *tufSource, created bool) {
 	k := tufKey(ts)
-	tufSources.Lock()
-	defer tufSources.Unlock()
-	if s, ok := tufSources.m[k]; ok {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s, ok := st.tuf[k]; ok {
 		return s, false
 	}
 	interval := ts.Refresh
 	if interval <= 0 {
 		interval = policy.DefaultTUFRefresh
 	}
-	s := &tufSource{mirror: ts.Mirror, pinned: bytes.Clone(ts.Data), interval: interval, now: time.Now}
-	tufSources.m[k] = s
+	s = &tufSource{mirror: ts.Mirror, pinned: bytes.Clone(ts.Data), interval: interval, now: st.now}
+	if l := st.log.Load(); l != nil {
+		s.log.Store(l)
+	}
+	st.tuf[k] = s
 	return s, true
 }
 
 // tufMaterial is trustedMaterial for a TUF source.
-func tufMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
+func (st *trustStore) tufMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
 	if ts.Mirror == "" || len(ts.Data) == 0 {
 		return nil, errors.New("TUF source without a mirror or pinned root")
 	}
-	s, _ := tufSourceFor(ts)
+	s, _ := st.tufSource(ts)
 	return s.material()
 }
 
@@ -461,8 +456,25 @@ type Trust struct {
 // means the policy cannot be used: report it and do not start. log receives
 // refresh and expiry messages later; nil means slog.Default.
 //
-// Nothing here or later reads anything but the mirror directories.
-func PrepareTrust(p *policy.Policy, log *slog.Logger) (*Trust, error) {
+// The mirrors' state is v's: decisions by v use it, and another Verifier
+// prepares its own. Nothing here or later reads anything but the mirror
+// directories.
+func (v *Verifier) PrepareTrust(p *policy.Policy, log *slog.Logger) (*Trust, error) {
+	return v.trust.prepare(p, log)
+}
+
+// CheckTrust is PrepareTrust for a policy that is only checked (`policy
+// validate`): the mirrors are verified with trust of their own, shared
+// with no Verifier, and then dropped.
+func CheckTrust(p *policy.Policy) error {
+	_, err := newTrustStore().prepare(p, slog.New(slog.DiscardHandler))
+	return err
+}
+
+func (st *trustStore) prepare(p *policy.Policy, log *slog.Logger) (*Trust, error) {
+	if log != nil {
+		st.log.Store(log)
+	}
 	t := &Trust{}
 	seen := map[*tufSource]bool{}
 	var errs []error
@@ -471,7 +483,7 @@ func PrepareTrust(p *policy.Policy, log *slog.Logger) (*Trust, error) {
 		if ts.Kind != policy.TrustKindTUF {
 			continue
 		}
-		s, created := tufSourceFor(ts)
+		s, created := st.tufSource(ts)
 		if log != nil {
 			s.log.Store(log)
 		}
@@ -485,7 +497,9 @@ func PrepareTrust(p *policy.Policy, log *slog.Logger) (*Trust, error) {
 				_ = s.forceRefresh()
 			}
 		}
-		if _, err := newKeyless(a); err != nil {
+		// The authority is prepared now, over the material just verified,
+		// so the first decision finds it ready.
+		if _, err := st.prepared(a); err != nil {
 			errs = append(errs, fmt.Errorf("authority %q: %s: %w", a.Name, ts.Source, err))
 		}
 	}
