@@ -49,3 +49,23 @@ func benchDecisions(b *testing.B, v *Verifier, img image, auths []*policy.Author
 		}
 	}
 }
+
+// BenchmarkPrepareAuthorities is what a decision spends making its
+// authorities ready (one key, one keyless over a trusted root), without
+// the registry: before, every decision parsed and built them; now they
+// are looked up, prepared once per generation.
+func BenchmarkPrepareAuthorities(b *testing.B) {
+	auths := []*policy.Authority{
+		newKey(b, "ecdsa").authority("release", policy.TLogSkip),
+		keylessAuth(b, "ci", "trustedRoot", trustedRootJSON(b, newFulcioCA(b), newVirtualSigstore(b), true, false, false), devIdentity, "require", "skip"),
+	}
+	store := newTrustStore()
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, pa := range auths {
+			if _, err := store.authority(pa); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
