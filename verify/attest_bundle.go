@@ -128,7 +128,7 @@ func (a *authority) verifyStatementBundle(b *bundle.Bundle, subject digest.Diges
 	case a.keyless != nil:
 		_, res, err = a.keyless.check(b, a.keyless.tm, artifact)
 	case a.key != nil:
-		res, err = verifyWithKey(b, a.key, artifact)
+		res, err = verifyWithKey(b, a, artifact)
 	default:
 		return nil, fmt.Errorf("authority %s has no key", a.name)
 	}

@@ -249,7 +249,7 @@ func (e *evaluation) verifyBundle(b *bundle.Bundle, a *authority) error {
 	if err != nil {
 		return err
 	}
-	res, err := verifyWithKey(b, a.key, artifact)
+	res, err := verifyWithKey(b, a, artifact)
 	if err != nil {
 		return err
 	}
@@ -259,17 +259,20 @@ func (e *evaluation) verifyBundle(b *bundle.Bundle, a *authority) error {
 	return nil
 }
 
-// verifyWithKey verifies b with sigstore-go against key only: the trusted
-// material is built from the key alone, so nothing reaches for the
-// public-good TUF root, Rekor or Fulcio.
-func verifyWithKey(b *bundle.Bundle, key signature.Verifier, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
+// keyBundleVerifier is the sigstore-go verifier of bundles signed by key
+// only: the trusted material is built from the key alone, so nothing
+// reaches for the public-good TUF root, Rekor or Fulcio. It is built once,
+// when the authority is prepared, and shared by decisions (it is
+// immutable).
+func keyBundleVerifier(key signature.Verifier) (*sgverify.Verifier, error) {
 	ek := root.NewExpiringKey(key, time.Time{}, time.Time{})
 	tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return ek, nil })
-	v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
-	if err != nil {
-		return nil, err
-	}
-	return v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
+	return sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
+}
+
+// verifyWithKey verifies b against a's key only (keyBundleVerifier).
+func verifyWithKey(b *bundle.Bundle, a *authority, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
+	return a.keyBundles.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
 }
 
 // artifactDigest is the sigstore-go policy that the signed artifact is

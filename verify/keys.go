@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
@@ -21,6 +22,9 @@ type authority struct {
 	// key verifies signatures made by the authority's key. It is nil for
 	// keyless authorities.
 	key signature.Verifier
+	// keyBundles verifies sigstore bundles signed by key (bundle.go); nil
+	// for keyless authorities.
+	keyBundles *sgverify.Verifier
 	// keyless verifies certificate signatures (keyless.go); nil for keys.
 	keyless *keylessAuthority
 }

@@ -106,6 +106,9 @@ func (s *trustStore) prepared(pa *policy.Authority) (*authority, error) {
 		if err != nil {
 			return nil, err
 		}
+		if a.keyBundles, err = keyBundleVerifier(v); err != nil {
+			return nil, err
+		}
 		a.key = v
 	case pa.Keyless != nil:
 		tm := live
