@@ -56,9 +56,9 @@
 // listed but not downloaded; unreadable or unverified ones are listed as
 // policy.Attestation with Verified false and a reason, never an error, since
 // ignoring them can only fail a requirement. Authorities verify DSSE and
-// bundles through authority.verifyEnvelope and
-// authority.verifyStatementBundle, which dispatch to the key or the keyless
-// verifier as signatures do. Attestation blobs are capped by
+// bundles through the authority's signer (signer.go: its key or its
+// keyless identities, chosen when the authority is prepared), as
+// signatures do. Attestation blobs are capped by
 // Limits.MaxAttestationBytes (SBOMs are larger than signatures) and counted
 // against Limits.MaxSignatures separately from signatures, in the same
 // order of fetches (see "Budget and order").

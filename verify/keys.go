@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
@@ -19,14 +18,8 @@ type authority struct {
 	name string
 	// requireTLog is true unless the authority explicitly skips the log.
 	requireTLog bool
-	// key verifies signatures made by the authority's key. It is nil for
-	// keyless authorities.
-	key signature.Verifier
-	// keyBundles verifies sigstore bundles signed by key (bundle.go); nil
-	// for keyless authorities.
-	keyBundles *sgverify.Verifier
-	// keyless verifies certificate signatures (keyless.go); nil for keys.
-	keyless *keylessAuthority
+	// signer verifies: a key, or keyless identities (signer.go).
+	signer signer
 }
 
 // tlogReason is why a cryptographically valid signature still does not count
@@ -34,8 +27,8 @@ type authority struct {
 // so a transparency-log entry cannot be verified; rather than accept an
 // unverified Rekor bundle, such signatures are rejected.
 func (a *authority) tlogReason() string {
-	if a.keyless != nil {
-		return "" // keyless authorities verify log entries themselves
+	if a.signer.checksLog() {
+		return ""
 	}
 	if a.requireTLog {
 		return "transparency-log entry required but authority " + a.name + " has no log key configured"

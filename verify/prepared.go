@@ -95,21 +95,18 @@ func (s *trustStore) prepared(pa *policy.Authority) (*authority, error) {
 	s.mu.Lock()
 	a, ok := s.auths.get(pa)
 	s.mu.Unlock()
-	if ok && (live == nil || a.keyless.tm == live) {
+	if ok && (live == nil || a.signer.(*keylessAuthority).tm == live) {
 		return a, nil
 	}
 	a = &authority{name: pa.Name, requireTLog: pa.TLog != policy.TLogSkip}
 	switch {
 	case pa.Key != nil:
 		s.parses.Add(1)
-		v, err := loadKey(pa.Key.PEM)
+		k, err := newKeyAuthority(pa.Key.PEM)
 		if err != nil {
 			return nil, err
 		}
-		if a.keyBundles, err = keyBundleVerifier(v); err != nil {
-			return nil, err
-		}
-		a.key = v
+		a.signer = k
 	case pa.Keyless != nil:
 		tm := live
 		if tm == nil {
@@ -122,7 +119,7 @@ func (s *trustStore) prepared(pa *policy.Authority) (*authority, error) {
 		if err != nil {
 			return nil, err
 		}
-		a.keyless = k
+		a.signer = k
 	default:
 		return nil, errors.New("neither key nor keyless")
 	}

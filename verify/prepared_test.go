@@ -91,7 +91,7 @@ func TestTrustPreparedOncePerGeneration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.keyless.verifiers[1].Load() == nil {
+	if a.signer.(*keylessAuthority).verifiers[1].Load() == nil {
 		t.Error("the keyless authority kept no sigstore-go verifier for logged signatures")
 	}
 
@@ -127,7 +127,7 @@ func TestPreparedTUFAuthorityFollowsMaterial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after == before || after.keyless.tm == before.keyless.tm {
+	if after == before || after.signer.(*keylessAuthority).tm == before.signer.(*keylessAuthority).tm {
 		t.Error("a rotated trusted_root.json kept the authority prepared over the old one")
 	}
 	r.expires[metadata.TIMESTAMP] = clock.Now().Add(time.Hour)
