@@ -61,6 +61,65 @@ func newTrustStore() *trustStore {
 	}
 }
 
+// PrepareTrust verifies every TUF mirror that p's keyless authorities name,
+// now, and checks that the material found there can serve each authority
+// (Rekor keys for tlog: require, CT log keys for sct: require). An error
+// means the policy cannot be used: report it and do not start. log receives
+// refresh and expiry messages later; nil means slog.Default.
+//
+// The mirrors' state is v's: decisions by v use it, and another Verifier
+// prepares its own. Nothing here or later reads anything but the mirror
+// directories.
+func (v *Verifier) PrepareTrust(p *policy.Policy, log *slog.Logger) (*Trust, error) {
+	return v.trust.prepare(p, log)
+}
+
+// CheckTrust is PrepareTrust for a policy that is only checked (`policy
+// validate`): the mirrors are verified with trust of their own, shared
+// with no Verifier, and then dropped.
+func CheckTrust(p *policy.Policy) error {
+	_, err := newTrustStore().prepare(p, slog.New(slog.DiscardHandler))
+	return err
+}
+
+func (st *trustStore) prepare(p *policy.Policy, log *slog.Logger) (*Trust, error) {
+	if log != nil {
+		st.log.Store(log)
+	}
+	t := &Trust{}
+	seen := map[*tufSource]bool{}
+	var errs []error
+	for _, a := range p.KeylessAuthorities() {
+		ts := a.Keyless.Trust
+		if ts.Kind != policy.TrustKindTUF {
+			continue
+		}
+		s, created := st.tufSource(ts)
+		if log != nil {
+			s.log.Store(log)
+		}
+		if !seen[s] {
+			seen[s] = true
+			t.sources = append(t.sources, s)
+			// Loading a policy verifies its mirrors now: a fresh source
+			// has never been read, and a known one that holds no
+			// material (it failed before) gets another try at once.
+			if created || s.state.Load() == nil {
+				_ = s.forceRefresh()
+			}
+		}
+		// The authority is prepared now, over the material just verified,
+		// so the first decision finds it ready.
+		if _, err := st.prepared(a); err != nil {
+			errs = append(errs, fmt.Errorf("authority %q: %s: %w", a.Name, ts.Source, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return t, nil
+}
+
 // authority returns pa prepared to verify with, preparing it on first use
 // in this generation. Errors are not cached: the next decision tries again.
 func (s *trustStore) authority(pa *policy.Authority) (*authority, error) {
