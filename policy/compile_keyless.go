@@ -178,7 +178,7 @@ const minTUFRefresh = time.Second
 // tufSource checks a TUF trust source as far as this package can without a
 // TUF library: the pinned root.json is TUF root metadata and the mirror is a
 // directory. Package verify runs the TUF client itself (see
-// verify.PrepareTrust), so `policy validate` alone does not prove that the
+// verify.Verifier.PrepareTrust), so `policy validate` alone does not prove that the
 // mirror verifies; the proxy refuses to start when it does not.
 func (c *compiler) tufSource(spec *tufSpec, path string, ts *TrustSource) {
 	ts.Refresh = DefaultTUFRefresh

@@ -8,7 +8,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/portcullis-dev/portcullis/policy"
 )
@@ -112,8 +111,8 @@ func (ae *attestations) bundleAttestation(ctx context.Context, l *lookup, d ocis
 // verifyStatementBundle verifies a DSSE bundle for a, about subject, and
 // returns the verified statement bytes. This is the authority verifier for
 // bundles holding any statement: key authorities use trust material built
-// from the key alone (verifyWithKey); keyless ones
-// their trusted root and identities (keylessAuthority.check).
+// from the key alone (keyAuthority.verifyStatement); keyless ones their
+// trusted root and identities (keylessAuthority.check).
 func (a *authority) verifyStatementBundle(b *bundle.Bundle, subject digest.Digest) ([]byte, error) {
 	env := b.GetDsseEnvelope()
 	if env == nil {
@@ -123,15 +122,7 @@ func (a *authority) verifyStatementBundle(b *bundle.Bundle, subject digest.Diges
 	if err != nil {
 		return nil, err
 	}
-	var res *sgverify.VerificationResult
-	switch {
-	case a.keyless != nil:
-		_, res, err = a.keyless.check(b, a.keyless.tm, artifact)
-	case a.key != nil:
-		res, err = verifyWithKey(b, a.key, artifact)
-	default:
-		return nil, fmt.Errorf("authority %s has no key", a.name)
-	}
+	res, err := a.signer.verifyStatement(b, artifact)
 	if err != nil {
 		return nil, err
 	}

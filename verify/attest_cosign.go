@@ -1,10 +1,7 @@
 package verify
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -90,45 +87,11 @@ func (ae *attestations) examineCosign(ctx context.Context, l *lookup, layer ocis
 	ae.judgeStatement(&signedStatement{
 		format: policy.FormatCosign, source: src, claimed: claimed,
 		verify: func(a *authority) ([]byte, error) {
-			if err := a.verifyEnvelope(env, payload, ann); err != nil {
+			if err := a.signer.verifyEnvelope(env, payload, ann); err != nil {
 				return nil, err
 			}
 			return payload, nil
 		},
 	}, auths)
 	return nil
-}
-
-// verifyEnvelope checks that one of env's signatures is a's over the DSSE
-// pre-authentication encoding of payload. This is the authority verifier
-// for DSSE: key authorities check the key; keyless authorities check the
-// certificate in the layer's annotations (attest_keyless.go).
-func (a *authority) verifyEnvelope(env *dsseEnvelope, payload []byte, ann map[string]string) error {
-	if a.keyless != nil {
-		return a.keyless.verifyEnvelope(env, ann)
-	}
-	if a.key == nil {
-		return fmt.Errorf("authority %s has no key", a.name)
-	}
-	msg := pae(env.PayloadType, payload)
-	var errs []error
-	for i, s := range env.Signatures {
-		if i == maxEnvelopeSignaturesTried {
-			break
-		}
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := a.key.VerifySignature(bytes.NewReader(sig), bytes.NewReader(msg)); err == nil {
-			return nil
-		} else {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 0 {
-		return errors.New("envelope has no signatures")
-	}
-	return errors.Join(errs...)
 }

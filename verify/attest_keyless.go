@@ -22,7 +22,7 @@ import (
 // attestations (cosign v3) carry their log entry inside the bundle and are
 // fully verified. The statement's subject is checked by the caller
 // (judgeStatement) on the verified bytes.
-func (k *keylessAuthority) verifyEnvelope(env *dsseEnvelope, ann map[string]string) error {
+func (k *keylessAuthority) verifyEnvelope(env *dsseEnvelope, _ []byte, ann map[string]string) error {
 	if k.requireTLog {
 		return rejectf("%s", legacyAttTLogReason)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -233,43 +232,19 @@ func (e *evaluation) judgeBundle(art *bundleArtifact, auths []*authority) {
 		return
 	}
 	e.judgeSigners(policy.FormatBundle, art.source, auths, func(a *authority) (*signerInfo, error) {
-		if a.keyless != nil {
-			return a.keyless.verifyBundle(art.bundle, e.subject)
-		}
-		return nil, e.verifyBundle(art.bundle, a)
+		return a.signer.verifyBundle(art.bundle, e.subject)
 	})
 }
 
-// verifyBundle verifies b with sigstore-go against a's key only.
-func (e *evaluation) verifyBundle(b *bundle.Bundle, a *authority) error {
-	if a.key == nil {
-		return fmt.Errorf("authority %s has no key", a.name)
-	}
-	artifact, err := artifactDigest(e.subject)
-	if err != nil {
-		return err
-	}
-	res, err := verifyWithKey(b, a.key, artifact)
-	if err != nil {
-		return err
-	}
-	if r := notASignatureOf(res, e.subject); r != "" {
-		return errors.New(r)
-	}
-	return nil
-}
-
-// verifyWithKey verifies b with sigstore-go against key only: the trusted
-// material is built from the key alone, so nothing reaches for the
-// public-good TUF root, Rekor or Fulcio.
-func verifyWithKey(b *bundle.Bundle, key signature.Verifier, artifact sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, error) {
+// keyBundleVerifier is the sigstore-go verifier of bundles signed by key
+// only: the trusted material is built from the key alone, so nothing
+// reaches for the public-good TUF root, Rekor or Fulcio. It is built once,
+// when the authority is prepared, and shared by decisions (it is
+// immutable).
+func keyBundleVerifier(key signature.Verifier) (*sgverify.Verifier, error) {
 	ek := root.NewExpiringKey(key, time.Time{}, time.Time{})
 	tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return ek, nil })
-	v, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
-	if err != nil {
-		return nil, err
-	}
-	return v.Verify(b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
+	return sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
 }
 
 // artifactDigest is the sigstore-go policy that the signed artifact is

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -167,13 +166,7 @@ func (e *evaluation) judgeCosign(sig *cosignSignature, auths []*authority) {
 		return
 	}
 	e.judgeSigners(policy.FormatCosign, sig.source, auths, func(a *authority) (*signerInfo, error) {
-		if a.keyless != nil {
-			return a.keyless.verifyLegacy(sig)
-		}
-		if a.key == nil {
-			return nil, fmt.Errorf("authority %s has no key", a.name)
-		}
-		return nil, a.key.VerifySignature(bytes.NewReader(sig.signature), bytes.NewReader(sig.payload))
+		return a.signer.verifyLegacy(sig)
 	})
 }
 

@@ -56,9 +56,9 @@
 // listed but not downloaded; unreadable or unverified ones are listed as
 // policy.Attestation with Verified false and a reason, never an error, since
 // ignoring them can only fail a requirement. Authorities verify DSSE and
-// bundles through authority.verifyEnvelope and
-// authority.verifyStatementBundle, which dispatch to the key or the keyless
-// verifier as signatures do. Attestation blobs are capped by
+// bundles through the authority's signer (signer.go: its key or its
+// keyless identities, chosen when the authority is prepared), as
+// signatures do. Attestation blobs are capped by
 // Limits.MaxAttestationBytes (SBOMs are larger than signatures) and counted
 // against Limits.MaxSignatures separately from signatures, in the same
 // order of fetches (see "Budget and order").
@@ -214,10 +214,14 @@
 // or, with neither, now. A legacy Rekor bundle is bound to its layer's
 // payload, signature and certificate before its SET counts. Trust material
 // comes from bytes the policy read at load time and is parsed once per
-// content; nothing reaches TUF, Rekor, Fulcio or CT logs. The TUF form
+// content; nothing reaches TUF, Rekor, Fulcio or CT logs. Each Verifier
+// owns its trust (prepared.go): parsed material, TUF sources, and
+// authorities made ready once per policy generation; there is no package
+// state, so two Verifiers in one process never share trust. The TUF form
 // (tuf.go) is the one source read after load: a go-tuf updater verifies a
 // local mirror directory from the pinned root.json, through a fetcher that
-// reads files under that directory and nothing else; PrepareTrust verifies
-// it when the policy is loaded and Trust.Generation tells caches when its
-// trusted_root.json changed or expired.
+// reads files under that directory and nothing else;
+// Verifier.PrepareTrust verifies it when the policy is loaded and
+// Trust.Generation tells caches when its trusted_root.json changed or
+// expired.
 package verify

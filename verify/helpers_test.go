@@ -55,7 +55,7 @@ type upstreamServer struct {
 	paths []string
 }
 
-func startRegistry(t *testing.T, referrers bool) *upstreamServer {
+func startRegistry(t testing.TB, referrers bool) *upstreamServer {
 	t.Helper()
 	u := &upstreamServer{}
 	reg := registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0)))
@@ -89,7 +89,7 @@ func (u *upstreamServer) requests() []string {
 	return append([]string(nil), u.paths...)
 }
 
-func (u *upstreamServer) repo(t *testing.T, repo string) name.Repository {
+func (u *upstreamServer) repo(t testing.TB, repo string) name.Repository {
 	t.Helper()
 	r, err := name.NewRepository(u.host + "/" + repo)
 	if err != nil {
@@ -113,7 +113,7 @@ func (i image) subject() policy.Subject {
 func (i image) ref() name.Digest { return i.repo.Digest(i.digest.String()) }
 
 // pushImage writes a random image to repo and returns it.
-func (u *upstreamServer) pushImage(t *testing.T, repo string) image {
+func (u *upstreamServer) pushImage(t testing.TB, repo string) image {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
@@ -153,7 +153,7 @@ func (k testKey) authority(name string, tlog policy.TLogMode) *policy.Authority 
 	return &policy.Authority{Name: name, Key: &policy.Key{PEM: k.pem, Source: name + ".pub"}, TLog: tlog}
 }
 
-func newKey(t *testing.T, kind string) testKey {
+func newKey(t testing.TB, kind string) testKey {
 	t.Helper()
 	var priv crypto.Signer
 	var err error
@@ -197,7 +197,7 @@ type legacy struct {
 
 // signLegacy attaches cosign legacy signatures to img with the cosign
 // library, as `cosign sign --key` does.
-func signLegacy(t *testing.T, img image, sigs ...legacy) {
+func signLegacy(t testing.TB, img image, sigs ...legacy) {
 	t.Helper()
 	si, err := ociremote.SignedImage(img.ref(), ociremote.WithRemoteOptions(testRemote()...))
 	if err != nil {
@@ -241,7 +241,7 @@ func signLegacy(t *testing.T, img image, sigs ...legacy) {
 
 // makeBundle builds a sigstore bundle v0.3 with a DSSE envelope, the shape
 // cosign v3 writes (see /work/shared/samples/cosign3-sigstore-bundle.json).
-func makeBundle(t *testing.T, key testKey, about digest.Digest, predicateType string) []byte {
+func makeBundle(t testing.TB, key testKey, about digest.Digest, predicateType string) []byte {
 	t.Helper()
 	st, err := json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v1",
@@ -288,7 +288,7 @@ type referrer struct {
 // pushReferrer writes a cosign-v3-shaped referrer manifest (see
 // /work/shared/samples/cosign3-bundle-manifest.json). go-containerregistry
 // updates the referrers tag itself when the registry has no referrers API.
-func pushReferrer(t *testing.T, img image, r referrer) digest.Digest {
+func pushReferrer(t testing.TB, img image, r referrer) digest.Digest {
 	t.Helper()
 	subj := img
 	if r.subject != nil {
@@ -328,7 +328,7 @@ func pushReferrer(t *testing.T, img image, r referrer) digest.Digest {
 }
 
 // putManifest writes v as JSON at tag, or by digest when tag is empty.
-func putManifest(t *testing.T, repo name.Repository, tag string, v any, mt string) digest.Digest {
+func putManifest(t testing.TB, repo name.Repository, tag string, v any, mt string) digest.Digest {
 	t.Helper()
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -354,7 +354,7 @@ func (m rawManifest) RawManifest() ([]byte, error)        { return m.raw, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 
 // newVerifier returns a Verifier for u under testRegistryName.
-func newVerifier(t *testing.T, u *upstreamServer, opts ...Option) *Verifier {
+func newVerifier(t testing.TB, u *upstreamServer, opts ...Option) *Verifier {
 	t.Helper()
 	opts = append([]Option{WithTransport(baseTransport)}, opts...)
 	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, opts...)
@@ -364,7 +364,7 @@ func newVerifier(t *testing.T, u *upstreamServer, opts ...Option) *Verifier {
 	return v
 }
 
-func verifyOnce(t *testing.T, v *Verifier, s policy.Subject, auths ...*policy.Authority) (*policy.Evidence, error) {
+func verifyOnce(t testing.TB, v *Verifier, s policy.Subject, auths ...*policy.Authority) (*policy.Evidence, error) {
 	t.Helper()
 	return v.Verify(context.Background(), s, auths)
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -58,16 +59,18 @@ type keylessAuthority struct {
 	ids         []sgverify.CertificateIdentity
 	requireTLog bool
 	requireSCT  bool
+	// verifiers are sigstore-go verifiers over tm, built on first use: [1]
+	// checks at verified (observer) times, [0] at the current time. They
+	// are immutable, so decisions share them. A check over other material
+	// (tm with a signature's own intermediates) builds its own.
+	verifiers [2]atomic.Pointer[sgverify.Verifier]
 }
 
-func newKeyless(a *policy.Authority) (*keylessAuthority, error) {
+// newKeyless prepares a's keyless identities over tm, its trust material.
+func newKeyless(a *policy.Authority, tm root.TrustedMaterial) (*keylessAuthority, error) {
 	k := a.Keyless
 	if len(k.Identities) == 0 {
 		return nil, errors.New("no identities")
-	}
-	tm, err := trustedMaterial(k.Trust)
-	if err != nil {
-		return nil, err
 	}
 	out := &keylessAuthority{spec: k, tm: tm, requireTLog: a.TLog != policy.TLogSkip, requireSCT: k.SCT != policy.SCTSkip}
 	if k.Trust.Kind == policy.TrustKindTUF {
@@ -191,28 +194,16 @@ func (k *keylessAuthority) check(entity sgverify.SignedEntity, tm root.TrustedMa
 		return nil, nil, rejectf("timestamps: %v", err)
 	}
 
-	var opts []sgverify.VerifierOption
 	observed := len(timestamps) > 0 && len(tm.TimestampingAuthorities()) > 0
 	if k.requireTLog {
 		if len(entries) == 0 {
 			return nil, nil, rejectf("transparency-log entry required (tlog: require) but the signature has none")
 		}
-		opts = append(opts, sgverify.WithTransparencyLog(1))
 		for _, e := range entries {
 			observed = observed || e.HasInclusionPromise()
 		}
 	}
-	if observed {
-		// The certificate is checked at every verified time: the log's
-		// integrated time and the TSA's, never "now".
-		opts = append(opts, sgverify.WithObserverTimestamps(1))
-	} else {
-		opts = append(opts, sgverify.WithCurrentTime())
-	}
-	if k.requireSCT {
-		opts = append(opts, sgverify.WithSignedCertificateTimestamps(1))
-	}
-	v, err := sgverify.NewVerifier(tm, opts...)
+	v, err := k.verifier(tm, observed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,6 +247,45 @@ func (k *keylessAuthority) check(entity sgverify.SignedEntity, tm root.TrustedMa
 		}
 	}
 	return info, res, nil
+}
+
+// verifier is the sigstore-go verifier over tm that checks the
+// certificate at verified times (observed) or now, made once per
+// authority when tm is the authority's own material.
+func (k *keylessAuthority) verifier(tm root.TrustedMaterial, observed bool) (*sgverify.Verifier, error) {
+	slot := 0
+	if observed {
+		slot = 1
+	}
+	own := tm == k.tm
+	if own {
+		if v := k.verifiers[slot].Load(); v != nil {
+			return v, nil
+		}
+	}
+	var opts []sgverify.VerifierOption
+	if k.requireTLog {
+		opts = append(opts, sgverify.WithTransparencyLog(1))
+	}
+	if observed {
+		// The certificate is checked at every verified time: the log's
+		// integrated time and the TSA's, never "now".
+		opts = append(opts, sgverify.WithObserverTimestamps(1))
+	} else {
+		opts = append(opts, sgverify.WithCurrentTime())
+	}
+	if k.requireSCT {
+		opts = append(opts, sgverify.WithSignedCertificateTimestamps(1))
+	}
+	v, err := sgverify.NewVerifier(tm, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if own {
+		// Built concurrently: either is as good; keep the first.
+		k.verifiers[slot].CompareAndSwap(nil, v)
+	}
+	return v, nil
 }
 
 func validAt(cert *x509.Certificate, t time.Time) bool {

@@ -61,7 +61,7 @@ type fulcioCA struct {
 	interKey    *ecdsa.PrivateKey
 }
 
-func newFulcioCA(t *testing.T) *fulcioCA {
+func newFulcioCA(t testing.TB) *fulcioCA {
 	t.Helper()
 	now := time.Now()
 	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -82,7 +82,7 @@ func newFulcioCA(t *testing.T) *fulcioCA {
 	return &fulcioCA{root: root, inter: inter, interKey: interKey}
 }
 
-func mustCert(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, priv crypto.Signer) *x509.Certificate {
+func mustCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, priv crypto.Signer) *x509.Certificate {
 	t.Helper()
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
 	if err != nil {
@@ -105,7 +105,7 @@ type leaf struct {
 // issue makes a leaf for subject (an email, or a URI when it contains
 // "://") from issuer, valid from notBefore for ten minutes, with Fulcio's
 // issuer extensions (1.3.6.1.4.1.57264.1.1 raw, .1.8 DER UTF8String).
-func (c *fulcioCA) issue(t *testing.T, subject, issuer string, notBefore time.Time) leaf {
+func (c *fulcioCA) issue(t testing.TB, subject, issuer string, notBefore time.Time) leaf {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	v2, err := asn1.MarshalWithParams(issuer, "utf8")
@@ -134,7 +134,7 @@ func (c *fulcioCA) issue(t *testing.T, subject, issuer string, notBefore time.Ti
 	return leaf{cert: mustCert(t, tmpl, c.inter, key.Public(), c.interKey), key: key, ca: c}
 }
 
-func (l leaf) sign(t *testing.T, msg []byte) []byte {
+func (l leaf) sign(t testing.TB, msg []byte) []byte {
 	t.Helper()
 	h := sha256.Sum256(msg)
 	sig, err := ecdsa.SignASN1(rand.Reader, l.key, h[:])
@@ -156,7 +156,7 @@ func pemCerts(certs ...*x509.Certificate) []byte {
 // vs's Rekor log, CT log and TSA. VirtualSigstore keys its logs by the hex
 // string of the key ID and stores that string as the ID; the file format
 // wants raw key-ID bytes, so they are converted here.
-func trustedRootJSON(t *testing.T, c *fulcioCA, vs *ca.VirtualSigstore, tlogs, ctlogs, tsas bool) []byte {
+func trustedRootJSON(t testing.TB, c *fulcioCA, vs *ca.VirtualSigstore, tlogs, ctlogs, tsas bool) []byte {
 	t.Helper()
 	fix := func(in map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
 		out := map[string]*root.TransparencyLog{}
@@ -202,7 +202,7 @@ func trustedRootJSON(t *testing.T, c *fulcioCA, vs *ca.VirtualSigstore, tlogs, c
 // keylessAuth compiles a keyless authority through the policy compiler:
 // trust is "trustedRoot", "certificateChain" or "roots" and data the file's
 // bytes; identities is the YAML list under identities:.
-func keylessAuth(t *testing.T, name, trust string, data []byte, identities, tlog, sct string) *policy.Authority {
+func keylessAuth(t testing.TB, name, trust string, data []byte, identities, tlog, sct string) *policy.Authority {
 	t.Helper()
 	dir := t.TempDir()
 	file := "trust.data"
@@ -240,7 +240,7 @@ func indent(s, prefix string) string {
 
 // rekorEntry is a hashedrekord for a legacy signature with its SET, as
 // cosign v2 stores it in dev.sigstore.cosign/bundle.
-func rekorBundle(t *testing.T, vs *ca.VirtualSigstore, l leaf, payloadBytes, sig []byte, integrated time.Time, logIndex int64) *cbundle.RekorBundle {
+func rekorBundle(t testing.TB, vs *ca.VirtualSigstore, l leaf, payloadBytes, sig []byte, integrated time.Time, logIndex int64) *cbundle.RekorBundle {
 	t.Helper()
 	sum := sha256.Sum256(payloadBytes)
 	body, err := json.Marshal(map[string]any{
@@ -292,7 +292,7 @@ type keylessLegacy struct {
 
 // legacyPieces returns the payload, signature and Rekor bundle that
 // signKeylessLegacy would attach, for tests that copy them.
-func legacyPieces(t *testing.T, img image, s keylessLegacy) ([]byte, []byte, *cbundle.RekorBundle) {
+func legacyPieces(t testing.TB, img image, s keylessLegacy) ([]byte, []byte, *cbundle.RekorBundle) {
 	t.Helper()
 	claimed := img.digest
 	if s.claimed != "" {
@@ -314,7 +314,7 @@ func legacyPieces(t *testing.T, img image, s keylessLegacy) ([]byte, []byte, *cb
 }
 
 // signKeylessLegacy attaches keyless legacy signatures to img.
-func signKeylessLegacy(t *testing.T, img image, sigs ...keylessLegacy) {
+func signKeylessLegacy(t testing.TB, img image, sigs ...keylessLegacy) {
 	t.Helper()
 	si, err := ociremote.SignedImage(img.ref(), ociremote.WithRemoteOptions(testRemote()...))
 	if err != nil {
@@ -362,7 +362,7 @@ type keylessBundle struct {
 }
 
 // makeKeylessBundle returns the bundle JSON and its log entry.
-func makeKeylessBundle(t *testing.T, kb keylessBundle) ([]byte, *protorekor.TransparencyLogEntry) {
+func makeKeylessBundle(t testing.TB, kb keylessBundle) ([]byte, *protorekor.TransparencyLogEntry) {
 	t.Helper()
 	st, err := json.Marshal(map[string]any{
 		"_type":         "https://in-toto.io/Statement/v1",

@@ -12,7 +12,7 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-func newVirtualSigstore(t *testing.T) *ca.VirtualSigstore {
+func newVirtualSigstore(t testing.TB) *ca.VirtualSigstore {
 	t.Helper()
 	vs, err := ca.NewVirtualSigstore()
 	if err != nil {

@@ -7,13 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-
-	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // authority is a policy.Authority made ready to verify with.
@@ -21,37 +18,8 @@ type authority struct {
 	name string
 	// requireTLog is true unless the authority explicitly skips the log.
 	requireTLog bool
-	// key verifies signatures made by the authority's key. It is nil for
-	// keyless authorities.
-	key signature.Verifier
-	// keyless verifies certificate signatures (keyless.go); nil for keys.
-	keyless *keylessAuthority
-}
-
-// newAuthority prepares a: a verifier for its key, or for its keyless
-// identities and trust material (keyless.go).
-func newAuthority(a *policy.Authority) (*authority, error) {
-	if a == nil {
-		return nil, fmt.Errorf("%w: nil authority", ErrAuthority)
-	}
-	out := &authority{name: a.Name, requireTLog: a.TLog != policy.TLogSkip}
-	switch {
-	case a.Key != nil:
-		v, err := loadKey(a.Key.PEM)
-		if err != nil {
-			return nil, fmt.Errorf("%w %q: loading key from %s: %w", ErrAuthority, a.Name, a.Key.Source, err)
-		}
-		out.key = v
-	case a.Keyless != nil:
-		k, err := newKeyless(a)
-		if err != nil {
-			return nil, fmt.Errorf("%w %q: keyless trust from %s: %w", ErrAuthority, a.Name, a.Keyless.Trust.Source, err)
-		}
-		out.keyless = k
-	default:
-		return nil, fmt.Errorf("%w %q: neither key nor keyless", ErrAuthority, a.Name)
-	}
-	return out, nil
+	// signer verifies: a key, or keyless identities (signer.go).
+	signer signer
 }
 
 // tlogReason is why a cryptographically valid signature still does not count
@@ -59,8 +27,8 @@ func newAuthority(a *policy.Authority) (*authority, error) {
 // so a transparency-log entry cannot be verified; rather than accept an
 // unverified Rekor bundle, such signatures are rejected.
 func (a *authority) tlogReason() string {
-	if a.keyless != nil {
-		return "" // keyless authorities verify log entries themselves
+	if a.signer.checksLog() {
+		return ""
 	}
 	if a.requireTLog {
 		return "transparency-log entry required but authority " + a.name + " has no log key configured"

@@ -59,17 +59,7 @@ func (e *evaluation) precheckLegacy(a *authority, sig *cosignSignature, d digest
 		return false, nil
 	}
 	e.checks++
-	switch {
-	case a.keyless != nil:
-		return a.keyless.precheckLegacy(sig, d)
-	case a.key != nil:
-		pub, err := a.key.PublicKey()
-		if err != nil {
-			return false, nil
-		}
-		return prehashCheck(pub, sig.signature, d)
-	}
-	return false, nil
+	return a.signer.precheckLegacy(sig, d)
 }
 
 // prehashCheck verifies sig by pub over the payload whose digest is d,
@@ -156,10 +146,7 @@ func (k *keylessAuthority) precheckLegacy(sig *cosignSignature, d digest.Digest)
 func precheckAttestation(ann map[string]string, auths []*authority) string {
 	var v verdict
 	for _, a := range auths {
-		if a.keyless == nil {
-			return ""
-		}
-		err := a.keyless.precheckEnvelope(ann)
+		err := a.signer.precheckEnvelope(ann)
 		if err == nil {
 			return ""
 		}

@@ -55,7 +55,7 @@ func TestSampleBundles(t *testing.T) {
 			// No test key signed these: an authority with some other key
 			// must reject them, never error or accept.
 			e := &evaluation{subject: tc.wantSubject, ev: &policy.Evidence{}, budget: budget{max: 1}}
-			a, err := newAuthority(newKey(t, "ecdsa").authority("release", policy.TLogSkip))
+			a, err := newTrustStore().authority(newKey(t, "ecdsa").authority("release", policy.TLogSkip))
 			if err != nil {
 				t.Fatal(err)
 			}

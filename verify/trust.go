@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
@@ -20,21 +19,12 @@ import (
 // exception to "read at load" is the TUF form, whose mirror directory is
 // re-read on a schedule, by tuf.go, and never anything else.
 //
-// Parsed material is cached by a hash of its bytes, so each trust root is
-// parsed once per process however many decisions use it, and a rotated
-// root (new bytes, new policy generation) is parsed afresh. The cache is
-// content-addressed, so sharing it between Verifiers is safe; it is bounded
-// so that many reloads cannot grow it without end.
-
-const maxCachedTrust = 16
+// Parsed material is cached by the Verifier (trustStore, prepared.go) by a
+// hash of its bytes, so each trust root is parsed once however many
+// decisions use it, and a rotated root (new bytes, new policy generation)
+// is parsed afresh.
 
 type trustKey [sha256.Size]byte
-
-var trustCache = struct {
-	sync.Mutex
-	m     map[trustKey]root.TrustedMaterial
-	order []trustKey
-}{m: map[trustKey]root.TrustedMaterial{}}
 
 func keyOf(ts policy.TrustSource) trustKey {
 	h := sha256.New()
@@ -45,36 +35,6 @@ func keyOf(ts policy.TrustSource) trustKey {
 	var k trustKey
 	copy(k[:], h.Sum(nil))
 	return k
-}
-
-// trustedMaterial returns the parsed trust material of ts. A TUF source's
-// material is the last verified trusted_root.json of its mirror (tuf.go).
-func trustedMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
-	if ts.Kind == policy.TrustKindTUF {
-		return tufMaterial(ts)
-	}
-	k := keyOf(ts)
-	trustCache.Lock()
-	tm, ok := trustCache.m[k]
-	trustCache.Unlock()
-	if ok {
-		return tm, nil
-	}
-	tm, err := buildTrust(ts)
-	if err != nil {
-		return nil, err
-	}
-	trustCache.Lock()
-	defer trustCache.Unlock()
-	if _, ok := trustCache.m[k]; !ok {
-		if len(trustCache.order) >= maxCachedTrust {
-			delete(trustCache.m, trustCache.order[0])
-			trustCache.order = trustCache.order[1:]
-		}
-		trustCache.m[k] = tm
-		trustCache.order = append(trustCache.order, k)
-	}
-	return trustCache.m[k], nil
 }
 
 func buildTrust(ts policy.TrustSource) (root.TrustedMaterial, error) {

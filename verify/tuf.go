@@ -81,7 +81,7 @@ const tufStatEvery = time.Second
 // <LocalMetadataDir>/timestamp.json (and snapshot, targets) first; a path
 // under /dev/null can never be a directory, so nothing is read from the
 // process's working directory.
-var noLocalCache = filepath.Join(os.DevNull, "portcullis-no-tuf-cache")
+const noLocalCache = os.DevNull + string(filepath.Separator) + "portcullis-no-tuf-cache"
 
 // ErrTrustExpired is returned (wrapped) when a TUF source's metadata has
 // expired and no refresh from the mirror has replaced it.
@@ -171,8 +171,8 @@ type fileStamp struct {
 }
 
 // tufSource is one mirror with its pinned root, shared by every authority
-// (and every policy generation) that names the same mirror, root and
-// refresh interval.
+// (and every policy generation) of one Verifier that names the same mirror,
+// root and refresh interval.
 type tufSource struct {
 	mirror   string
 	pinned   []byte
@@ -404,13 +404,6 @@ func (s *tufSource) generation() string {
 	return st.sum[:16]
 }
 
-// The sources of this process, by mirror, pinned root and interval. A
-// policy reload that names the same mirror keeps its verified state.
-var tufSources = struct {
-	sync.Mutex
-	m map[string]*tufSource
-}{m: map[string]*tufSource{}}
-
 func tufKey(ts policy.TrustSource) string {
 	h := sha256.New()
 	for _, b := range [][]byte{[]byte(ts.Mirror), ts.Data, []byte(ts.Refresh.String())} {
@@ -420,31 +413,33 @@ func tufKey(ts policy.TrustSource) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// tufSourceFor returns the source of ts, creating it (and verifying the
-// mirror once) on first use. A source whose first verification failed is
-// kept, and retried on its schedule.
-func tufSourceFor(ts policy.TrustSource) (*tufSource, bool) {
+// tufSource returns the source of ts, creating it on first use. A source
+// whose first verification failed is kept, and retried on its schedule.
+func (st *trustStore) tufSource(ts policy.TrustSource) (s *tufSource, created bool) {
 	k := tufKey(ts)
-	tufSources.Lock()
-	defer tufSources.Unlock()
-	if s, ok := tufSources.m[k]; ok {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s, ok := st.tuf[k]; ok {
 		return s, false
 	}
 	interval := ts.Refresh
 	if interval <= 0 {
 		interval = policy.DefaultTUFRefresh
 	}
-	s := &tufSource{mirror: ts.Mirror, pinned: bytes.Clone(ts.Data), interval: interval, now: time.Now}
-	tufSources.m[k] = s
+	s = &tufSource{mirror: ts.Mirror, pinned: bytes.Clone(ts.Data), interval: interval, now: st.now}
+	if l := st.log.Load(); l != nil {
+		s.log.Store(l)
+	}
+	st.tuf[k] = s
 	return s, true
 }
 
 // tufMaterial is trustedMaterial for a TUF source.
-func tufMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
+func (st *trustStore) tufMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
 	if ts.Mirror == "" || len(ts.Data) == 0 {
 		return nil, errors.New("TUF source without a mirror or pinned root")
 	}
-	s, _ := tufSourceFor(ts)
+	s, _ := st.tufSource(ts)
 	return s.material()
 }
 
@@ -453,46 +448,6 @@ func tufMaterial(ts policy.TrustSource) (root.TrustedMaterial, error) {
 // empty generation and never changes.
 type Trust struct {
 	sources []*tufSource
-}
-
-// PrepareTrust verifies every TUF mirror that p's keyless authorities name,
-// now, and checks that the material found there can serve each authority
-// (Rekor keys for tlog: require, CT log keys for sct: require). An error
-// means the policy cannot be used: report it and do not start. log receives
-// refresh and expiry messages later; nil means slog.Default.
-//
-// Nothing here or later reads anything but the mirror directories.
-func PrepareTrust(p *policy.Policy, log *slog.Logger) (*Trust, error) {
-	t := &Trust{}
-	seen := map[*tufSource]bool{}
-	var errs []error
-	for _, a := range p.KeylessAuthorities() {
-		ts := a.Keyless.Trust
-		if ts.Kind != policy.TrustKindTUF {
-			continue
-		}
-		s, created := tufSourceFor(ts)
-		if log != nil {
-			s.log.Store(log)
-		}
-		if !seen[s] {
-			seen[s] = true
-			t.sources = append(t.sources, s)
-			// Loading a policy verifies its mirrors now: a fresh source
-			// has never been read, and a known one that holds no
-			// material (it failed before) gets another try at once.
-			if created || s.state.Load() == nil {
-				_ = s.forceRefresh()
-			}
-		}
-		if _, err := newKeyless(a); err != nil {
-			errs = append(errs, fmt.Errorf("authority %q: %s: %w", a.Name, ts.Source, err))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return t, nil
 }
 
 // Generation is the part of the policy generation that the TUF mirrors

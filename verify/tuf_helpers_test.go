@@ -206,8 +206,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // tufPolicy compiles a policy whose authority "ci" trusts r's mirror.
-// clock, when set, drives the mirror's source (set before first use).
-func tufPolicy(t *testing.T, r *tufRepo, tlog string, clock *fakeClock) (*policy.Policy, *policy.Authority) {
+// clock, when set, drives the mirror's source in v (set before first use).
+func tufPolicy(t *testing.T, v *Verifier, r *tufRepo, tlog string, clock *fakeClock) (*policy.Policy, *policy.Authority) {
 	t.Helper()
 	doc := fmt.Sprintf(`authorities:
   - name: ci
@@ -228,7 +228,7 @@ rules:
 	}
 	a, _ := p.Authority("ci")
 	if clock != nil {
-		s, created := tufSourceFor(a.Keyless.Trust)
+		s, created := v.trust.tufSource(a.Keyless.Trust)
 		if !created {
 			t.Fatal("TUF source already in use")
 		}
@@ -237,23 +237,25 @@ rules:
 	return p, a
 }
 
-func tufSourceOf(t *testing.T, a *policy.Authority) *tufSource {
+func tufSourceOf(t *testing.T, v *Verifier, a *policy.Authority) *tufSource {
 	t.Helper()
-	s, created := tufSourceFor(a.Keyless.Trust)
+	s, created := v.trust.tufSource(a.Keyless.Trust)
 	if created {
 		t.Fatal("TUF source not prepared")
 	}
 	return s
 }
 
-// keylessFixture is a CA, a Rekor, a trusted_root.json holding both, and a
-// registry with an image carrying a logged keyless signature.
+// keylessFixture is a CA, a Rekor, a trusted_root.json holding both, a
+// registry with an image carrying a logged keyless signature, and a
+// Verifier of that registry whose trust the test prepares.
 type keylessFixture struct {
 	fca   *fulcioCA
 	vs    *ca.VirtualSigstore
 	root  []byte
 	u     *upstreamServer
 	image image
+	v     *Verifier
 }
 
 func newKeylessFixture(t *testing.T) *keylessFixture {
@@ -263,12 +265,24 @@ func newKeylessFixture(t *testing.T) *keylessFixture {
 	f.image = f.u.pushImage(t, "lab/app")
 	signKeylessLegacy(t, f.image, keylessLegacy{leaf: f.fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second)})
+	f.v = newVerifier(t, f.u)
 	return f
 }
 
 func (f *keylessFixture) verify(t *testing.T, a *policy.Authority) (*policy.Evidence, error) {
 	t.Helper()
-	return verifyOnce(t, newVerifier(t, f.u), f.image.subject(), a)
+	return verifyOnce(t, f.v, f.image.subject(), a)
+}
+
+// trustOnlyVerifier is a Verifier whose registry is never reached: for
+// tests that only prepare trust.
+func trustOnlyVerifier(t *testing.T) *Verifier {
+	t.Helper()
+	v, err := New([]Registry{{Name: testRegistryName, Host: "127.0.0.1:1", Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func wantVerified(t *testing.T, ev *policy.Evidence, err error) {

@@ -20,8 +20,8 @@ import (
 func TestTUFMirror(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
-	p, a := tufPolicy(t, r, "require", nil)
-	tr, err := PrepareTrust(p, quiet)
+	p, a := tufPolicy(t, f.v, r, "require", nil)
+	tr, err := f.v.PrepareTrust(p, quiet)
 	if err != nil {
 		t.Fatalf("PrepareTrust() = %v", err)
 	}
@@ -36,7 +36,7 @@ func TestTUFMirror(t *testing.T) {
 	img := f.u.pushImage(t, "lab/app")
 	signKeylessLegacy(t, img, keylessLegacy{leaf: other.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second)})
-	ev, err = verifyOnce(t, newVerifier(t, f.u), img.subject(), a)
+	ev, err = verifyOnce(t, f.v, img.subject(), a)
 	if err != nil || len(ev.Signatures) != 0 || len(ev.Rejected) != 1 || !strings.Contains(ev.Rejected[0].Reason, "TUF mirror") {
 		t.Errorf("Verify(other CA) = %+v, %v; want one rejection naming the TUF mirror", ev, err)
 	}
@@ -46,8 +46,9 @@ func TestTUFMirror(t *testing.T) {
 // keys is refused when the policy is prepared, not at every pull.
 func TestTUFMirrorTLogCheck(t *testing.T) {
 	r := newTUFRepo(t, trustedRootJSON(t, newFulcioCA(t), newVirtualSigstore(t), false, false, false))
-	p, _ := tufPolicy(t, r, "require", nil)
-	_, err := PrepareTrust(p, quiet)
+	v := trustOnlyVerifier(t)
+	p, _ := tufPolicy(t, v, r, "require", nil)
+	_, err := v.PrepareTrust(p, quiet)
 	wantErrContains(t, "PrepareTrust()", err, "no tlogs")
 }
 
@@ -62,8 +63,8 @@ func TestTUFMirrorTampered(t *testing.T) {
 	if err := os.WriteFile(r.targetFile(), evil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, a := tufPolicy(t, r, "require", nil)
-	_, err := PrepareTrust(p, quiet)
+	p, a := tufPolicy(t, f.v, r, "require", nil)
+	_, err := f.v.PrepareTrust(p, quiet)
 	wantErrContains(t, "PrepareTrust()", err, "authority \"ci\"", "trusted_root.json")
 	if _, err := f.verify(t, a); err == nil {
 		t.Fatal("Verify() with a tampered mirror = nil error, want could-not-decide")
@@ -74,8 +75,8 @@ func TestTUFMirrorTampered(t *testing.T) {
 	r2 := newTUFRepo(t, f.root)
 	b := r2.read("1.targets.json")
 	r2.put("1.targets.json", []byte(strings.Replace(string(b), `"version": 1`, `"version": 7`, 1)))
-	p2, _ := tufPolicy(t, r2, "require", nil)
-	_, err = PrepareTrust(p2, quiet)
+	p2, _ := tufPolicy(t, f.v, r2, "require", nil)
+	_, err = f.v.PrepareTrust(p2, quiet)
 	wantErrContains(t, "PrepareTrust(tampered targets.json)", err, "verifying metadata")
 }
 
@@ -88,8 +89,8 @@ func TestTUFMirrorExpired(t *testing.T) {
 		r := newTUFRepo(t, f.root)
 		r.expires[metadata.TIMESTAMP] = time.Now().Add(-time.Minute)
 		r.publish()
-		p, a := tufPolicy(t, r, "require", nil)
-		_, err := PrepareTrust(p, quiet)
+		p, a := tufPolicy(t, f.v, r, "require", nil)
+		_, err := f.v.PrepareTrust(p, quiet)
 		wantErrContains(t, "PrepareTrust()", err, "expired")
 		if _, err := f.verify(t, a); err == nil {
 			t.Fatal("Verify() = nil error, want could-not-decide")
@@ -99,8 +100,8 @@ func TestTUFMirrorExpired(t *testing.T) {
 	t.Run("expires while in use", func(t *testing.T) {
 		r := newTUFRepo(t, f.root)
 		clock := &fakeClock{t: time.Now()}
-		p, a := tufPolicy(t, r, "require", clock)
-		tr, err := PrepareTrust(p, quiet)
+		p, a := tufPolicy(t, f.v, r, "require", clock)
+		tr, err := f.v.PrepareTrust(p, quiet)
 		if err != nil {
 			t.Fatalf("PrepareTrust() = %v", err)
 		}
@@ -152,8 +153,8 @@ func TestTUFMirrorRootRotation(t *testing.T) {
 			}
 			r.writeRoot(signers...)
 			r.publish() // timestamp signed by the new key only
-			p, a := tufPolicy(t, r, "require", nil)
-			_, err := PrepareTrust(p, quiet)
+			p, a := tufPolicy(t, f.v, r, "require", nil)
+			_, err := f.v.PrepareTrust(p, quiet)
 			if !tc.signWithV1 {
 				wantErrContains(t, "PrepareTrust()", err, "verifying metadata")
 				return
@@ -161,7 +162,7 @@ func TestTUFMirrorRootRotation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("PrepareTrust() = %v", err)
 			}
-			st := tufSourceOf(t, a).state.Load()
+			st := tufSourceOf(t, f.v, a).state.Load()
 			if st.rootVersion != 2 || !strings.Contains(string(st.root), `"version": 2`) {
 				t.Errorf("state root version %d, want 2 and the v2 bytes kept for the next refresh", st.rootVersion)
 			}
@@ -172,7 +173,7 @@ func TestTUFMirrorRootRotation(t *testing.T) {
 			if err := os.Remove(filepath.Join(r.dir, "2.root.json")); err != nil {
 				t.Fatal(err)
 			}
-			if err := tufSourceOf(t, a).forceRefresh(); err != nil {
+			if err := tufSourceOf(t, f.v, a).forceRefresh(); err != nil {
 				t.Errorf("refresh from the rotated root = %v", err)
 			}
 		})
@@ -193,8 +194,9 @@ func TestTUFMirrorMissingFile(t *testing.T) {
 			if err := os.Remove(path); err != nil {
 				t.Fatal(err)
 			}
-			p, _ := tufPolicy(t, r, "require", nil)
-			_, err := PrepareTrust(p, quiet)
+			v := trustOnlyVerifier(t)
+			p, _ := tufPolicy(t, v, r, "require", nil)
+			_, err := v.PrepareTrust(p, quiet)
 			wantErrContains(t, "PrepareTrust()", err, `authority "ci": TUF mirror `+r.dir+": ", "the mirror has no "+name)
 		})
 	}
@@ -207,12 +209,12 @@ func TestTUFMirrorRefresh(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
 	clock := &fakeClock{t: time.Now()}
-	p, a := tufPolicy(t, r, "require", clock)
-	tr, err := PrepareTrust(p, quiet)
+	p, a := tufPolicy(t, f.v, r, "require", clock)
+	tr, err := f.v.PrepareTrust(p, quiet)
 	if err != nil {
 		t.Fatalf("PrepareTrust() = %v", err)
 	}
-	s := tufSourceOf(t, a)
+	s := tufSourceOf(t, f.v, a)
 	gen := tr.Generation()
 	if g := tr.Generation(); g != gen {
 		t.Fatalf("Generation() changed without a refresh: %q then %q", gen, g)
@@ -319,14 +321,14 @@ func TestTUFNoNetwork(t *testing.T) {
 	saved := http.DefaultTransport
 	http.DefaultTransport = &failingTransport{t: t}
 	defer func() { http.DefaultTransport = saved }()
-	p, a := tufPolicy(t, r, "require", nil)
-	if _, err := PrepareTrust(p, quiet); err != nil {
-		t.Fatalf("PrepareTrust() = %v", err)
-	}
 	ours := &failingTransport{t: t, allow: f.u.host, base: baseTransport}
 	v, err := New([]Registry{{Name: testRegistryName, Host: f.u.host, Insecure: true}}, WithTransport(ours))
 	if err != nil {
 		t.Fatal(err)
+	}
+	p, a := tufPolicy(t, v, r, "require", nil)
+	if _, err := v.PrepareTrust(p, quiet); err != nil {
+		t.Fatalf("PrepareTrust() = %v", err)
 	}
 	ev, err := verifyOnce(t, v, f.image.subject(), a)
 	http.DefaultTransport = saved

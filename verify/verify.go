@@ -20,6 +20,9 @@ import (
 type Verifier struct {
 	upstreams map[string]*upstream
 	limits    Limits
+	// trust is what this Verifier has prepared to verify with (trust
+	// material, TUF sources, authorities): its own, never the process's.
+	trust *trustStore
 }
 
 var _ policy.Verifier = (*Verifier)(nil)
@@ -37,7 +40,7 @@ func New(registries []Registry, opts ...Option) (*Verifier, error) {
 	// Blobs are capped per read (Limits); the transport's fence is the
 	// largest of the blob limits.
 	t := &capTransport{base: o.transport, manifest: o.limits.MaxManifestBytes, blob: max(o.limits.MaxBlobBytes, o.limits.MaxAttestationBytes)}
-	v := &Verifier{upstreams: make(map[string]*upstream, len(registries)), limits: o.limits}
+	v := &Verifier{upstreams: make(map[string]*upstream, len(registries)), limits: o.limits, trust: newTrustStore()}
 	for _, r := range registries {
 		if err := r.Validate(); err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
@@ -157,7 +160,7 @@ func (v *Verifier) group(s policy.Subject, authorities []*policy.Authority, look
 	var groups []*group
 	byRepo := map[string]*group{}
 	for _, pa := range authorities {
-		a, err := newAuthority(pa)
+		a, err := v.trust.authority(pa)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/verify"
@@ -22,7 +21,7 @@ func policyCmd() *cobra.Command {
 				return &exitError{code: 1}
 			}
 			// TUF mirrors are verified as the proxy would at start.
-			if _, err := verify.PrepareTrust(p, slog.New(slog.DiscardHandler)); err != nil {
+			if err := verify.CheckTrust(p); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", args[0], err)
 				return &exitError{code: 1}
 			}

@@ -189,9 +189,10 @@ func loadDecider(cfg *Config, v *verify.Verifier, log *slog.Logger, withCache bo
 	if err != nil {
 		return nil, err
 	}
-	// TUF mirrors named by keyless authorities are verified now: a mirror
-	// that does not verify stops the start (see trustcache.go).
-	trust, err := verify.PrepareTrust(pol, log)
+	// TUF mirrors named by keyless authorities are verified now, in the
+	// shared verifier's trust: a mirror that does not verify stops the
+	// start (see trustcache.go).
+	trust, err := v.PrepareTrust(pol, log)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", cfg.path(cfg.Policy), err)
 	}
