@@ -52,9 +52,12 @@ type matrixPusher struct {
 	have   map[digest.Digest]bool
 }
 
-func newMatrixPusher(l *lab) *matrixPusher {
+func newMatrixPusher(l *lab) *matrixPusher { return newPusher(l, matrixRepo) }
+
+// newPusher writes blobs and manifests of repo straight to the lab's registry.
+func newPusher(l *lab, repo string) *matrixPusher {
 	return &matrixPusher{
-		base:   "http://" + l.Reg.Addr + "/v2/" + matrixRepo,
+		base:   "http://" + l.Reg.Addr + "/v2/" + repo,
 		client: loopbackClient(16),
 		have:   map[digest.Digest]bool{},
 	}

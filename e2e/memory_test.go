@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -16,40 +15,6 @@ import (
 	"testing"
 	"time"
 )
-
-// pushBlob uploads body to repo on the registry (monolithic upload) and
-// returns its digest.
-func pushBlob(t testing.TB, regAddr, repo string, body []byte) string {
-	t.Helper()
-	d := sha256Digest(body)
-	resp, err := httpClient.Post("http://"+regAddr+"/v2/"+repo+"/blobs/uploads/", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusAccepted || loc == "" {
-		t.Fatalf("starting a blob upload: %d", resp.StatusCode)
-	}
-	if !strings.HasPrefix(loc, "http") {
-		loc = "http://" + regAddr + loc
-	}
-	sep := "?"
-	if strings.Contains(loc, "?") {
-		sep = "&"
-	}
-	req, _ := http.NewRequest(http.MethodPut, loc+sep+"digest="+d, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("finishing a blob upload: %d", resp.StatusCode)
-	}
-	return d
-}
 
 // procStatus reads a field of /proc/<pid>/status in KiB.
 func procStatus(t testing.TB, pid int, field string) int64 {
@@ -109,7 +74,9 @@ func TestSlowReadersMemory(t *testing.T) {
 	l.SignV2(l.RegRef("lab/mem-signed", signed), l.Keys.Release, false)
 	l.PushImage("lab/mem-unsigned", "v1", "")
 	blob := []byte(`{"sbom":"` + strings.Repeat("x", 4<<20-16) + `"}`)
-	d := pushBlob(t, l.Reg.Addr, "lab/mem-sbom", blob)
+	sbom := newBlob(blob)
+	newPusher(l, "lab/mem-sbom").Blob(t, sbom)
+	d := sbom.Digest.String()
 	pid := l.Proxy.d.cmd.Process.Pid
 	before := procStatus(t, pid, "VmRSS")
 

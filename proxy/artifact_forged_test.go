@@ -321,3 +321,40 @@ func TestArtifactIndexEmbeddingDecided(t *testing.T) {
 		}
 	}
 }
+
+// TestArtifactConfigFailures: a config the proxy cannot read makes the claim
+// unproven (decided), one the upstream serves other bytes for is 503.
+func TestArtifactConfigFailures(t *testing.T) {
+	e := newEnv(t)
+	for i, tc := range []struct {
+		name   string
+		fault  func(w http.ResponseWriter)
+		status int
+		code   string
+	}{
+		{"config missing", func(w http.ResponseWriter) { w.WriteHeader(http.StatusNotFound) }, http.StatusForbidden, "DENIED"},
+		{"config with other bytes", func(w http.ResponseWriter) { _, _ = w.Write([]byte(`{"rootfs":{"diff_ids":["x"]}}`)) }, http.StatusServiceUnavailable, "UNAVAILABLE"},
+		{"config upstream error", func(w http.ResponseWriter) { w.WriteHeader(http.StatusBadGateway) }, http.StatusServiceUnavailable, "UNAVAILABLE"},
+	} {
+		layer := []byte(fmt.Sprintf(`{"payload":"e30=","case":%d}`, i))
+		tag := fmt.Sprintf("cfgfail-%d", i)
+		m := forgedArtifact(t, e.up, tag, "application/vnd.oci.image.config.v1+json", "application/vnd.dsse.envelope.v1+json", layer)
+		e.dec.deny(digest.FromBytes(m), "r", "unsigned")
+		var doc struct{ Config struct{ Digest string } }
+		if err := json.Unmarshal(m, &doc); err != nil {
+			t.Fatal(err)
+		}
+		cfgPath := "/v2/lab/app/blobs/" + doc.Config.Digest
+		fault := tc.fault
+		e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != cfgPath {
+				return false
+			}
+			fault(w)
+			return true
+		})
+		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
+		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
+	}
+	e.up.setFault(nil)
+}

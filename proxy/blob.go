@@ -133,7 +133,9 @@ func (s *Server) blob(w http.ResponseWriter, r *http.Request) error {
 		if d.Outcome == policy.Deny {
 			return deniedError(d)
 		}
-	} else {
+	} else if dgst.Algorithm().Available() && dgst.Algorithm().FromBytes(body) == dgst {
+		// Remembered only for the bytes of this digest: a verdict about
+		// what an upstream happened to send is no fact about the digest.
 		s.notManifests.Add(dgst, struct{}{})
 	}
 	if err := known(); err != nil {

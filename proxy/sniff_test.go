@@ -149,3 +149,20 @@ func TestBlobLargeJSON(t *testing.T) {
 	got = do(t, http.MethodGet, e.px.URL+"/v2/lab/app/blobs/"+lieD.String())
 	wantError(t, "large JSON blob with other bytes", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
 }
+
+// TestNotManifestVerdictNeedsTheDigestsBytes: "this blob is no manifest" is
+// remembered only when the bytes looked at are the digest's. An upstream
+// that once sends other JSON for a manifest's digest must not make later
+// ranged requests for it pass undecided.
+func TestNotManifestVerdictNeedsTheDigestsBytes(t *testing.T) {
+	e := newEnv(t)
+	img := e.up.pushImage(t, "lab/app:v1")
+	d := e.up.pushBlob(t, "lab/app", rawManifest(t, img))
+	e.dec.deny(d, "r", "unsigned")
+	path := "/v2/lab/app/blobs/" + d.String()
+	e.up.setFault(overlay(map[string][]byte{path: []byte(`{"not":"a manifest"}`)}, "application/octet-stream"))
+	_ = do(t, http.MethodGet, e.px.URL+path) // served as it came; the client checks the digest
+	e.up.setFault(nil)
+	got := do(t, http.MethodGet, e.px.URL+path, "Range", "bytes=0-99")
+	wantError(t, "ranged manifest after a lying answer", got, http.MethodGet, http.StatusForbidden, "DENIED")
+}

@@ -48,11 +48,12 @@ func (s *Server) writeAll(w http.ResponseWriter, b []byte) {
 // Errors cannot change the status any more: the client sees a short body
 // and checks the digest itself.
 func (s *Server) copyBody(w http.ResponseWriter, r io.Reader) {
+	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			setWriteDeadline(w, s.writeTimeout)
+			_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)) // see setWriteDeadline
 			if _, err := w.Write(buf[:n]); err != nil {
 				return
 			}
