@@ -1,5 +1,3 @@
-// Command portcullis is an OCI registry proxy that serves only images that
-// policy trusts. See README.md.
 package main
 
 import (
