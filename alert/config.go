@@ -214,11 +214,10 @@ func (c *Config) Validate() error {
 	names := map[string]bool{}
 	for i, s := range c.Sinks {
 		at := fmt.Sprintf("sinks[%d]", i)
-		switch s.Type {
-		case TypeSlack, TypeWebhook, TypePagerDuty:
-		case "":
+		switch {
+		case s.Type == "":
 			add("%s.type: required (slack, webhook or pagerduty)", at)
-		default:
+		case !known(s.Type):
 			add("%s.type: %q is not slack, webhook or pagerduty", at, s.Type)
 		}
 		if names[s.Name] {
@@ -235,17 +234,8 @@ func (c *Config) Validate() error {
 				add("%s.url: %w", at, err)
 			}
 		}
-		if s.Type == TypeWebhook && s.SecretFile == "" {
-			add("%s.secretFile: required for a webhook (an HMAC-SHA256 key of at least %d bytes)", at, MinSecretBytes)
-		}
-		if s.Type != TypeWebhook && s.SecretFile != "" {
-			add("%s.secretFile: only a webhook sink signs its body", at)
-		}
-		if s.Type == TypePagerDuty && s.RoutingKeyFile == "" {
-			add("%s.routingKeyFile: required for pagerduty", at)
-		}
-		if s.Type != TypePagerDuty && s.RoutingKeyFile != "" {
-			add("%s.routingKeyFile: only a pagerduty sink takes a routing key", at)
+		if known(s.Type) {
+			s.validateSecrets(at, add)
 		}
 		if s.Timeout <= 0 {
 			add("%s.timeout: must be positive", at)
@@ -255,6 +245,27 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func known(typ string) bool {
+	return typ == TypeSlack || typ == TypeWebhook || typ == TypePagerDuty
+}
+
+// validateSecrets checks that each type names the secret files it needs and
+// none it would ignore.
+func (s SinkConfig) validateSecrets(at string, add func(string, ...any)) {
+	if s.Type == TypeWebhook && s.SecretFile == "" {
+		add("%s.secretFile: required for a webhook (an HMAC-SHA256 key of at least %d bytes)", at, MinSecretBytes)
+	}
+	if s.Type != TypeWebhook && s.SecretFile != "" {
+		add("%s.secretFile: only a webhook sink signs its body", at)
+	}
+	if s.Type == TypePagerDuty && s.RoutingKeyFile == "" {
+		add("%s.routingKeyFile: required for pagerduty", at)
+	}
+	if s.Type != TypePagerDuty && s.RoutingKeyFile != "" {
+		add("%s.routingKeyFile: only a pagerduty sink takes a routing key", at)
+	}
 }
 
 func (r RateLimitConfig) validate(at string, add func(string, ...any)) {
