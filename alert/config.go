@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Sink types.
@@ -40,7 +38,9 @@ const (
 	DefaultRateBurst   = 10
 )
 
-// Config is the `alerts:` section of the serve config:
+// Config is the `alerts:` section of the serve config (durations in Go
+// syntax, "30s"; YAML decodes them into time.Duration and refuses bare
+// numbers):
 //
 //	alerts:
 //	  sinks:
@@ -61,7 +61,7 @@ type Config struct {
 	Sinks []SinkConfig `yaml:"sinks"`
 	// DedupWindow is how long after an alert for a (digest, rule) pair
 	// further events for that pair are counted but not sent. Default "1h".
-	DedupWindow Duration `yaml:"dedupWindow"`
+	DedupWindow time.Duration `yaml:"dedupWindow"`
 	// DedupSize bounds the (digest, rule) pairs remembered; the least
 	// recently alerted is forgotten first (which can only cause an extra
 	// alert, never a missing one). Default 10000.
@@ -102,7 +102,7 @@ type SinkConfig struct {
 	// for pagerduty.
 	RoutingKeyFile string `yaml:"routingKeyFile"`
 	// Timeout bounds one POST. Default "10s".
-	Timeout Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout"`
 	// RateLimit overrides the section's rate limit for this sink.
 	RateLimit *RateLimitConfig `yaml:"rateLimit"`
 }
@@ -119,28 +119,15 @@ type RateLimitConfig struct {
 // max, each wait jittered to between half and all of its value.
 type BackoffConfig struct {
 	// Base is the first wait. Default "1s".
-	Base Duration `yaml:"base"`
+	Base time.Duration `yaml:"base"`
 	// Max caps one wait. Default "1m".
-	Max Duration `yaml:"max"`
-}
-
-// Duration is a time.Duration written as "30s" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses Go duration syntax.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like 30s or 5m", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
+	Max time.Duration `yaml:"max"`
 }
 
 // SetDefaults fills unset fields with their defaults.
 func (c *Config) SetDefaults() {
 	if c.DedupWindow == 0 {
-		c.DedupWindow = Duration(DefaultDedupWindow)
+		c.DedupWindow = DefaultDedupWindow
 	}
 	if c.DedupSize == 0 {
 		c.DedupSize = DefaultDedupSize
@@ -153,10 +140,10 @@ func (c *Config) SetDefaults() {
 		c.MaxRetries = DefaultMaxRetries
 	}
 	if c.RetryBackoff.Base == 0 {
-		c.RetryBackoff.Base = Duration(DefaultBackoffBase)
+		c.RetryBackoff.Base = DefaultBackoffBase
 	}
 	if c.RetryBackoff.Max == 0 {
-		c.RetryBackoff.Max = Duration(DefaultBackoffMax)
+		c.RetryBackoff.Max = DefaultBackoffMax
 	}
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
@@ -167,7 +154,7 @@ func (c *Config) SetDefaults() {
 			s.URL = DefaultPagerDutyURL
 		}
 		if s.Timeout == 0 {
-			s.Timeout = Duration(DefaultSinkTimeout)
+			s.Timeout = DefaultSinkTimeout
 		}
 		if s.RateLimit != nil {
 			s.RateLimit.setDefaults()

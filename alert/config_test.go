@@ -2,6 +2,7 @@ package alert
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -32,17 +33,17 @@ retryBackoff: {base: 200ms}
 	}
 	want := Config{
 		Sinks: []SinkConfig{
-			{Name: "slack", Type: TypeSlack, URLFile: "slack-url", Timeout: Duration(DefaultSinkTimeout)},
-			{Name: "siem", Type: TypeWebhook, URL: "https://hooks.example.com/portcullis", SecretFile: "hook.key", Timeout: Duration(3 * time.Second)},
-			{Name: "pagerduty", Type: TypePagerDuty, URL: DefaultPagerDutyURL, RoutingKeyFile: "pd.key", Timeout: Duration(DefaultSinkTimeout),
+			{Name: "slack", Type: TypeSlack, URLFile: "slack-url", Timeout: DefaultSinkTimeout},
+			{Name: "siem", Type: TypeWebhook, URL: "https://hooks.example.com/portcullis", SecretFile: "hook.key", Timeout: 3 * time.Second},
+			{Name: "pagerduty", Type: TypePagerDuty, URL: DefaultPagerDutyURL, RoutingKeyFile: "pd.key", Timeout: DefaultSinkTimeout,
 				RateLimit: &RateLimitConfig{PerSecond: 0.5, Burst: 2}},
 		},
-		DedupWindow:  Duration(30 * time.Minute),
+		DedupWindow:  30 * time.Minute,
 		DedupSize:    DefaultDedupSize,
 		RateLimit:    RateLimitConfig{PerSecond: 1, Burst: 10},
 		QueueSize:    50,
 		MaxRetries:   DefaultMaxRetries,
-		RetryBackoff: BackoffConfig{Base: Duration(200 * time.Millisecond), Max: Duration(time.Minute)},
+		RetryBackoff: BackoffConfig{Base: 200 * time.Millisecond, Max: time.Minute},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
@@ -101,7 +102,7 @@ func TestConfigValidate(t *testing.T) {
 			c.Sinks[2].RateLimit = &RateLimitConfig{PerSecond: 1, Burst: -1}
 		}, []string{"alerts.rateLimit.perSecond: -3 must be positive", "alerts.rateLimit.burst: -1 is below 1", "alerts.sinks[2].rateLimit.burst: -1 is below 1"}},
 		{"backoff", func(c *Config) {
-			c.RetryBackoff = BackoffConfig{Base: Duration(time.Minute), Max: Duration(time.Second)}
+			c.RetryBackoff = BackoffConfig{Base: time.Minute, Max: time.Second}
 		},
 			[]string{"alerts.retryBackoff.max: must be at least retryBackoff.base"}},
 	} {
@@ -138,5 +139,19 @@ func TestConfigValidate(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "alerts.sinks") {
 		t.Errorf("New(empty) = %v, want the validation error", err)
+	}
+}
+
+// New applies defaults to its own copy, not to the caller's config.
+func TestNewLeavesConfigAlone(t *testing.T) {
+	rl := &RateLimitConfig{PerSecond: 2}
+	cfg := Config{Sinks: []SinkConfig{{Type: TypeSlack, URL: "http://127.0.0.1:1/", RateLimit: rl}}}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	if cfg.Sinks[0].Name != "" || cfg.QueueSize != 0 || rl.Burst != 0 {
+		t.Errorf("New changed the caller's config: %+v, rate limit %+v", cfg, *rl)
 	}
 }

@@ -115,7 +115,7 @@ func (d *Dispatcher) waitToken(ctx context.Context, s *sink) error {
 // max, jittered to [½, 1] of that so sinks failing together do not retry
 // together.
 func (d *Dispatcher) backoff(attempt int) time.Duration {
-	base, ceil := time.Duration(d.cfg.RetryBackoff.Base), time.Duration(d.cfg.RetryBackoff.Max)
+	base, ceil := d.cfg.RetryBackoff.Base, d.cfg.RetryBackoff.Max
 	w := base
 	for i := 0; i < attempt && w < ceil; i++ {
 		w *= 2

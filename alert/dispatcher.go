@@ -144,7 +144,14 @@ func New(cfg Config, opts ...Option) (*Dispatcher, error) {
 			return nil, err
 		}
 	}
+	// Defaults go on a deep copy: the caller's config is not ours to change.
 	cfg.Sinks = append([]SinkConfig(nil), cfg.Sinks...)
+	for i, s := range cfg.Sinks {
+		if s.RateLimit != nil {
+			rl := *s.RateLimit
+			cfg.Sinks[i].RateLimit = &rl
+		}
+	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -162,7 +169,7 @@ func New(cfg Config, opts ...Option) (*Dispatcher, error) {
 		log: o.log,
 		tel: newTelemetry(o.meters),
 	}
-	dd, err := newDeduper(cfg.DedupSize, time.Duration(cfg.DedupWindow))
+	dd, err := newDeduper(cfg.DedupSize, cfg.DedupWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +193,7 @@ func New(cfg Config, opts ...Option) (*Dispatcher, error) {
 
 // newSink reads a sink's files and builds its encoder, queue and limiter.
 func newSink(sc SinkConfig, cfg Config, path func(string) string) (*sink, error) {
-	s := &sink{name: sc.Name, typ: sc.Type, url: sc.URL, timeout: time.Duration(sc.Timeout), queue: make(chan Event, cfg.QueueSize)}
+	s := &sink{name: sc.Name, typ: sc.Type, url: sc.URL, timeout: sc.Timeout, queue: make(chan Event, cfg.QueueSize)}
 	if sc.URLFile != "" {
 		u, err := readSecret(path(sc.URLFile), "urlFile", 1)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 func TestDedupOneMessagePerDigestRulePerWindow(t *testing.T) {
 	rc := newReceiver(t, status(http.StatusOK))
 	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.DedupWindow = Duration(time.Hour)
+	cfg.DedupWindow = time.Hour
 	h := newHarness(t, cfg)
 
 	var wg sync.WaitGroup
@@ -92,7 +92,7 @@ func TestRetriesServerErrorThenDelivers(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.RetryBackoff = BackoffConfig{Base: Duration(time.Second), Max: Duration(time.Minute)}
+	cfg.RetryBackoff = BackoffConfig{Base: time.Second, Max: time.Minute}
 	h := newHarness(t, cfg)
 	h.d.Notify(testEvent(1))
 	h.close(t)
@@ -163,81 +163,86 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestClientErrorNotRetried(t *testing.T) {
-	for _, code := range []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusFound} {
-		t.Run(http.StatusText(code), func(t *testing.T) {
+// How each kind of answer ends: final statuses (4xx, a redirect) are not
+// retried, retryable ones are retried MaxRetries times; whatever is not
+// delivered is counted under its reason.
+func TestDeliveryOutcomes(t *testing.T) {
+	elsewhere := newReceiver(t, status(http.StatusOK))
+	for _, tc := range []struct {
+		name       string
+		code       int
+		maxRetries int
+		requests   int
+		reason     string
+	}{
+		{"400 is final", http.StatusBadRequest, 0, 1, reasonRejected},
+		{"403 is final", http.StatusForbidden, 0, 1, reasonRejected},
+		{"404 is final", http.StatusNotFound, 0, 1, reasonRejected},
+		{"redirect is not followed", http.StatusFound, 0, 1, reasonRejected},
+		{"503 retried until exhausted", http.StatusServiceUnavailable, 2, 3, reasonRetriesExhausted},
+		{"408 retried", http.StatusRequestTimeout, 1, 2, reasonRetriesExhausted},
+		{"retries disabled", http.StatusBadGateway, -1, 1, reasonRetriesExhausted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-				if code == http.StatusFound {
-					w.Header().Set("Location", "http://127.0.0.1:1/elsewhere")
-				}
-				w.WriteHeader(code)
+				w.Header().Set("Location", elsewhere.URL+"/redirected")
+				w.WriteHeader(tc.code)
 			})
-			h := newHarness(t, fastConfig(TypeSlack, rc.URL))
+			cfg := fastConfig(TypeSlack, rc.URL)
+			cfg.MaxRetries = tc.maxRetries
+			h := newHarness(t, cfg)
 			h.d.Notify(testEvent(1))
 			h.close(t)
-			if n := len(rc.requests()); n != 1 {
-				t.Errorf("receiver got %d requests, want 1 (no retry)", n)
+			if n := len(rc.requests()); n != tc.requests {
+				t.Errorf("receiver got %d requests, want %d", n, tc.requests)
 			}
-			if n := h.counter(t, "portcullis.alerts.dropped", sinkKV("slack"), reasonKV(reasonRejected)); n != 1 {
-				t.Errorf("dropped{rejected} = %d, want 1", n)
+			if n := h.counter(t, "portcullis.alerts.dropped", sinkKV("slack"), reasonKV(tc.reason)); n != 1 {
+				t.Errorf("dropped{%s} = %d, want 1", tc.reason, n)
 			}
-			if len(h.clock.Sleeps()) != 0 {
-				t.Errorf("slept %v before giving up on a final status", h.clock.Sleeps())
+			if n := h.counter(t, "portcullis.alerts.sent", sinkKV("slack")); n != 0 {
+				t.Errorf("sent = %d, want 0", n)
+			}
+			if got := len(h.clock.Sleeps()); got != tc.requests-1 {
+				t.Errorf("slept %d times, want %d (once before each retry)", got, tc.requests-1)
 			}
 		})
 	}
-}
-
-func TestRetriesExhausted(t *testing.T) {
-	rc := newReceiver(t, status(http.StatusServiceUnavailable))
-	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.MaxRetries = 2
-	h := newHarness(t, cfg)
-	h.d.Notify(testEvent(1))
-	h.close(t)
-	if n := len(rc.requests()); n != 3 {
-		t.Errorf("receiver got %d requests, want 3 (first try and 2 retries)", n)
-	}
-	if n := h.counter(t, "portcullis.alerts.dropped", sinkKV("slack"), reasonKV(reasonRetriesExhausted)); n != 1 {
-		t.Errorf("dropped{retries_exhausted} = %d, want 1", n)
-	}
-	if n := h.counter(t, "portcullis.alerts.sent", sinkKV("slack")); n != 0 {
-		t.Errorf("sent = %d, want 0", n)
+	if n := len(elsewhere.requests()); n != 0 {
+		t.Errorf("a redirect was followed: its target got %d requests", n)
 	}
 }
 
-func TestNoRetriesWhenDisabled(t *testing.T) {
-	rc := newReceiver(t, status(http.StatusBadGateway))
+// stuckSink is a dispatcher whose one sink has a queue of size and whose
+// worker is stuck sending testEvent(0) to a receiver that hangs until
+// release is closed.
+func stuckSink(t *testing.T, size int) (*harness, *receiver, chan struct{}) {
+	t.Helper()
+	release := make(chan struct{})
+	rc := newReceiver(t, hang(release))
 	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.MaxRetries = -1
+	cfg.QueueSize = size
+	cfg.Sinks[0].Timeout = 10 * time.Minute // the test, not the timeout, ends the hang
 	h := newHarness(t, cfg)
-	h.d.Notify(testEvent(1))
-	h.close(t)
-	if n := len(rc.requests()); n != 1 {
-		t.Errorf("receiver got %d requests, want 1", n)
-	}
+	h.d.Notify(testEvent(0))
+	rc.waitArrival(t)
+	return h, rc, release
 }
 
 // A receiver that hangs must not slow the doors: Notify returns while it
 // hangs, the queue fills, and what does not fit is dropped and counted.
 func TestSlowReceiverDoesNotBlockNotify(t *testing.T) {
-	release := make(chan struct{})
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
+	h, rc, release := stuckSink(t, 3)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= 3+5; i++ {
+			h.d.Notify(testEvent(i)) // 3 fill the queue, 5 are dropped
 		}
-		w.WriteHeader(http.StatusOK)
-	})
-	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.QueueSize = 3
-	cfg.Sinks[0].Timeout = Duration(10 * time.Minute) // the test, not the timeout, ends the hang
-	h := newHarness(t, cfg)
-
-	h.d.Notify(testEvent(0))
-	rc.waitArrival(t) // the worker is now stuck in that request
-	for i := 1; i <= 3+5; i++ {
-		h.d.Notify(testEvent(i)) // 3 fill the queue, 5 are dropped
+	}()
+	select { // a bound so a blocking Notify fails here instead of hanging
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Notify blocked while the receiver hung")
 	}
 	if n := h.counter(t, "portcullis.alerts.dropped", sinkKV("slack"), reasonKV(reasonQueueFull)); n != 5 {
 		t.Errorf("dropped{queue_full} = %d, want 5", n)
@@ -249,25 +254,14 @@ func TestSlowReceiverDoesNotBlockNotify(t *testing.T) {
 	if len(got) != 4 {
 		t.Errorf("receiver got %d messages, want 4 (1 in flight + 3 queued)", len(got))
 	}
-	logs := h.logs.String()
+	logs := h.logText(t)
 	if !containsAll(logs, "alert dropped", "reason=queue_full", "alerts dropped", "count=4") {
 		t.Errorf("drops not logged (one line, then the 4 folded ones on Close):\n%s", logs)
 	}
 }
 
 func TestDroppedPairMayAlertAgain(t *testing.T) {
-	release := make(chan struct{})
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.QueueSize = 1
-	h := newHarness(t, cfg)
-	h.d.Notify(testEvent(0))
-	rc.waitArrival(t)
+	h, _, release := stuckSink(t, 1)
 	h.d.Notify(testEvent(1)) // queued
 	h.d.Notify(testEvent(2)) // dropped: queue full
 	close(release)
@@ -278,15 +272,23 @@ func TestDroppedPairMayAlertAgain(t *testing.T) {
 	}
 }
 
-func TestCloseDrains(t *testing.T) {
+// deliverAll sends n distinct events to one Slack sink configured by
+// mutate, closes the dispatcher and returns it with its receiver.
+func deliverAll(t *testing.T, n int, mutate func(*Config)) (*harness, *receiver) {
+	t.Helper()
 	rc := newReceiver(t, status(http.StatusOK))
 	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.QueueSize = 50
+	mutate(&cfg)
 	h := newHarness(t, cfg)
-	for i := 0; i < 20; i++ {
+	for i := 0; i < n; i++ {
 		h.d.Notify(testEvent(i))
 	}
 	h.close(t)
+	return h, rc
+}
+
+func TestCloseDrains(t *testing.T) {
+	h, rc := deliverAll(t, 20, func(c *Config) { c.QueueSize = 50 })
 	if n := len(rc.requests()); n != 20 {
 		t.Errorf("receiver got %d messages after Close, want 20", n)
 	}
@@ -300,14 +302,10 @@ func TestCloseDrains(t *testing.T) {
 }
 
 func TestCloseGivesUpWithContext(t *testing.T) {
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.Sinks[0].Timeout = Duration(10 * time.Minute)
-	h := newHarness(t, cfg)
-	for i := 0; i < 4; i++ {
+	h, _, _ := stuckSink(t, 10)
+	for i := 1; i < 4; i++ {
 		h.d.Notify(testEvent(i))
 	}
-	rc.waitArrival(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := h.d.Close(ctx)
@@ -321,14 +319,7 @@ func TestCloseGivesUpWithContext(t *testing.T) {
 
 // With 1 per second and a burst of 2, five alerts need three seconds.
 func TestRateLimitPerSink(t *testing.T) {
-	rc := newReceiver(t, status(http.StatusOK))
-	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.Sinks[0].RateLimit = &RateLimitConfig{PerSecond: 1, Burst: 2}
-	h := newHarness(t, cfg)
-	for i := 0; i < 5; i++ {
-		h.d.Notify(testEvent(i))
-	}
-	h.close(t)
+	h, rc := deliverAll(t, 5, func(c *Config) { c.Sinks[0].RateLimit = &RateLimitConfig{PerSecond: 1, Burst: 2} })
 	if n := len(rc.requests()); n != 5 {
 		t.Fatalf("receiver got %d messages, want 5", n)
 	}
@@ -344,10 +335,10 @@ func TestRateLimitPerSink(t *testing.T) {
 // Each sink has its own queue and worker: a hung sink does not hold up
 // the others.
 func TestSinksIndependent(t *testing.T) {
-	hung := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	hung := newReceiver(t, hang(nil))
 	ok := newReceiver(t, status(http.StatusOK))
 	cfg := fastConfig(TypeSlack, hung.URL)
-	cfg.Sinks[0].Name, cfg.Sinks[0].Timeout = "hung", Duration(10*time.Minute)
+	cfg.Sinks[0].Name, cfg.Sinks[0].Timeout = "hung", 10*time.Minute
 	cfg.Sinks = append(cfg.Sinks, SinkConfig{Name: "ok", Type: TypeSlack, URL: ok.URL})
 	h := newHarness(t, cfg)
 	for i := 0; i < 3; i++ {

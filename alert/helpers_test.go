@@ -1,7 +1,6 @@
 package alert
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -119,40 +118,38 @@ func (rc *receiver) waitArrival(t *testing.T) int {
 	}
 }
 
+// hang answers only when release is closed or the sender gives up.
+func hang(release <-chan struct{}) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+}
+
 func status(code int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
-}
-
-// syncBuffer is a log sink safe for the workers' concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // harness is a Dispatcher with a fake clock, captured logs and metrics.
 type harness struct {
 	d      *Dispatcher
 	clock  *fakeClock
-	logs   *syncBuffer
+	logs   string // the log file
 	reader *sdkmetric.ManualReader
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	h := &harness{clock: newFakeClock(), logs: &syncBuffer{}, reader: sdkmetric.NewManualReader()}
-	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := &harness{clock: newFakeClock(), logs: filepath.Join(t.TempDir(), "log"), reader: sdkmetric.NewManualReader()}
+	// A file, not a buffer: the workers write while a test may read.
+	f, err := os.Create(h.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	log := slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d, err := New(cfg, WithClock(h.clock), WithLogger(log),
 		WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(h.reader))))
 	if err != nil {
@@ -165,6 +162,16 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		_ = d.Close(ctx)
 	})
 	return h
+}
+
+// logText is everything logged so far.
+func (h *harness) logText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(h.logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func (h *harness) close(t *testing.T) {

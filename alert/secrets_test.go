@@ -43,7 +43,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	h.d.Notify(testEvent(1))
 	h.close(t)
 
-	logs := h.logs.String()
+	logs := h.logText(t)
 	for _, secret := range []string{"T0SECRET", "xoxSECRETtoken", "QUERYSECRET", testSecret, testRKey} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs contain the secret %q:\n%s", secret, logs)
