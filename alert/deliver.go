@@ -73,6 +73,10 @@ func (d *Dispatcher) deliver(ctx context.Context, s *sink, e Event) {
 			d.log.Debug("alert sent", "sink", s.name, "host", s.host, "image", e.Ref(), "rule", e.Rule, "attempts", attempt+1)
 			return
 		}
+		if ctx.Err() != nil { // Close gave up on this send
+			d.drop(s, e, reasonClosed, err)
+			return
+		}
 		var se *sendError
 		if !errors.As(err, &se) || !se.retryable {
 			d.drop(s, e, reasonRejected, err)

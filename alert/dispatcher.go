@@ -157,7 +157,10 @@ func New(cfg Config, opts ...Option) (*Dispatcher, error) {
 		return nil, err
 	}
 	if o.transport == nil {
-		o.transport = http.DefaultTransport.(*http.Transport).Clone()
+		o.transport = http.DefaultTransport
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			o.transport = t.Clone() // own connection pool
+		}
 	}
 	d := &Dispatcher{
 		cfg:   cfg,
@@ -237,7 +240,7 @@ func newSink(sc SinkConfig, cfg Config, path func(string) string) (*sink, error)
 
 // readSecret reads a file, trims surrounding whitespace and insists on min
 // bytes. Errors name the field and file, never the content.
-func readSecret(path, field string, min int) ([]byte, error) {
+func readSecret(path, field string, minLen int) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", field, err)
@@ -246,8 +249,8 @@ func readSecret(path, field string, min int) ([]byte, error) {
 	switch {
 	case len(b) == 0:
 		return nil, fmt.Errorf("%s %s is empty", field, path)
-	case len(b) < min:
-		return nil, fmt.Errorf("%s %s holds %d bytes; at least %d are required", field, path, len(b), min)
+	case len(b) < minLen:
+		return nil, fmt.Errorf("%s %s holds %d bytes; at least %d are required", field, path, len(b), minLen)
 	}
 	return b, nil
 }
@@ -255,8 +258,12 @@ func readSecret(path, field string, min int) ([]byte, error) {
 // Notify hands an event to every sink. It never blocks and never fails: a
 // repeat of a (digest, rule) pair within the dedup window is counted and
 // discarded, and a sink whose queue is full drops the event (counted and
-// logged). An event without a Time gets the current time.
+// logged). An event without a Time gets the current time. A nil
+// Dispatcher (no alerts configured) ignores events.
 func (d *Dispatcher) Notify(e Event) {
+	if d == nil {
+		return
+	}
 	now := d.clock.Now()
 	if e.Time.IsZero() {
 		e.Time = now
@@ -291,7 +298,11 @@ func (d *Dispatcher) Notify(e Event) {
 // Close stops taking events and waits for the queued ones to be delivered.
 // When ctx ends first, sends in flight are abandoned, what is left is
 // dropped (counted and logged as "closed") and ctx's error is returned.
+// Closing a nil Dispatcher does nothing.
 func (d *Dispatcher) Close(ctx context.Context) error {
+	if d == nil {
+		return nil
+	}
 	d.once.Do(func() {
 		d.mu.Lock()
 		d.closed = true

@@ -215,12 +215,12 @@ func TestDeliveryOutcomes(t *testing.T) {
 // stuckSink is a dispatcher whose one sink has a queue of size and whose
 // worker is stuck sending testEvent(0) to a receiver that hangs until
 // release is closed.
-func stuckSink(t *testing.T, size int) (*harness, *receiver, chan struct{}) {
+func stuckSink(t *testing.T, size, maxRetries int) (*harness, *receiver, chan struct{}) {
 	t.Helper()
 	release := make(chan struct{})
 	rc := newReceiver(t, hang(release))
 	cfg := fastConfig(TypeSlack, rc.URL)
-	cfg.QueueSize = size
+	cfg.QueueSize, cfg.MaxRetries = size, maxRetries
 	cfg.Sinks[0].Timeout = 10 * time.Minute // the test, not the timeout, ends the hang
 	h := newHarness(t, cfg)
 	h.d.Notify(testEvent(0))
@@ -231,7 +231,7 @@ func stuckSink(t *testing.T, size int) (*harness, *receiver, chan struct{}) {
 // A receiver that hangs must not slow the doors: Notify returns while it
 // hangs, the queue fills, and what does not fit is dropped and counted.
 func TestSlowReceiverDoesNotBlockNotify(t *testing.T) {
-	h, rc, release := stuckSink(t, 3)
+	h, rc, release := stuckSink(t, 3, 0)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -261,7 +261,7 @@ func TestSlowReceiverDoesNotBlockNotify(t *testing.T) {
 }
 
 func TestDroppedPairMayAlertAgain(t *testing.T) {
-	h, _, release := stuckSink(t, 1)
+	h, _, release := stuckSink(t, 1, 0)
 	h.d.Notify(testEvent(1)) // queued
 	h.d.Notify(testEvent(2)) // dropped: queue full
 	close(release)
@@ -302,7 +302,7 @@ func TestCloseDrains(t *testing.T) {
 }
 
 func TestCloseGivesUpWithContext(t *testing.T) {
-	h, _, _ := stuckSink(t, 10)
+	h, _, _ := stuckSink(t, 10, -1) // no retries: the abandoned send is still "closed"
 	for i := 1; i < 4; i++ {
 		h.d.Notify(testEvent(i))
 	}

@@ -168,3 +168,12 @@ func TestPathResolver(t *testing.T) {
 	}
 	_ = d.Close(context.Background())
 }
+
+// The doors can hold a nil *Dispatcher when no alerts are configured.
+func TestNilDispatcher(t *testing.T) {
+	var d *Dispatcher
+	d.Notify(testEvent(1))
+	if err := d.Close(context.Background()); err != nil {
+		t.Errorf("nil Close = %v", err)
+	}
+}
