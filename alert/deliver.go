@@ -34,6 +34,8 @@ type sink struct {
 	encode    encoder
 	limiter   *rate.Limiter // nil: unlimited
 	queue     chan Event
+	attrs     sinkAttrs
+	full      error // the queue_full error, made once
 }
 
 // run is a sink's worker: it delivers queued events one at a time until the
@@ -69,7 +71,7 @@ func (d *Dispatcher) deliver(ctx context.Context, s *sink, e Event) {
 		}
 		err := d.post(ctx, s, e)
 		if err == nil {
-			d.tel.sent.Add(context.Background(), 1, sinkAttr(s))
+			d.tel.sent.Add(context.Background(), 1, s.attrs.sent)
 			d.log.Debug("alert sent", "sink", s.name, "host", s.host, "image", e.Ref(), "rule", e.Rule, "attempts", attempt+1)
 			return
 		}

@@ -196,7 +196,8 @@ func New(cfg Config, opts ...Option) (*Dispatcher, error) {
 
 // newSink reads a sink's files and builds its encoder, queue and limiter.
 func newSink(sc SinkConfig, cfg Config, path func(string) string) (*sink, error) {
-	s := &sink{name: sc.Name, typ: sc.Type, url: sc.URL, timeout: sc.Timeout, queue: make(chan Event, cfg.QueueSize)}
+	s := &sink{name: sc.Name, typ: sc.Type, url: sc.URL, timeout: sc.Timeout, queue: make(chan Event, cfg.QueueSize),
+		attrs: newSinkAttrs(sc.Name), full: fmt.Errorf("queue of %d is full", cfg.QueueSize)}
 	if sc.URLFile != "" {
 		u, err := readSecret(path(sc.URLFile), "urlFile", 1)
 		if err != nil {
@@ -285,7 +286,7 @@ func (d *Dispatcher) Notify(e Event) {
 		case s.queue <- e:
 			accepted++
 		default:
-			d.drop(s, e, reasonQueueFull, fmt.Errorf("queue of %d is full", cap(s.queue)))
+			d.drop(s, e, reasonQueueFull, s.full)
 		}
 	}
 	if accepted == 0 {

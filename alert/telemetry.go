@@ -48,14 +48,27 @@ func newTelemetry(mp metric.MeterProvider) *telemetry {
 	return t
 }
 
-func sinkAttr(s *sink) metric.AddOption {
-	return metric.WithAttributes(attribute.String("sink", s.name))
+// sinkAttrs are a sink's metric attributes, built once: Notify's drop path
+// runs on the request path.
+type sinkAttrs struct {
+	sent    metric.AddOption
+	dropped map[string]metric.AddOption // by reason; read-only after New
+}
+
+func newSinkAttrs(name string) sinkAttrs {
+	a := sinkAttrs{
+		sent:    metric.WithAttributes(attribute.String("sink", name)),
+		dropped: map[string]metric.AddOption{},
+	}
+	for _, r := range []string{reasonQueueFull, reasonRetriesExhausted, reasonRejected, reasonClosed} {
+		a.dropped[r] = metric.WithAttributes(attribute.String("sink", name), attribute.String("reason", r))
+	}
+	return a
 }
 
 // drop counts and logs an alert that will not be delivered.
 func (d *Dispatcher) drop(s *sink, e Event, reason string, err error) {
-	d.tel.dropped.Add(context.Background(), 1, metric.WithAttributes(
-		attribute.String("sink", s.name), attribute.String("reason", reason)))
+	d.tel.dropped.Add(context.Background(), 1, s.attrs.dropped[reason])
 	d.drops.record(s, e, reason, err)
 }
 
