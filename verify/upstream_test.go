@@ -12,43 +12,40 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
+// TestNew: the upstreams themselves are validated by internal/upstream
+// (its TestConfigValidate); New checks its own arguments.
 func TestNew(t *testing.T) {
-	ok := Registry{Name: "registry.test", Host: "127.0.0.1:5000", Insecure: true}
+	ok := testUpstreams(t, "127.0.0.1:5000", baseTransport)
 	tests := []struct {
-		name       string
-		registries []Registry
-		opts       []Option
-		wantErr    string // "" = success
+		name      string
+		upstreams Upstreams
+		opts      []Option
+		wantErr   string // "" = success
 	}{
-		{name: "one registry", registries: []Registry{ok}},
-		{name: "limits zero fields take defaults", registries: []Registry{ok}, opts: []Option{WithLimits(Limits{MaxBlobBytes: 10})}},
-		{name: "no registries", wantErr: "no registries"},
-		{name: "empty name", registries: []Registry{{Host: "h:1"}}, wantErr: "name is empty"},
-		{name: "name with slash", registries: []Registry{{Name: "a/b", Host: "h:1"}}, wantErr: "contains a slash"},
-		{name: "empty host", registries: []Registry{{Name: "a"}}, wantErr: "host is empty"},
-		{name: "bad host", registries: []Registry{{Name: "a", Host: "UPPER CASE:x"}}, wantErr: "invalid host"},
-		{name: "duplicate name", registries: []Registry{ok, ok}, wantErr: "configured twice"},
-		{name: "nil transport", registries: []Registry{ok}, opts: []Option{WithTransport(nil)}, wantErr: "transport is nil"},
-		{name: "negative limit", registries: []Registry{ok}, opts: []Option{WithLimits(Limits{MaxSignatures: -1})}, wantErr: "max signatures -1 is negative"},
+		{name: "one registry", upstreams: ok},
+		{name: "limits zero fields take defaults", upstreams: ok, opts: []Option{WithLimits(Limits{MaxBlobBytes: 10})}},
+		{name: "no upstreams", wantErr: "no upstreams"},
+		{name: "nil charge", upstreams: ok, opts: []Option{WithCharge(nil)}, wantErr: "charge filter is nil"},
+		{name: "negative limit", upstreams: ok, opts: []Option{WithLimits(Limits{MaxSignatures: -1})}, wantErr: "max signatures -1 is negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := New(tc.registries, tc.opts...)
+			v, err := New(tc.upstreams, tc.opts...)
 			if tc.wantErr == "" {
 				if err != nil || v == nil {
-					t.Fatalf("New(%+v) = %v, %v; want a Verifier", tc.registries, v, err)
+					t.Fatalf("New() = %v, %v; want a Verifier", v, err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("New(%+v) error = %v, want it to contain %q", tc.registries, err, tc.wantErr)
+				t.Fatalf("New() error = %v, want it to contain %q", err, tc.wantErr)
 			}
 		})
 	}
 }
 
 func TestNewAppliesLimits(t *testing.T) {
-	v, err := New([]Registry{{Name: "r", Host: "h:1"}}, WithLimits(Limits{MaxBlobBytes: 10}))
+	v, err := New(testUpstreams(t, "h:1", baseTransport), WithLimits(Limits{MaxBlobBytes: 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +65,9 @@ func countRequests(paths []string, match string) int {
 	return n
 }
 
-// One long-lived Puller per registry: the /v2/ ping and token exchange
-// happen once, not once per decision.
-func TestPullerReusedAcrossDecisions(t *testing.T) {
+// One authenticated transport per repository: the /v2/ ping and token
+// exchange happen once, not once per decision.
+func TestTransportReusedAcrossDecisions(t *testing.T) {
 	u := startRegistry(t, true)
 	k := newKey(t, "ecdsa")
 	img := u.pushImage(t, "lab/app")
@@ -88,9 +85,9 @@ func TestPullerReusedAcrossDecisions(t *testing.T) {
 	}
 }
 
-// go-containerregistry's Puller caches a failed repository setup forever;
-// the verifier must replace it, or one outage poisons the repository.
-func TestPullerRecoversAfterOutage(t *testing.T) {
+// A failed handshake is not remembered: once the upstream is back, the
+// same repository verifies (one outage must not poison it).
+func TestTransportRecoversAfterOutage(t *testing.T) {
 	u := startRegistry(t, true)
 	k := newKey(t, "ecdsa")
 	img := u.pushImage(t, "lab/app")
@@ -200,7 +197,7 @@ func TestNoSurpriseNetwork(t *testing.T) {
 	pushReferrer(t, img, referrer{bundle: makeBundle(t, k, img.digest, cosignSignPredicate)})
 
 	ours := &recordingTransport{base: baseTransport}
-	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, WithTransport(ours))
+	v, err := New(testUpstreams(t, u.host, ours))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/proxy"
@@ -49,43 +50,15 @@ func buildApp(cfg *Config, log *slog.Logger) (*app, error) { return build(cfg, l
 // build wires the app; withCache=false puts the engine directly behind the
 // proxy, so that every request verifies (benchmarks measure that cost).
 func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
-	shared := newTransport()
-	var (
-		pups  []proxy.Upstream
-		vregs []verify.Registry
-	)
-	for _, u := range cfg.Upstreams {
-		pu, err := url.Parse(u.URL)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %s: %w", u.Registry, err)
-		}
-		auth, err := cfg.authenticator(u)
-		if err != nil {
-			return nil, err
-		}
-		pups = append(pups, proxy.Upstream{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
-		vregs = append(vregs, verify.Registry{Name: u.Registry, Host: pu.Host, Insecure: pu.Scheme == "http", Auth: auth})
+	ups, err := buildUpstreams(cfg)
+	if err != nil {
+		return nil, err
 	}
-	byHost := map[string]http.RoundTripper{}
-	for _, u := range cfg.Upstreams {
-		tc, err := cfg.tlsConfig(u)
-		if err != nil {
-			return nil, err
-		}
-		if tc != nil {
-			t := newTransport()
-			t.TLSClientConfig = tc
-			pu, _ := url.Parse(u.URL)
-			byHost[pu.Host] = t
-		}
-	}
-	var base http.RoundTripper = shared
-	if len(byHost) > 0 {
-		base = &hostTransport{byHost: byHost, fallback: shared}
-	}
-	rt := otelhttp.NewTransport(base)
-	// The verifier's reads are charged to the proxy's memory budget.
-	v, err := verify.New(vregs, verify.WithTransport(proxy.ChargeTransport(rt)), verify.WithLimits(cfg.Limits.verifyLimits()))
+	// One upstream set for both: the proxy and the verifier share one
+	// authenticated transport per repository (one ping, one token
+	// exchange). The verifier's reads are charged to the proxy's memory
+	// budget through the request context.
+	v, err := verify.New(ups, verify.WithCharge(proxy.ChargeResponse), verify.WithLimits(cfg.Limits.verifyLimits()))
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +71,6 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 	a.policy, a.engine, a.cache = first.policy, first.engine, first.cache
 	a.decider = newReloader(first, load, log)
 	popts := append([]proxy.Option{
-		proxy.WithTransport(rt),
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
 		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)),
@@ -111,11 +83,45 @@ func build(cfg *Config, log *slog.Logger, withCache bool) (*app, error) {
 		}
 		popts = append(popts, proxy.WithAccess(acc))
 	}
-	a.proxy, err = proxy.New(pups, a.decider, popts...)
+	a.proxy, err = proxy.New(ups, a.decider, popts...)
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// buildUpstreams parses the configured upstreams once into the shared
+// upstream set, over the one transport: connection reuse, per-upstream TLS
+// settings (hostTransport), tracing.
+func buildUpstreams(cfg *Config) (*upstream.Set, error) {
+	shared := newTransport()
+	configs := make([]upstream.Config, 0, len(cfg.Upstreams))
+	byHost := map[string]http.RoundTripper{}
+	for _, u := range cfg.Upstreams {
+		pu, err := url.Parse(u.URL)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: url: %w", u.Registry, err)
+		}
+		auth, err := cfg.authenticator(u)
+		if err != nil {
+			return nil, err
+		}
+		tc, err := cfg.tlsConfig(u)
+		if err != nil {
+			return nil, err
+		}
+		if tc != nil {
+			t := newTransport()
+			t.TLSClientConfig = tc
+			byHost[pu.Host] = t
+		}
+		configs = append(configs, upstream.Config{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
+	}
+	var base http.RoundTripper = shared
+	if len(byHost) > 0 {
+		base = &hostTransport{byHost: byHost, fallback: shared}
+	}
+	return upstream.New(configs, otelhttp.NewTransport(base))
 }
 
 func newLogger(lc LogConfig) *slog.Logger {
