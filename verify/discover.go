@@ -31,7 +31,7 @@ type lookup struct {
 	// it, as the shared transports are keyed; repo is the same for ggcr.
 	registry, repoName string
 	repo               name.Repository
-	limits Limits
+	limits             Limits
 	// prefix is "" for the subject's own repository, otherwise
 	// "<registry>/<repository>" so sources say where they were found.
 	prefix string

@@ -45,6 +45,7 @@ func (c *bodyCaps) filter(req *http.Request, resp *http.Response) (*http.Respons
 	resp.Body = &capBody{rc: resp.Body, left: limit, limit: limit, path: req.URL.Path}
 	return resp, nil
 }
+
 type capBody struct {
 	rc    io.ReadCloser
 	left  int64

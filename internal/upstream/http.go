@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
+	"regexp"
+	"strings"
 )
 
 // ResponseFilter may replace or refuse one upstream response: wrap its body
@@ -83,16 +84,21 @@ func (e *Error) Error() string { return fmt.Sprintf("upstream %s: %s", e.Registr
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Redact is err's text without the credentials or query parameters of the
-// URL it names (token endpoints put scopes and sometimes secrets there).
+// Redact is err's text without the credentials or the query strings of the
+// URLs it names: token endpoints put scopes and sometimes secrets there, and
+// go-containerregistry's errors print the request URL with its query.
 func Redact(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.User = nil
-			u.RawQuery = ""
-			return fmt.Sprintf("%s %s: %v", ue.Op, u.String(), ue.Err)
-		}
-	}
-	return err.Error()
+	s := userinfo.ReplaceAllString(err.Error(), "$1")
+	return query.ReplaceAllStringFunc(s, func(m string) string {
+		// Keep what ends the sentence around the URL ("GET <url>: ...").
+		rest := strings.TrimRight(m, ":,;.)")
+		return query.FindStringSubmatch(rest)[1] + m[len(rest):]
+	})
 }
+
+var (
+	// userinfo is the user[:password]@ of a URL.
+	userinfo = regexp.MustCompile(`(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@"]*@`)
+	// query is a URL's ?query and #fragment.
+	query = regexp.MustCompile(`(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"]*)[?#][^\s"]*`)
+)

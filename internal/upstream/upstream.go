@@ -29,9 +29,10 @@ type Upstream struct {
 // handshake is one ping and token exchange in progress; done is closed
 // once t or err is set.
 type handshake struct {
-	done chan struct{}
-	t    http.RoundTripper
-	err  error
+	done    chan struct{}
+	t       http.RoundTripper
+	err     error
+	waiters int // callers waiting, under Upstream.mu (tests observe it)
 }
 
 func newUpstream(c Config, base http.RoundTripper, o options) (*Upstream, error) {
@@ -86,6 +87,7 @@ func (u *Upstream) Transport(ctx context.Context, repo string) (http.RoundTrippe
 			u.handshake(hctx, repo, h)
 		}()
 	}
+	h.waiters++
 	u.mu.Unlock()
 	select {
 	case <-h.done:

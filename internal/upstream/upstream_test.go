@@ -1,0 +1,346 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+const (
+	testToken    = "tok-5b1e0c7a9d"
+	testUser     = "puller"
+	testPassword = "pw-Secret-81f3"
+)
+
+// tokenRegistry is ggcr's in-process registry behind a bearer-token front
+// (the registry has no auth of its own) that counts pings and token
+// exchanges and can hold or fail them.
+type tokenRegistry struct {
+	srv *httptest.Server
+	reg http.Handler
+
+	mu        sync.Mutex
+	pings     int
+	tokens    map[string]int // by scope
+	failToken int            // token requests still to fail with 500
+	holdPing  chan struct{}  // non-nil: pings wait for it to close
+	other     int            // authorized requests past the front
+}
+
+func startTokenRegistry(t *testing.T) *tokenRegistry {
+	t.Helper()
+	r := &tokenRegistry{reg: registry.New(registry.Logger(log.New(io.Discard, "", 0))), tokens: map[string]int{}}
+	r.srv = httptest.NewServer(r)
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *tokenRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/token" {
+		user, pass, _ := req.BasicAuth()
+		r.mu.Lock()
+		r.tokens[req.URL.Query().Get("scope")]++
+		fail := r.failToken > 0
+		if fail {
+			r.failToken--
+		}
+		r.mu.Unlock()
+		switch {
+		case fail:
+			http.Error(w, "token service down", http.StatusInternalServerError)
+		case user != testUser || pass != testPassword:
+			http.Error(w, "bad credentials", http.StatusUnauthorized)
+		default:
+			_ = json.NewEncoder(w).Encode(map[string]any{"token": testToken, "expires_in": 300})
+		}
+		return
+	}
+	if req.Header.Get("Authorization") != "Bearer "+testToken {
+		if req.URL.Path == "/v2/" {
+			r.mu.Lock()
+			r.pings++
+			hold := r.holdPing
+			r.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+r.srv.URL+`/token",service="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	r.mu.Lock()
+	r.other++
+	r.mu.Unlock()
+	r.reg.ServeHTTP(w, req)
+}
+
+// counts returns the pings and the token exchanges for repo's pull scope.
+func (r *tokenRegistry) counts(repo string) (pings, tokens int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pings, r.tokens["repository:"+repo+":pull"]
+}
+
+func (r *tokenRegistry) host() string { return strings.TrimPrefix(r.srv.URL, "http://") }
+
+// set is a Set with r as its one upstream, "reg.test", with credentials.
+func (r *tokenRegistry) set(t *testing.T, opts ...Option) (*Set, *Upstream) {
+	t.Helper()
+	s, err := New([]Config{{
+		Registry: "reg.test",
+		URL:      &url.URL{Scheme: "http", Host: r.host()},
+		Auth:     authn.FromConfig(authn.AuthConfig{Username: testUser, Password: testPassword}),
+	}}, http.DefaultTransport, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, s.Get("reg.test")
+}
+
+// push writes a random image to repo:v1 directly (not through the front).
+func (r *tokenRegistry) push(t *testing.T, repo string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := httptest.NewServer(r.reg)
+	defer direct.Close()
+	ref, err := name.ParseReference(strings.TrimPrefix(direct.URL, "http://")+"/"+repo+":v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOneHandshakePerRepository: the first caller for a repository pings
+// and exchanges a token; every later caller, and ggcr's remote package
+// given the transport, reuses it. Another repository has its own.
+func TestOneHandshakePerRepository(t *testing.T) {
+	r := startTokenRegistry(t)
+	r.push(t, "lab/app")
+	_, u := r.set(t)
+	ctx := t.Context()
+
+	first, err := u.Transport(ctx, "lab/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := first.(*transport.Wrapper); !ok {
+		t.Fatalf("Transport() = %T, want a *transport.Wrapper that ggcr uses as is", first)
+	}
+	ref, _ := name.ParseReference(r.host()+"/lab/app:v1", name.Insecure)
+	for range 3 {
+		again, err := u.Transport(ctx, "lab/app")
+		if err != nil || again != first {
+			t.Fatalf("second Transport() = %p, %v; want the cached %p", again, err, first)
+		}
+		if _, err := remote.Get(ref, remote.WithTransport(again), remote.WithContext(ctx)); err != nil {
+			t.Fatalf("remote.Get through the shared transport: %v", err)
+		}
+	}
+	if pings, tokens := r.counts("lab/app"); pings != 1 || tokens != 1 {
+		t.Errorf("after 4 callers and 3 pulls: %d pings, %d token exchanges; want 1 and 1", pings, tokens)
+	}
+	if _, err := u.Transport(ctx, "lab/other"); err != nil {
+		t.Fatal(err)
+	}
+	if pings, tokens := r.counts("lab/other"); pings != 2 || tokens != 1 {
+		t.Errorf("another repository: %d pings in all, %d token exchanges for it; want 2 and 1", pings, tokens)
+	}
+}
+
+// TestConcurrentFirstCallersShareOneHandshake: 50 callers asking for one
+// cold repository at once make one ping and one token exchange.
+func TestConcurrentFirstCallersShareOneHandshake(t *testing.T) {
+	r := startTokenRegistry(t)
+	hold := make(chan struct{})
+	r.holdPing = hold
+	_, u := r.set(t)
+	const callers = 50
+	got := make([]http.RoundTripper, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = u.Transport(t.Context(), "lab/app")
+		}()
+	}
+	// The ping is held: wait (a bounded number of yields) until every
+	// caller is waiting on the one handshake, then let it finish.
+	waiting := 0
+	for range 100000 {
+		u.mu.Lock()
+		if h := u.inflight["lab/app"]; h != nil {
+			waiting = h.waiters
+		}
+		u.mu.Unlock()
+		if waiting == callers {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(hold)
+	wg.Wait()
+	if waiting != callers {
+		t.Fatalf("%d callers waited on the handshake, want %d", waiting, callers)
+	}
+	for i := range callers {
+		if errs[i] != nil || got[i] != got[0] {
+			t.Fatalf("caller %d: %p, %v; want the shared transport %p", i, got[i], errs[i], got[0])
+		}
+	}
+	if pings, tokens := r.counts("lab/app"); pings != 1 || tokens != 1 {
+		t.Errorf("%d concurrent first callers: %d pings, %d token exchanges; want 1 and 1", callers, pings, tokens)
+	}
+}
+
+// TestFailedHandshakeNotCached: a failed token exchange is an error (with
+// no credentials, token or query string in its text), and the next caller
+// tries again instead of getting the failure.
+func TestFailedHandshakeNotCached(t *testing.T) {
+	r := startTokenRegistry(t)
+	r.failToken = 1
+	_, u := r.set(t)
+	_, err := u.Transport(t.Context(), "lab/app")
+	var ue *Error
+	if !errors.As(err, &ue) || ue.Registry != "reg.test" {
+		t.Fatalf("Transport() with the token service down = %v, want an *upstream.Error for reg.test", err)
+	}
+	for _, leak := range []string{testPassword, testToken, "scope=", "?"} {
+		if strings.Contains(err.Error(), leak) {
+			t.Errorf("error %q contains %q", err, leak)
+		}
+	}
+	if _, err := u.Transport(t.Context(), "lab/app"); err != nil {
+		t.Fatalf("Transport() once the token service is back = %v, want a transport", err)
+	}
+	if pings, tokens := r.counts("lab/app"); pings != 2 || tokens != 2 {
+		t.Errorf("after a failure and a retry: %d pings, %d token exchanges; want 2 and 2", pings, tokens)
+	}
+}
+
+// TestWrongCredentials: a refused token exchange is an error that does not
+// carry the password.
+func TestWrongCredentials(t *testing.T) {
+	r := startTokenRegistry(t)
+	s, err := New([]Config{{
+		Registry: "reg.test",
+		URL:      &url.URL{Scheme: "http", Host: r.host()},
+		Auth:     authn.FromConfig(authn.AuthConfig{Username: testUser, Password: "wrong-" + testPassword}),
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Transport(t.Context(), "reg.test", "lab/app")
+	if err == nil || strings.Contains(err.Error(), testPassword) {
+		t.Fatalf("Transport() with a wrong password = %v, want an error without the password", err)
+	}
+}
+
+// TestForget: a forgotten transport is replaced by a new handshake; a
+// stale one (already replaced) does not evict the current.
+func TestForget(t *testing.T) {
+	r := startTokenRegistry(t)
+	_, u := r.set(t)
+	old, err := u.Transport(t.Context(), "lab/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Forget("lab/app", old)
+	cur, err := u.Transport(t.Context(), "lab/app")
+	if err != nil || cur == old {
+		t.Fatalf("Transport() after Forget = %p, %v; want a new transport, not %p", cur, err, old)
+	}
+	u.Forget("lab/app", old) // stale: cur stays
+	if again, _ := u.Transport(t.Context(), "lab/app"); again != cur {
+		t.Errorf("a stale Forget evicted the current transport")
+	}
+	if pings, tokens := r.counts("lab/app"); pings != 2 || tokens != 2 {
+		t.Errorf("%d pings, %d token exchanges; want 2 and 2 (one Forget)", pings, tokens)
+	}
+}
+
+// TestTransportsBounded: beyond WithMaxTransports the least recently used
+// repository is dropped and authenticates again when next asked for.
+func TestTransportsBounded(t *testing.T) {
+	r := startTokenRegistry(t)
+	_, u := r.set(t, WithMaxTransports(1))
+	for _, repo := range []string{"lab/a", "lab/b", "lab/a"} {
+		if _, err := u.Transport(t.Context(), repo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, tokens := r.counts("lab/a"); tokens != 2 {
+		t.Errorf("lab/a token exchanges = %d, want 2 (evicted by lab/b)", tokens)
+	}
+}
+
+// TestWaiterLeavesWithItsContext: a caller whose context ends stops
+// waiting; the handshake goes on for the others and is kept.
+func TestWaiterLeavesWithItsContext(t *testing.T) {
+	r := startTokenRegistry(t)
+	hold := make(chan struct{})
+	r.holdPing = hold
+	_, u := r.set(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := u.Transport(ctx, "lab/app")
+		done <- err
+	}()
+	for range 100000 {
+		u.mu.Lock()
+		started := u.inflight["lab/app"] != nil
+		u.mu.Unlock()
+		if started {
+			break
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Transport() after its context ended = %v, want context.Canceled", err)
+	}
+	close(hold)
+	if _, err := u.Transport(t.Context(), "lab/app"); err != nil {
+		t.Fatalf("Transport() of the next caller = %v", err)
+	}
+	if pings, tokens := r.counts("lab/app"); pings != 1 || tokens != 1 {
+		t.Errorf("%d pings, %d token exchanges; want 1 and 1 (the first handshake kept)", pings, tokens)
+	}
+}
+
+// TestHandshakeTimeout: a handshake nobody answers ends by itself.
+func TestHandshakeTimeout(t *testing.T) {
+	r := startTokenRegistry(t)
+	hold := make(chan struct{})
+	r.holdPing = hold
+	defer close(hold)
+	_, u := r.set(t, WithHandshakeTimeout(50*time.Millisecond))
+	if _, err := u.Transport(t.Context(), "lab/app"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Transport() against a silent upstream = %v, want context.DeadlineExceeded", err)
+	}
+}
