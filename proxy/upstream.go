@@ -58,6 +58,11 @@ func (c *client) do(ctx context.Context, method, repo, suffix, rawQuery string, 
 	hc := &http.Client{Transport: t, CheckRedirect: upstream.CheckRedirect}
 	resp, err := hc.Do(req)
 	if err != nil {
+		if upstream.AuthFailed(err, c.up.URL.Host, repo) {
+			// ggcr's token refresh failed (the token service may have
+			// moved): the next request authenticates anew.
+			c.u.Forget(repo, t)
+		}
 		return nil, &upstreamError{registry: c.up.Registry, err: err}
 	}
 	if resp.StatusCode == http.StatusUnauthorized {

@@ -67,9 +67,10 @@ func cosignTag(d digest.Digest, suffix string) string {
 // call runs fn with the repository's shared authenticated transport and
 // ctx. The Verifier's limits (size caps, the memory charge) ride in ctx: the
 // transport is a *transport.Wrapper that ggcr uses as is, so it makes no
-// ping, token exchange or retry of its own. A transport the upstream still
-// refuses with 401 (ggcr has already refreshed its token once) is dropped,
-// so the next call authenticates anew.
+// ping, token exchange or retry of its own. A transport whose
+// authentication failed (a 401 after ggcr's own token refresh, or a failed
+// refresh: see upstream.AuthFailed) is dropped, so the next call
+// authenticates anew.
 func (l *lookup) call(ctx context.Context, fn func(opts ...remote.Option) error) error {
 	for _, f := range l.v.filters {
 		ctx = upstream.WithResponseFilter(ctx, f)
@@ -79,17 +80,15 @@ func (l *lookup) call(ctx context.Context, fn func(opts ...remote.Option) error)
 		return err
 	}
 	err = fn(remote.WithTransport(t), remote.WithContext(ctx))
-	if hasStatus(err, http.StatusUnauthorized) {
+	if upstream.AuthFailed(err, l.repo.RegistryStr(), l.repo.RepositoryStr()) {
 		l.v.upstreams.Forget(l.registry, l.repoName, t)
 	}
 	return err
 }
 
-func isNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
-
-func hasStatus(err error, status int) bool {
+func isNotFound(err error) bool {
 	var terr *transport.Error
-	return errors.As(err, &terr) && terr.StatusCode == status
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }
 
 // cosignManifest fetches the manifest that cosign stores at tag. It returns

@@ -220,3 +220,84 @@ func TestNoSurpriseNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestHandshakeSharedWithProxy: the verifier reads through the same
+// per-repository transport as the other users of the upstream set (the
+// proxy): a repository the proxy has already authenticated to costs the
+// verifier no ping.
+func TestHandshakeSharedWithProxy(t *testing.T) {
+	u := startRegistry(t, true)
+	k := newKey(t, "ecdsa")
+	img := u.pushImage(t, "lab/app")
+	signLegacy(t, img, legacy{key: k})
+	set := testUpstreams(t, u.host, baseTransport)
+	before := countRequests(u.requests(), "GET /v2/")
+	if _, err := set.Transport(context.Background(), testRegistryName, "lab/app"); err != nil { // the proxy's first request
+		t.Fatal(err)
+	}
+	v, err := New(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := verifyOnce(t, v, img.subject(), k.authority("release", policy.TLogSkip))
+	if err != nil || len(ev.Signatures) != 1 {
+		t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
+	}
+	if got := countRequests(u.requests(), "GET /v2/") - before; got != 1 {
+		t.Errorf("pings of /v2/ by proxy and verifier together = %d, want 1", got)
+	}
+}
+
+// TestWithCharge: the charge filter sees every body the verifier reads,
+// through the shared transport, and nothing read without it.
+func TestWithCharge(t *testing.T) {
+	u := startRegistry(t, true)
+	k := newKey(t, "ecdsa")
+	img := u.pushImage(t, "lab/app")
+	signLegacy(t, img, legacy{key: k})
+	set := testUpstreams(t, u.host, baseTransport)
+	var (
+		mu    sync.Mutex
+		paths []string
+	)
+	charge := func(req *http.Request, resp *http.Response) (*http.Response, error) {
+		mu.Lock()
+		paths = append(paths, req.URL.Path)
+		mu.Unlock()
+		return resp, nil
+	}
+	v, err := New(set, WithCharge(charge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := verifyOnce(t, v, img.subject(), k.authority("release", policy.TLogSkip))
+	if err != nil || len(ev.Signatures) != 1 {
+		t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
+	}
+	mu.Lock()
+	got := strings.Join(paths, " ")
+	mu.Unlock()
+	for _, want := range []string{"/v2/", "/manifests/" + cosignTag(img.digest, "sig"), "/blobs/sha256:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("charged responses %q, want one for %s", got, want)
+		}
+	}
+	// Another user of the set (the proxy) reads without the filter.
+	mu.Lock()
+	paths = nil
+	mu.Unlock()
+	rt, err := set.Transport(context.Background(), testRegistryName, "lab/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+u.host+"/v2/lab/app/manifests/"+img.digest.String(), nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(paths) != 0 {
+		t.Errorf("unfiltered read = %d, charged %q; want 200 and nothing charged", resp.StatusCode, paths)
+	}
+}

@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,4 +123,26 @@ func (u *Upstream) Forget(repo string, t http.RoundTripper) {
 	if cur, ok := u.repos.Peek(repo); ok && cur == t {
 		u.repos.Remove(repo)
 	}
+}
+
+// AuthFailed reports whether err, from a request for repo on host through
+// one of the transports, means that transport's authentication is no good,
+// so it should be forgotten: a 401 (ggcr has already refreshed its token
+// and retried once), or a failed answer from anything but the repository's
+// own /v2/<repo>/ paths on host — the token exchange ggcr retried with,
+// whose realm may have moved. A 404 of a manifest or a network error says
+// nothing about the credentials and keeps the transport.
+func AuthFailed(err error, host, repo string) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusUnauthorized {
+		return true
+	}
+	if terr.Request == nil || terr.Request.URL == nil {
+		return false
+	}
+	u := terr.Request.URL
+	return u.Host != host || !strings.HasPrefix(u.Path, "/v2/"+repo+"/")
 }

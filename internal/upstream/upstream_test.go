@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -342,5 +343,34 @@ func TestHandshakeTimeout(t *testing.T) {
 	_, u := r.set(t, WithHandshakeTimeout(50*time.Millisecond))
 	if _, err := u.Transport(t.Context(), "lab/app"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Transport() against a silent upstream = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestAuthFailed: which errors mean a transport's authentication is no
+// good.
+func TestAuthFailed(t *testing.T) {
+	terr := func(status int, u string) error {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		return fmt.Errorf("fetching: %w", &transport.Error{StatusCode: status, Request: req})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"401 on a manifest", terr(http.StatusUnauthorized, "http://h:1/v2/lab/app/manifests/v1"), true},
+		{"token service gone", terr(http.StatusNotFound, "http://h:1/token?scope=x"), true},
+		{"token service on another host", terr(http.StatusInternalServerError, "https://auth.example/token"), true},
+		{"token under /v2/ (quay)", terr(http.StatusInternalServerError, "http://h:1/v2/auth"), true},
+		{"manifest not found", terr(http.StatusNotFound, "http://h:1/v2/lab/app/manifests/v1"), false},
+		{"blob 500", terr(http.StatusInternalServerError, "http://h:1/v2/lab/app/blobs/sha256:x"), false},
+		{"another repository's path", terr(http.StatusNotFound, "http://h:1/v2/lab/other/manifests/v1"), true},
+		{"network error", &url.Error{Op: "Get", URL: "http://h:1/v2/", Err: errors.New("connection refused")}, false},
+		{"no error", nil, false},
+	}
+	for _, tc := range tests {
+		if got := AuthFailed(tc.err, "h:1", "lab/app"); got != tc.want {
+			t.Errorf("%s: AuthFailed(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
 	}
 }
