@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,23 +66,51 @@ func countRequests(paths []string, match string) int {
 	return n
 }
 
-// One authenticated transport per repository: the /v2/ ping and token
-// exchange happen once, not once per decision.
-func TestTransportReusedAcrossDecisions(t *testing.T) {
-	u := startRegistry(t, true)
+// signedRepo pushes lab/app with a legacy signature by a new key, and
+// returns the image and the key's authority.
+func signedRepo(t *testing.T, u *upstreamServer) (image, *policy.Authority) {
+	t.Helper()
 	k := newKey(t, "ecdsa")
 	img := u.pushImage(t, "lab/app")
 	signLegacy(t, img, legacy{key: k})
-	v := newVerifier(t, u)
-	before := countRequests(u.requests(), "GET /v2/")
-	for range 3 {
-		ev, err := verifyOnce(t, v, img.subject(), k.authority("release", policy.TLogSkip))
-		if err != nil || len(ev.Signatures) != 1 {
-			t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
-		}
+	return img, k.authority("release", policy.TLogSkip)
+}
+
+func wantOneSignature(t *testing.T, v *Verifier, img image, a *policy.Authority) {
+	t.Helper()
+	ev, err := verifyOnce(t, v, img.subject(), a)
+	if err != nil || len(ev.Signatures) != 1 {
+		t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
 	}
-	if got := countRequests(u.requests(), "GET /v2/") - before; got != 1 {
-		t.Errorf("pings of /v2/ over 3 decisions = %d, want 1", got)
+}
+
+// One authenticated transport per repository, shared with the other users
+// of the upstream set (the proxy): the /v2/ ping and token exchange happen
+// once, not once per decision, and not again for the verifier when the
+// proxy has already authenticated to the repository.
+func TestTransportReusedAcrossDecisions(t *testing.T) {
+	for _, proxyFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("proxy first %v", proxyFirst), func(t *testing.T) {
+			u := startRegistry(t, true)
+			img, a := signedRepo(t, u)
+			set := testUpstreams(t, u.host, baseTransport)
+			before := countRequests(u.requests(), "GET /v2/")
+			if proxyFirst {
+				if _, err := set.Transport(context.Background(), testRegistryName, "lab/app"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v, err := New(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				wantOneSignature(t, v, img, a)
+			}
+			if got := countRequests(u.requests(), "GET /v2/") - before; got != 1 {
+				t.Errorf("pings of /v2/ over 3 decisions = %d, want 1", got)
+			}
+		})
 	}
 }
 
@@ -89,11 +118,8 @@ func TestTransportReusedAcrossDecisions(t *testing.T) {
 // same repository verifies (one outage must not poison it).
 func TestTransportRecoversAfterOutage(t *testing.T) {
 	u := startRegistry(t, true)
-	k := newKey(t, "ecdsa")
-	img := u.pushImage(t, "lab/app")
-	signLegacy(t, img, legacy{key: k})
+	img, a := signedRepo(t, u)
 	v := newVerifier(t, u)
-	a := k.authority("release", policy.TLogSkip)
 
 	u.setFault(func(r *http.Request) int {
 		if r.URL.Path == "/v2/" {
@@ -105,10 +131,7 @@ func TestTransportRecoversAfterOutage(t *testing.T) {
 		t.Fatalf("Verify() during outage = %+v, nil; want error", ev)
 	}
 	u.setFault(nil)
-	ev, err := verifyOnce(t, v, img.subject(), a)
-	if err != nil || len(ev.Signatures) != 1 {
-		t.Fatalf("Verify() after outage = %+v, %v; want one signature", ev, err)
-	}
+	wantOneSignature(t, v, img, a)
 }
 
 func TestReferrersTagFallbackUsed(t *testing.T) {
@@ -221,40 +244,11 @@ func TestNoSurpriseNetwork(t *testing.T) {
 	}
 }
 
-// TestHandshakeSharedWithProxy: the verifier reads through the same
-// per-repository transport as the other users of the upstream set (the
-// proxy): a repository the proxy has already authenticated to costs the
-// verifier no ping.
-func TestHandshakeSharedWithProxy(t *testing.T) {
-	u := startRegistry(t, true)
-	k := newKey(t, "ecdsa")
-	img := u.pushImage(t, "lab/app")
-	signLegacy(t, img, legacy{key: k})
-	set := testUpstreams(t, u.host, baseTransport)
-	before := countRequests(u.requests(), "GET /v2/")
-	if _, err := set.Transport(context.Background(), testRegistryName, "lab/app"); err != nil { // the proxy's first request
-		t.Fatal(err)
-	}
-	v, err := New(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := verifyOnce(t, v, img.subject(), k.authority("release", policy.TLogSkip))
-	if err != nil || len(ev.Signatures) != 1 {
-		t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
-	}
-	if got := countRequests(u.requests(), "GET /v2/") - before; got != 1 {
-		t.Errorf("pings of /v2/ by proxy and verifier together = %d, want 1", got)
-	}
-}
-
 // TestWithCharge: the charge filter sees every body the verifier reads,
 // through the shared transport, and nothing read without it.
 func TestWithCharge(t *testing.T) {
 	u := startRegistry(t, true)
-	k := newKey(t, "ecdsa")
-	img := u.pushImage(t, "lab/app")
-	signLegacy(t, img, legacy{key: k})
+	img, a := signedRepo(t, u)
 	set := testUpstreams(t, u.host, baseTransport)
 	var (
 		mu    sync.Mutex
@@ -270,10 +264,7 @@ func TestWithCharge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := verifyOnce(t, v, img.subject(), k.authority("release", policy.TLogSkip))
-	if err != nil || len(ev.Signatures) != 1 {
-		t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
-	}
+	wantOneSignature(t, v, img, a)
 	mu.Lock()
 	got := strings.Join(paths, " ")
 	mu.Unlock()

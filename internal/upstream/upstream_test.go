@@ -102,6 +102,24 @@ func (r *tokenRegistry) counts(repo string) (pings, tokens int) {
 
 func (r *tokenRegistry) host() string { return strings.TrimPrefix(r.srv.URL, "http://") }
 
+// wantHandshakes checks the pings (in all) and token exchanges for repo.
+func (r *tokenRegistry) wantHandshakes(t *testing.T, repo string, pings, tokens int, why string) {
+	t.Helper()
+	if p, tk := r.counts(repo); p != pings || tk != tokens {
+		t.Errorf("%s: %d pings, %d token exchanges for %s; want %d and %d", why, p, tk, repo, pings, tokens)
+	}
+}
+
+// mustTransport is u.Transport for a caller that needs it to work.
+func mustTransport(t *testing.T, u *Upstream, repo string) http.RoundTripper {
+	t.Helper()
+	rt, err := u.Transport(t.Context(), repo)
+	if err != nil {
+		t.Fatalf("Transport(%s) = %v", repo, err)
+	}
+	return rt
+}
+
 // set is a Set with r as its one upstream, "reg.test", with credentials.
 func (r *tokenRegistry) set(t *testing.T, opts ...Option) (*Set, *Upstream) {
 	t.Helper()
@@ -160,15 +178,9 @@ func TestOneHandshakePerRepository(t *testing.T) {
 			t.Fatalf("remote.Get through the shared transport: %v", err)
 		}
 	}
-	if pings, tokens := r.counts("lab/app"); pings != 1 || tokens != 1 {
-		t.Errorf("after 4 callers and 3 pulls: %d pings, %d token exchanges; want 1 and 1", pings, tokens)
-	}
-	if _, err := u.Transport(ctx, "lab/other"); err != nil {
-		t.Fatal(err)
-	}
-	if pings, tokens := r.counts("lab/other"); pings != 2 || tokens != 1 {
-		t.Errorf("another repository: %d pings in all, %d token exchanges for it; want 2 and 1", pings, tokens)
-	}
+	r.wantHandshakes(t, "lab/app", 1, 1, "after 4 callers and 3 pulls")
+	mustTransport(t, u, "lab/other")
+	r.wantHandshakes(t, "lab/other", 2, 1, "another repository")
 }
 
 // TestConcurrentFirstCallersShareOneHandshake: 50 callers asking for one
@@ -213,9 +225,7 @@ func TestConcurrentFirstCallersShareOneHandshake(t *testing.T) {
 			t.Fatalf("caller %d: %p, %v; want the shared transport %p", i, got[i], errs[i], got[0])
 		}
 	}
-	if pings, tokens := r.counts("lab/app"); pings != 1 || tokens != 1 {
-		t.Errorf("%d concurrent first callers: %d pings, %d token exchanges; want 1 and 1", callers, pings, tokens)
-	}
+	r.wantHandshakes(t, "lab/app", 1, 1, "50 concurrent first callers")
 }
 
 // TestFailedHandshakeNotCached: a failed token exchange is an error (with
@@ -235,12 +245,8 @@ func TestFailedHandshakeNotCached(t *testing.T) {
 			t.Errorf("error %q contains %q", err, leak)
 		}
 	}
-	if _, err := u.Transport(t.Context(), "lab/app"); err != nil {
-		t.Fatalf("Transport() once the token service is back = %v, want a transport", err)
-	}
-	if pings, tokens := r.counts("lab/app"); pings != 2 || tokens != 2 {
-		t.Errorf("after a failure and a retry: %d pings, %d token exchanges; want 2 and 2", pings, tokens)
-	}
+	mustTransport(t, u, "lab/app") // the token service is back
+	r.wantHandshakes(t, "lab/app", 2, 2, "after a failure and a retry")
 }
 
 // TestWrongCredentials: a refused token exchange is an error that does not
@@ -266,22 +272,17 @@ func TestWrongCredentials(t *testing.T) {
 func TestForget(t *testing.T) {
 	r := startTokenRegistry(t)
 	_, u := r.set(t)
-	old, err := u.Transport(t.Context(), "lab/app")
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := mustTransport(t, u, "lab/app")
 	u.Forget("lab/app", old)
 	cur, err := u.Transport(t.Context(), "lab/app")
 	if err != nil || cur == old {
 		t.Fatalf("Transport() after Forget = %p, %v; want a new transport, not %p", cur, err, old)
 	}
 	u.Forget("lab/app", old) // stale: cur stays
-	if again, _ := u.Transport(t.Context(), "lab/app"); again != cur {
+	if again := mustTransport(t, u, "lab/app"); again != cur {
 		t.Errorf("a stale Forget evicted the current transport")
 	}
-	if pings, tokens := r.counts("lab/app"); pings != 2 || tokens != 2 {
-		t.Errorf("%d pings, %d token exchanges; want 2 and 2 (one Forget)", pings, tokens)
-	}
+	r.wantHandshakes(t, "lab/app", 2, 2, "one Forget")
 }
 
 // TestTransportsBounded: beyond WithMaxTransports the least recently used
@@ -290,9 +291,7 @@ func TestTransportsBounded(t *testing.T) {
 	r := startTokenRegistry(t)
 	_, u := r.set(t, WithMaxTransports(1))
 	for _, repo := range []string{"lab/a", "lab/b", "lab/a"} {
-		if _, err := u.Transport(t.Context(), repo); err != nil {
-			t.Fatal(err)
-		}
+		mustTransport(t, u, repo)
 	}
 	if _, tokens := r.counts("lab/a"); tokens != 2 {
 		t.Errorf("lab/a token exchanges = %d, want 2 (evicted by lab/b)", tokens)
@@ -326,12 +325,8 @@ func TestWaiterLeavesWithItsContext(t *testing.T) {
 		t.Errorf("Transport() after its context ended = %v, want context.Canceled", err)
 	}
 	close(hold)
-	if _, err := u.Transport(t.Context(), "lab/app"); err != nil {
-		t.Fatalf("Transport() of the next caller = %v", err)
-	}
-	if pings, tokens := r.counts("lab/app"); pings != 1 || tokens != 1 {
-		t.Errorf("%d pings, %d token exchanges; want 1 and 1 (the first handshake kept)", pings, tokens)
-	}
+	mustTransport(t, u, "lab/app") // the next caller
+	r.wantHandshakes(t, "lab/app", 1, 1, "the first handshake kept")
 }
 
 // TestHandshakeTimeout: a handshake nobody answers ends by itself.
