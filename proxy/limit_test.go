@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -87,8 +88,7 @@ func TestLimitOptionsValidate(t *testing.T) {
 	}{
 		{"zero rate", WithRateLimit(0, 1)},
 		{"zero burst", WithRateLimit(1, 0)},
-		{"zero decisions", WithMaxConcurrentDecisions(0, time.Second)},
-		{"zero queue timeout", WithMaxConcurrentDecisions(1, 0)},
+		{"nil slots", WithVerificationSlots(nil)},
 		{"nil access", WithAccess(nil)},
 	} {
 		if _, err := New(testSet(t, Upstream{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}), newFakeDecider(), tc.opt); err == nil {
@@ -124,9 +124,26 @@ func (g *gatedDecider) Decide(ctx context.Context, s policy.Subject) (policy.Dec
 	return g.fakeDecider.Decide(ctx, s)
 }
 
+// limitedCache is the pipeline's arrangement: the decision cache in front of
+// d, bounded to one verification at a time that waits up to wait for a slot,
+// and the proxy given the same slots.
+func limitedCache(t *testing.T, d Decider, wait time.Duration) (*cache.Cache, Option) {
+	t.Helper()
+	lim, err := cache.NewLimiter(1, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(d, "gen", cache.Options{Limiter: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, WithVerificationSlots(lim)
+}
+
 // TestMaxConcurrentDecisions: with one slot, a second verification waits for
 // the queue timeout and fails 503 with Retry-After; nothing is served
-// unverified; once the slot frees, requests succeed again.
+// unverified; once the slot frees, requests succeed again. Requests for the
+// digest being verified join that verification instead of queueing.
 func TestMaxConcurrentDecisions(t *testing.T) {
 	up := newUpstream(t, "registry.example")
 	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
@@ -136,27 +153,29 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 		g.allow(digest.FromBytes(rawManifest(t, img)))
 		paths = append(paths, "/v2/lab/app/manifests/"+tag)
 	}
-	px := startProxy(t, g, []Upstream{up.config(true)}, WithMaxConcurrentDecisions(1, 200*time.Millisecond), WithDecisionTimeout(5*time.Second))
+	c, slots := limitedCache(t, g, 200*time.Millisecond)
+	px := startProxy(t, c, []Upstream{up.config(true)}, slots, WithDecisionTimeout(5*time.Second))
 
-	first := make(chan response, 1)
-	go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	const joiners = 4
+	first := make(chan response, 1+joiners)
+	for range 1 + joiners {
+		go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
+	}
+	waitFor(t, func() bool { return c.Stats().Misses == 1+joiners })
 
-	start := time.Now()
 	got := do(t, http.MethodGet, px.URL+paths[1])
 	wantError(t, "queued decision", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
 	if got.header.Get("Retry-After") == "" {
 		t.Errorf("queued decision: no Retry-After")
 	}
-	if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second {
-		t.Errorf("queued decision failed after %v, want about the 200ms queue timeout", d)
-	}
 	got = do(t, http.MethodHead, px.URL+paths[2])
 	wantError(t, "queued HEAD", got, http.MethodHead, http.StatusServiceUnavailable, "UNAVAILABLE")
 
 	close(g.gate) // release everything from now on
-	if r := <-first; r.status != http.StatusOK {
-		t.Errorf("first request = %d, want 200", r.status)
+	for range 1 + joiners {
+		if r := <-first; r.status != http.StatusOK {
+			t.Errorf("a request joining the verification = %d, want 200", r.status)
+		}
 	}
 	for _, p := range paths {
 		if r := do(t, http.MethodGet, px.URL+p); r.status != http.StatusOK {
@@ -168,7 +187,7 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 	}
 }
 
-// TestMaxConcurrentDecisionsCacheHitsPass: a decision the decider remembers
+// TestMaxConcurrentDecisionsCacheHitsPass: a decision the cache remembers
 // does not wait for a slot.
 func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	up := newUpstream(t, "registry.example")
@@ -178,8 +197,17 @@ func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	g.allow(digest.FromBytes(rawManifest(t, slow)))
 	kd := digest.FromBytes(rawManifest(t, known))
 	g.allow(kd)
-	ld := &lookupGated{gatedDecider: g, known: kd}
-	px := startProxy(t, ld, []Upstream{up.config(true)}, WithMaxConcurrentDecisions(1, 100*time.Millisecond))
+	c, slots := limitedCache(t, g, 100*time.Millisecond)
+	px := startProxy(t, c, []Upstream{up.config(true)}, slots)
+	// Decide "known" once, through the gate, so that the cache holds it.
+	warm := make(chan response, 1)
+	go func() { warm <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known") }()
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	g.gate <- struct{}{}
+	if r := <-warm; r.status != http.StatusOK {
+		t.Fatalf("warming GET = %d, want 200", r.status)
+	}
+
 	first := make(chan response, 1)
 	go func() { first <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/slow") }()
 	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
@@ -188,25 +216,6 @@ func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	}
 	close(g.gate)
 	<-first
-}
-
-type lookupGated struct {
-	*gatedDecider
-	known digest.Digest
-}
-
-func (l *lookupGated) Lookup(s policy.Subject) (policy.Decision, bool) {
-	if s.Digest != l.known {
-		return policy.Decision{}, false
-	}
-	return policy.Decision{Subject: s, Outcome: policy.Allow}, true
-}
-
-func (l *lookupGated) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
-	if s.Digest == l.known {
-		return l.fakeDecider.Decide(ctx, s)
-	}
-	return l.gatedDecider.Decide(ctx, s)
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -114,14 +114,8 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 		Children:   m.children,
 	}
 	ctx, end := s.tel.startDecide(ctx, subj)
-	release, err := s.acquireDecision(ctx, subj)
-	if err != nil {
-		end(policy.Decision{}, err, false)
-		return policy.Decision{}, err
-	}
-	defer release()
 	if m.candidate {
-		proven, why, err := s.proveArtifact(ctx, t, m)
+		proven, why, err := s.proveArtifactBounded(ctx, t, m)
 		if err != nil {
 			end(policy.Decision{}, err, false)
 			s.log.WarnContext(ctx, "undecided", "image", subj.String(), "error", err)
@@ -151,6 +145,20 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 	level(ctx, "decision", "image", subj.String(), "tag", tag, "outcome", d.Outcome.String(),
 		"rule", d.Rule, "reason", d.Reason, "verified", d.Verified)
 	return d, nil
+}
+
+// proveArtifactBounded is proveArtifact in a verification slot, given back
+// before the decision that may follow (the decider takes its own).
+func (s *Server) proveArtifactBounded(ctx context.Context, t target, m *manifest) (bool, string, error) {
+	if s.slots == nil {
+		return s.proveArtifact(ctx, t, m)
+	}
+	release, err := s.slots.Acquire(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	defer release()
+	return s.proveArtifact(ctx, t, m)
 }
 
 // fetchManifest GETs a manifest (HEAD is answered from a GET too: the bytes

@@ -44,13 +44,12 @@ type Server struct {
 
 	// Inbound access control and limits (access.go, limit.go); nil/zero
 	// when not configured.
-	access        *Access
-	rate          *rateLimiter
-	decisionSlots chan struct{}
-	queueTimeout  time.Duration
-	perClient     *inflight  // nil: no cap on a client's concurrent requests
-	mem           *memBudget // bodies held in memory (membudget.go)
-	writeTimeout  time.Duration
+	access       *Access
+	rate         *rateLimiter
+	slots        Slots      // nil: artifact proofs unbounded
+	perClient    *inflight  // nil: no cap on a client's concurrent requests
+	mem          *memBudget // bodies held in memory (membudget.go)
+	writeTimeout time.Duration
 
 	// Artifact proofs (artifact.go).
 	proofs           *layerVerdicts

@@ -30,16 +30,16 @@ import (
 func BenchmarkSlowReaders(b *testing.B) {
 	f := newFixture(b)
 	blob := []byte(`{"sbom":"` + strings.Repeat("x", 4<<20-16) + `"}`)
-	repo, _ := name.NewRepository(f.host+"/demo/sbom", name.Insecure)
+	repo, _ := name.NewRepository(f.Host+"/demo/sbom", name.Insecure)
 	layer := static.NewLayer(blob, types.OCILayer)
 	if err := remote.WriteLayer(repo, layer); err != nil {
 		b.Fatal(err)
 	}
 	d, _ := layer.Digest()
-	appendFile(b, f.cfgPath, "limits: {requestsPerSecond: -1}\n")
-	bounded := startProxy(b, f.cfgPath)
-	unboundedCfg := strings.TrimSuffix(f.cfgPath, ".yaml") + "-unbounded.yaml"
-	cfg, err := os.ReadFile(f.cfgPath)
+	appendFile(b, f.ConfigPath, "limits: {requestsPerSecond: -1}\n")
+	bounded := startProxy(b, f.ConfigPath)
+	unboundedCfg := strings.TrimSuffix(f.ConfigPath, ".yaml") + "-unbounded.yaml"
+	cfg, err := os.ReadFile(f.ConfigPath)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func BenchmarkSlowReaders(b *testing.B) {
 	for _, bc := range []struct{ name, addr string }{{"limits", bounded}, {"unbounded", unbounded}} {
 		b.Run(bc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				peak, wait := slowReadersRound(b, bc.addr, "/v2/demo/sbom/blobs/"+d.String(), "/v2/demo/signed/manifests/"+f.signed.String())
+				peak, wait := slowReadersRound(b, bc.addr, "/v2/demo/sbom/blobs/"+d.String(), "/v2/demo/signed/manifests/"+f.Signed.String())
 				b.ReportMetric(float64(peak>>10), "peak-RSS-MiB")
 				b.ReportMetric(float64(wait.Milliseconds()), "good-ms")
 			}

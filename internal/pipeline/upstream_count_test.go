@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"encoding/json"
@@ -7,10 +7,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
-// tokenFront puts a bearer-token front before the fault fixture's
-// registry (ggcr's registry has no auth) and counts what reaches it.
+// tokenFront puts a bearer-token front before the demo's registry (ggcr's registry has no auth) and counts what reaches it.
 type tokenFront struct {
 	host string
 
@@ -55,10 +57,7 @@ func (tf *tokenFront) count(match func(string) bool) (int, []string) {
 // exchanges one token for the repository (issue 13): the proxy and the
 // verifier share one authenticated transport per repository.
 func TestColdDecisionHandshakesOnce(t *testing.T) {
-	ff := newFaultFixture(t)
-	tf := &tokenFront{host: ff.host}
-	ff.setFault(tf.serve)
-	addr, _ := ff.startLogged(t, slog.New(slog.DiscardHandler))
+	tf, addr := startTokenFronted(t)
 
 	got := getManifest(t, addr, "demo/signed", "v1")
 	if got != http.StatusOK {
@@ -91,16 +90,65 @@ func TestColdDecisionHandshakesOnce(t *testing.T) {
 	}
 }
 
+// TestConcurrentColdPullsHandshakeOnce: 50 clients pulling one cold
+// image at once, through proxy and verifier, cost one ping and one token
+// exchange (internal/upstream coalesces the first handshakes; its own test
+// holds the ping to prove all 50 waited on one).
+func TestConcurrentColdPullsHandshakeOnce(t *testing.T) {
+	tf, addr := startTokenFronted(t)
+	const clients = 50
+	codes := make([]int, clients)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = getManifest(t, addr, "demo/signed", "v1")
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("client %d: GET signed manifest = %d, want 200", i, c)
+		}
+	}
+	pings, all := tf.count(func(r string) bool { return r == "GET /v2/" })
+	tokens, _ := tf.count(func(r string) bool { return strings.HasSuffix(r, " /token") })
+	if pings != 1 || tokens != 1 {
+		t.Errorf("%d concurrent cold pulls made %d pings and %d token exchanges, want 1 and 1 (%d requests in all)", clients, pings, tokens, len(all))
+	}
+}
+
+// startTokenFronted serves a pipeline over the demo registry behind a
+// tokenFront.
+func startTokenFronted(t *testing.T) (*tokenFront, string) {
+	t.Helper()
+	d := testsupport.NewDemo(t)
+	tf := &tokenFront{host: d.Host}
+	d.SetFault(tf.serve)
+	cfg, err := config.Load(d.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tf, testsupport.Serve(t, p.Proxy())
+}
+
 func getManifest(t *testing.T, addr, repo, ref string) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v2/"+repo+"/manifests/"+ref, nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return 0
 	}
 	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err) // may run in a goroutine: no Fatal
+		return 0
 	}
 	resp.Body.Close()
 	return resp.StatusCode

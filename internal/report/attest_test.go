@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func attestedDecision(t *testing.T) policy.Decision {
 
 func TestPrintDecisionAttestations(t *testing.T) {
 	var b bytes.Buffer
-	printDecision(&b, attestedDecision(t))
+	Text(&b, attestedDecision(t))
 	for _, want := range []string{
 		`    attestation provenance: FAIL: attestation "provenance": condition false (builder.id = "https://evil.example/runner")`,
 		`      condition false on sha256-a.att[0] by ci: builder.id = "https://evil.example/runner"`,
@@ -43,30 +43,30 @@ func TestPrintDecisionAttestations(t *testing.T) {
 		`  attestation: sigstore-bundle https://spdx.dev/Document NOT verified (sha256:bbbb): not signed by ci`,
 	} {
 		if !strings.Contains(b.String(), want) {
-			t.Errorf("printDecision() output lacks %q:\n%s", want, b.String())
+			t.Errorf("Text() output lacks %q:\n%s", want, b.String())
 		}
 	}
 }
 
 func TestDecisionJSONAttestations(t *testing.T) {
-	raw, err := json.Marshal(decisionJSON(attestedDecision(t)))
+	raw, err := json.Marshal(JSON(attestedDecision(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got struct {
 		Rules []struct {
-			Checks []jsonCheck `json:"checks"`
+			Checks []Check `json:"checks"`
 		} `json:"rules"`
-		Attestations []jsonAttestation `json:"attestations"`
+		Attestations []Attestation `json:"attestations"`
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Rules) != 1 || len(got.Rules[0].Checks) != 1 || got.Rules[0].Checks[0].Evaluations[0].Satisfied {
-		t.Errorf("decisionJSON().rules = %+v, want one failing check", got.Rules)
+		t.Errorf("JSON().rules = %+v, want one failing check", got.Rules)
 	}
 	if len(got.Attestations) != 2 || !got.Attestations[0].Verified || got.Attestations[1].Verified {
-		t.Fatalf("decisionJSON().attestations = %+v, want one verified, one not", got.Attestations)
+		t.Fatalf("JSON().attestations = %+v, want one verified, one not", got.Attestations)
 	}
 	pred, _ := got.Attestations[0].Statement["predicate"].(map[string]any)
 	if pred == nil || got.Attestations[1].Statement != nil {

@@ -1,8 +1,9 @@
-package main
+package config
 
 import (
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/tlsserve"
 	"github.com/portcullis-dev/portcullis/proxy"
 	"github.com/portcullis-dev/portcullis/verify"
 )
@@ -95,10 +96,10 @@ func (l *LimitsConfig) validate(add func(string, ...any)) {
 	}
 }
 
-// proxyLimits are the proxy options for l.
-func (l *LimitsConfig) proxyOptions() []proxy.Option {
+// ProxyOptions are the proxy options for l (the verification bound is
+// the pipeline's: it is shared with the decision cache).
+func (l *LimitsConfig) ProxyOptions() []proxy.Option {
 	opts := []proxy.Option{
-		proxy.WithMaxConcurrentDecisions(l.MaxConcurrentVerifications, time.Duration(l.VerificationQueueTimeout)),
 		proxy.WithMemoryBudget(l.MaxBufferedBytes, proxy.DefaultBufferWait),
 		proxy.WithMaxRequestsPerClient(l.MaxRequestsPerClient),
 		proxy.WithWriteTimeout(time.Duration(l.WriteTimeout)),
@@ -111,10 +112,27 @@ func (l *LimitsConfig) proxyOptions() []proxy.Option {
 }
 
 // verifyLimits are the verifier's limits for l.
-func (l *LimitsConfig) verifyLimits() verify.Limits {
+func (l *LimitsConfig) VerifyLimits() verify.Limits {
 	return verify.Limits{
 		MaxManifestBytes: l.MaxManifestBytes,
 		MaxBlobBytes:     l.MaxSignatureBytes,
 		MaxSignatures:    l.MaxSignatures,
 	}
+}
+
+// ServerLimits are the listener bounds of l.
+func (l *LimitsConfig) ServerLimits() tlsserve.Limits {
+	return tlsserve.Limits{
+		ReadHeaderTimeout: time.Duration(l.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(l.IdleTimeout),
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
+}
+
+// DefaultServerLimits are the listener bounds of a config with no limits
+// section (the demo's).
+func DefaultServerLimits() tlsserve.Limits {
+	var l LimitsConfig
+	l.setDefaults()
+	return l.ServerLimits()
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"encoding/base64"
@@ -12,11 +12,11 @@ import (
 
 // authenticator builds the proxy's own credential for an upstream. Errors
 // name the file, never its content.
-func (c *Config) authenticator(u UpstreamConfig) (authn.Authenticator, error) {
+func (c *Config) Authenticator(u UpstreamConfig) (authn.Authenticator, error) {
 	a := u.Auth
 	switch {
 	case a.Username != "":
-		b, err := os.ReadFile(c.path(a.PasswordFile))
+		b, err := os.ReadFile(c.Path(a.PasswordFile))
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: reading auth.passwordFile: %w", u.Registry, err)
 		}
@@ -26,7 +26,7 @@ func (c *Config) authenticator(u UpstreamConfig) (authn.Authenticator, error) {
 		}
 		return authn.FromConfig(authn.AuthConfig{Username: a.Username, Password: pw}), nil
 	case a.DockerConfig != "":
-		return dockerConfigAuth(c.path(a.DockerConfig), u)
+		return dockerConfigAuth(c.Path(a.DockerConfig), u)
 	}
 	return authn.Anonymous, nil
 }

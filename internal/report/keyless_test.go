@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestPrintKeylessSignature(t *testing.T) {
 		}},
 	}
 	var text bytes.Buffer
-	printDecision(&text, d)
+	Text(&text, d)
 	for _, want := range []string{
 		"identity:  dev@lab.invalid\n",
 		"issuer:    https://oidc.lab.invalid\n",
@@ -37,14 +37,14 @@ func TestPrintKeylessSignature(t *testing.T) {
 		"log index: none (no transparency-log entry verified)\n",
 	} {
 		if !strings.Contains(text.String(), want) {
-			t.Errorf("printDecision() output lacks %q:\n%s", want, text.String())
+			t.Errorf("Text() output lacks %q:\n%s", want, text.String())
 		}
 	}
 	if n := strings.Count(text.String(), "identity:"); n != 2 {
-		t.Errorf("printDecision() prints %d identities, want 2 (key signatures have none):\n%s", n, text.String())
+		t.Errorf("Text() prints %d identities, want 2 (key signatures have none):\n%s", n, text.String())
 	}
 
-	raw, err := json.Marshal(decisionJSON(d))
+	raw, err := json.Marshal(JSON(d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,19 +55,19 @@ func TestPrintKeylessSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got.Signatures) != 3 {
-		t.Fatalf("decisionJSON() signatures = %v, want 3", got.Signatures)
+		t.Fatalf("JSON() signatures = %v, want 3", got.Signatures)
 	}
 	first, second, key := got.Signatures[0], got.Signatures[1], got.Signatures[2]
 	if first["identity"] != "dev@lab.invalid" || first["issuer"] != "https://oidc.lab.invalid" || first["signedAt"] != "2026-11-25T16:28:34Z" || first["logIndex"] != float64(4242) {
-		t.Errorf("decisionJSON() first signature = %v, want identity, issuer, signedAt and logIndex 4242", first)
+		t.Errorf("JSON() first signature = %v, want identity, issuer, signedAt and logIndex 4242", first)
 	}
 	if _, ok := second["signedAt"]; ok {
-		t.Errorf("decisionJSON() second signature = %v, want no signedAt", second)
+		t.Errorf("JSON() second signature = %v, want no signedAt", second)
 	}
 	if _, ok := second["logIndex"]; ok {
-		t.Errorf("decisionJSON() second signature = %v, want no logIndex", second)
+		t.Errorf("JSON() second signature = %v, want no logIndex", second)
 	}
 	if _, ok := key["logIndex"]; ok {
-		t.Errorf("decisionJSON() key signature = %v, want no logIndex", key)
+		t.Errorf("JSON() key signature = %v, want no logIndex", key)
 	}
 }

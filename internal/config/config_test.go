@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -35,7 +35,7 @@ func TestLoadConfig(t *testing.T) {
 			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := loadConfig(p)
+			c, err := Load(p)
 			if len(tc.wantErr) == 0 {
 				if err != nil {
 					t.Fatalf("loadConfig = %v, want no error", err)
@@ -71,7 +71,7 @@ func TestAuthenticatorNeverLeaksSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &Config{dir: dir}
-	a, err := c.authenticator(UpstreamConfig{Registry: "r.example", Auth: AuthConfig{Username: "u", PasswordFile: "pw"}})
+	a, err := c.Authenticator(UpstreamConfig{Registry: "r.example", Auth: AuthConfig{Username: "u", PasswordFile: "pw"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +79,11 @@ func TestAuthenticatorNeverLeaksSecrets(t *testing.T) {
 	if err != nil || ac.Username != "u" || ac.Password != "s3cr3t-value" {
 		t.Errorf("basic auth = %q/%q, %v; want u and the trimmed file content", ac.Username, ac.Password, err)
 	}
-	_, err = c.authenticator(UpstreamConfig{Registry: "r.example", Auth: AuthConfig{DockerConfig: "config.json"}})
+	_, err = c.Authenticator(UpstreamConfig{Registry: "r.example", Auth: AuthConfig{DockerConfig: "config.json"}})
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("malformed docker config: err = %v, want an error that does not echo the secret", err)
 	}
-	_, err = c.authenticator(UpstreamConfig{Registry: "other.example", Auth: AuthConfig{DockerConfig: "config.json"}})
+	_, err = c.Authenticator(UpstreamConfig{Registry: "other.example", Auth: AuthConfig{DockerConfig: "config.json"}})
 	if err == nil || !strings.Contains(err.Error(), "no auths entry") {
 		t.Errorf("missing entry: err = %v, want 'no auths entry'", err)
 	}

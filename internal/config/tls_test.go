@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -8,17 +8,7 @@ import (
 )
 
 // The certificate reloader is tested in internal/tlsserve; here, the
-// config's tls section and the CA files the command tests need.
-
-// writeTestCA writes a throwaway CA certificate (PEM) and returns its path.
-func writeTestCA(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(p, newAccessCA(t).pem(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// config's tls section.
 
 func TestConfigTLSValidation(t *testing.T) {
 	tests := []struct {
@@ -38,12 +28,12 @@ func TestConfigTLSValidation(t *testing.T) {
 			if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			c, err := loadConfig(p)
+			c, err := Load(p)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("loadConfig: %v", err)
 				}
-				if got := c.path(c.TLS.CertFile); got != filepath.Join(dir, "a.crt") {
+				if got := c.Path(c.TLS.CertFile); got != filepath.Join(dir, "a.crt") {
 					t.Errorf("certFile resolves to %s, want it relative to the config", got)
 				}
 				return

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -14,22 +14,25 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestPolicyReload: a changed policy (or key) replaces the running one with
 // its decisions; a broken one is refused and the running policy stays.
 func TestPolicyReload(t *testing.T) {
-	f := newFixture(t)
-	cfg, err := loadConfig(f.cfgPath)
+	f := testsupport.NewDemo(t)
+	cfg, err := config.Load(f.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := buildApp(cfg, slog.New(slog.DiscardHandler))
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := "http://" + serveHandler(t, a.proxy)
-	dir := filepath.Dir(f.cfgPath)
+	p := "http://" + testsupport.Serve(t, a.Proxy())
+	dir := filepath.Dir(f.ConfigPath)
 	policyPath := filepath.Join(dir, "policy.yaml")
 	original, err := os.ReadFile(policyPath)
 	if err != nil {
@@ -60,7 +63,7 @@ func TestPolicyReload(t *testing.T) {
 	}
 	reload := func(step string, wantChanged, wantErr bool) {
 		t.Helper()
-		changed, err := a.decider.reload()
+		changed, err := a.Reload()
 		if changed != wantChanged || (err != nil) != wantErr {
 			t.Fatalf("%s: reload() = %v, %v; want changed=%v, error=%v", step, changed, err, wantChanged, wantErr)
 		}
@@ -96,29 +99,29 @@ func TestPolicyReload(t *testing.T) {
 // TestPolicyReloadWatch: the watch loop picks a change up by itself and
 // stops with its context.
 func TestPolicyReloadWatch(t *testing.T) {
-	f := newFixture(t)
-	cfg, err := loadConfig(f.cfgPath)
+	f := testsupport.NewDemo(t)
+	cfg, err := config.Load(f.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := buildApp(cfg, slog.New(slog.DiscardHandler))
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := a.decider.Policy().Generation()
+	before := a.Policy().Generation()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { a.decider.watch(ctx, 10*time.Millisecond); close(done) }()
-	policyPath := filepath.Join(filepath.Dir(f.cfgPath), "policy.yaml")
+	go func() { a.Watch(ctx, 10*time.Millisecond); close(done) }()
+	policyPath := filepath.Join(filepath.Dir(f.ConfigPath), "policy.yaml")
 	b, _ := os.ReadFile(policyPath)
 	if err := os.WriteFile(policyPath, append(b, []byte("# changed\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for a.decider.Policy().Generation() == before && time.Now().Before(deadline) {
+	for a.Policy().Generation() == before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if a.decider.Policy().Generation() == before {
+	if a.Policy().Generation() == before {
 		t.Errorf("policy generation still %s 5s after the file changed", before)
 	}
 	cancel()

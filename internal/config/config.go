@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-dev/portcullis/proxy"
 )
 
 // Config is the file given to `portcullis serve --config`.
@@ -187,7 +189,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // loadConfig reads, defaults and validates a config file.
-func loadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
@@ -315,7 +317,7 @@ func (c *Config) Validate() error {
 }
 
 // path resolves p relative to the config file.
-func (c *Config) path(p string) string {
+func (c *Config) Path(p string) string {
 	if p == "" || filepath.IsAbs(p) {
 		return p
 	}
@@ -324,13 +326,13 @@ func (c *Config) path(p string) string {
 
 // tlsConfig builds the client TLS config for one upstream, or nil for the
 // defaults.
-func (c *Config) tlsConfig(u UpstreamConfig) (*tls.Config, error) {
+func (c *Config) UpstreamTLS(u UpstreamConfig) (*tls.Config, error) {
 	if u.TLS.CAFile == "" && !u.TLS.InsecureSkipVerify {
 		return nil, nil
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: u.TLS.InsecureSkipVerify} //nolint:gosec // opt-in, documented as test-only
 	if u.TLS.CAFile != "" {
-		pem, err := os.ReadFile(c.path(u.TLS.CAFile))
+		pem, err := os.ReadFile(c.Path(u.TLS.CAFile))
 		if err != nil {
 			return nil, fmt.Errorf("upstream %s: reading tls.caFile: %w", u.Registry, err)
 		}
@@ -344,4 +346,16 @@ func (c *Config) tlsConfig(u UpstreamConfig) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	return tc, nil
+}
+
+// ManifestCacheBytes maps ManifestBytes (0 default, -1 off) to the proxy's
+// manifest-cache size (0 off).
+func (c CacheConfig) ManifestCacheBytes() int64 {
+	switch {
+	case c.ManifestBytes == 0:
+		return proxy.DefaultManifestCacheBytes
+	case c.ManifestBytes < 0:
+		return 0
+	}
+	return c.ManifestBytes
 }

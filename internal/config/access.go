@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -11,9 +11,10 @@ import (
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/proxy"
-	"go.yaml.in/yaml/v3"
 )
 
 // AccessConfig is inbound access control: who may use the proxy, and so its
@@ -142,7 +143,7 @@ func (a *AccessConfig) validate(c *Config, add func(string, ...any)) {
 
 // build reads the credential files and compiles the access rules. Errors
 // name files, never their contents.
-func (a *AccessConfig) build(c *Config) (*proxy.Access, error) {
+func (a *AccessConfig) Build(c *Config) (*proxy.Access, error) {
 	pc := proxy.AccessConfig{
 		ClientCerts:  a.ClientCA != "",
 		Groups:       a.Groups,
@@ -151,7 +152,7 @@ func (a *AccessConfig) build(c *Config) (*proxy.Access, error) {
 		Tokens:       map[string]string{},
 	}
 	if a.Htpasswd != "" {
-		f, err := os.Open(c.path(a.Htpasswd))
+		f, err := os.Open(c.Path(a.Htpasswd))
 		if err != nil {
 			return nil, fmt.Errorf("access.htpasswd: %w", err)
 		}
@@ -163,7 +164,7 @@ func (a *AccessConfig) build(c *Config) (*proxy.Access, error) {
 		pc.Users = users
 	}
 	for i, t := range a.Tokens {
-		b, err := os.ReadFile(c.path(t.File))
+		b, err := os.ReadFile(c.Path(t.File))
 		if err != nil {
 			return nil, fmt.Errorf("access.tokens[%d]: %w", i, err)
 		}
@@ -185,7 +186,7 @@ func (a *AccessConfig) build(c *Config) (*proxy.Access, error) {
 
 // clientCAPool reads access.clientCA.
 func (a *AccessConfig) clientCAPool(c *Config) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(c.path(a.ClientCA))
+	pem, err := os.ReadFile(c.Path(a.ClientCA))
 	if err != nil {
 		return nil, fmt.Errorf("access.clientCA: %w", err)
 	}
@@ -201,7 +202,7 @@ func (a *AccessConfig) clientCAPool(c *Config) (*x509.CertPool, error) {
 // layer (VerifyClientCertIfGiven), so that password and token clients can
 // still connect; one that does not verify fails the handshake. Whether a
 // client without one may read anything is the access rules' decision.
-func (c *Config) applyClientAuth(tc *tls.Config) error {
+func (c *Config) ApplyClientAuth(tc *tls.Config) error {
 	if c.Access == nil || c.Access.ClientCA == "" {
 		return nil
 	}
@@ -220,7 +221,7 @@ func (c *Config) applyClientAuth(tc *tls.Config) error {
 // logAccess says at startup how clients are admitted; with no access section
 // it warns loudly, because the proxy then lends its upstream credentials to
 // anyone who can reach it.
-func logAccess(c *Config, log *slog.Logger) {
+func LogAccess(c *Config, log *slog.Logger) {
 	a := c.Access
 	if a == nil {
 		log.Warn("NO ACCESS CONTROL: any client that can reach this proxy can pull every image its upstream credentials can read; add an access section (access.anonymous: allow-all to make this explicit)",
