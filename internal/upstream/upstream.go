@@ -42,7 +42,9 @@ func newUpstream(c Config, base http.RoundTripper, o options) (*Upstream, error)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", c.Registry, err)
 	}
-	base = &filtered{inner: base}
+	// Upstreams see who asks (the verifier's reads said so before they
+	// shared the proxy's transports).
+	base = transport.NewUserAgent(&filtered{inner: base}, "portcullis")
 	if !c.Insecure() {
 		// ggcr falls back to plain http for hosts it thinks are local
 		// (loopback, RFC 1918). An https upstream must never be downgraded.

@@ -43,6 +43,7 @@ type tokenRegistry struct {
 	failToken int            // token requests still to fail with 500
 	holdPing  chan struct{}  // non-nil: pings wait for it to close
 	other     int            // authorized requests past the front
+	agents    map[string]bool
 }
 
 func startTokenRegistry(t *testing.T) *tokenRegistry {
@@ -89,6 +90,10 @@ func (r *tokenRegistry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.other++
+	if r.agents == nil {
+		r.agents = map[string]bool{}
+	}
+	r.agents[req.UserAgent()] = true
 	r.mu.Unlock()
 	r.reg.ServeHTTP(w, req)
 }
@@ -179,6 +184,16 @@ func TestOneHandshakePerRepository(t *testing.T) {
 		}
 	}
 	r.wantHandshakes(t, "lab/app", 1, 1, "after 4 callers and 3 pulls")
+	r.mu.Lock()
+	if len(r.agents) == 0 {
+		t.Error("no User-Agent recorded")
+	}
+	for ua := range r.agents {
+		if !strings.HasPrefix(ua, "portcullis") {
+			t.Errorf("User-Agent %q, want it to start with portcullis", ua)
+		}
+	}
+	r.mu.Unlock()
 	mustTransport(t, u, "lab/other")
 	r.wantHandshakes(t, "lab/other", 2, 1, "another repository")
 }
