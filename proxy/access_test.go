@@ -369,7 +369,7 @@ func TestAccessClientCertificates(t *testing.T) {
 			{Clients: []string{"node-a", "node-b.example", "spiffe://cluster/ns/x/sa/y", "alice"}, Repositories: []string{"registry.example/lab/**"}},
 		},
 	}
-	srv, err := New([]Upstream{up.config(true)}, dec, WithLogger(discardSlog()), WithAccess(newAccess(t, c)))
+	srv, err := New(testSet(t, up.config(true)), dec, WithLogger(discardSlog()), WithAccess(newAccess(t, c)))
 	if err != nil {
 		t.Fatal(err)
 	}

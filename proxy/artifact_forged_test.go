@@ -124,7 +124,7 @@ func TestInspectLayer(t *testing.T) {
 // whose config is a runnable image config and whose layer claims
 // layerType, and returns the manifest bytes (pushed under tag, and as a
 // blob for the /blobs/ route).
-func forgedArtifact(t *testing.T, u *upstream, tag, configType, layerType string, layer []byte) []byte {
+func forgedArtifact(t *testing.T, u *fakeUpstream, tag, configType, layerType string, layer []byte) []byte {
 	t.Helper()
 	cfg := []byte(`{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/run"]},"rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(layer).String() + `"]}}`)
 	cfgD := u.pushBlob(t, "lab/app", cfg)

@@ -34,7 +34,7 @@ func bundleReferrer(subject digest.Digest, mediaType string, size int) []byte {
 // size in the manifest changed to match, and so does the config: "{}" for
 // the empty type, else an image config naming the layers as cosign writes
 // it. The manifest is returned, not put.
-func materialize(t *testing.T, u *upstream, repo string, sample []byte, content func(i int) []byte) []byte {
+func materialize(t *testing.T, u *fakeUpstream, repo string, sample []byte, content func(i int) []byte) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(sample, &m); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -116,7 +117,7 @@ type recorded struct {
 
 // upstream is ggcr's in-process registry behind a fault-injecting handler
 // (as in ggcr pkg/v1/remote/error_roundtrip_test.go).
-type upstream struct {
+type fakeUpstream struct {
 	name string // the registry name the proxy knows it by
 	reg  http.Handler
 	srv  *httptest.Server
@@ -127,16 +128,16 @@ type upstream struct {
 	reqs  []recorded
 }
 
-func newUpstream(t *testing.T, regName string) *upstream {
+func newUpstream(t *testing.T, regName string) *fakeUpstream {
 	t.Helper()
-	u := &upstream{name: regName, reg: registry.New(registry.WithReferrersSupport(true), registry.Logger(discardLogger()))}
+	u := &fakeUpstream{name: regName, reg: registry.New(registry.WithReferrersSupport(true), registry.Logger(discardLogger()))}
 	u.srv = httptest.NewServer(u)
 	t.Cleanup(u.srv.Close)
 	u.url, _ = url.Parse(u.srv.URL)
 	return u
 }
 
-func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.reqs = append(u.reqs, recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
 	f := u.fault
@@ -147,29 +148,29 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.reg.ServeHTTP(w, r)
 }
 
-func (u *upstream) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+func (u *fakeUpstream) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.fault = f
 }
 
-func (u *upstream) reset() {
+func (u *fakeUpstream) reset() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.reqs = nil
 }
 
-func (u *upstream) requests() []recorded {
+func (u *fakeUpstream) requests() []recorded {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]recorded(nil), u.reqs...)
 }
 
-func (u *upstream) config(def bool) Upstream {
+func (u *fakeUpstream) config(def bool) Upstream {
 	return Upstream{Registry: u.name, URL: u.url, Default: def}
 }
 
-func (u *upstream) ref(t *testing.T, repoRef string) name.Reference {
+func (u *fakeUpstream) ref(t *testing.T, repoRef string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(u.url.Host+"/"+repoRef, name.Insecure)
 	if err != nil {
@@ -179,7 +180,7 @@ func (u *upstream) ref(t *testing.T, repoRef string) name.Reference {
 }
 
 // pushImage writes a random image at repo:tag and returns it.
-func (u *upstream) pushImage(t *testing.T, repoTag string) v1.Image {
+func (u *fakeUpstream) pushImage(t *testing.T, repoTag string) v1.Image {
 	t.Helper()
 	img, err := random.Image(1024, 2)
 	if err != nil {
@@ -192,7 +193,7 @@ func (u *upstream) pushImage(t *testing.T, repoTag string) v1.Image {
 }
 
 // pushIndex writes a random index of two images at repo:tag.
-func (u *upstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
+func (u *fakeUpstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
 	t.Helper()
 	idx, err := random.Index(512, 1, 2)
 	if err != nil {
@@ -205,7 +206,7 @@ func (u *upstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
 }
 
 // putManifest PUTs raw manifest bytes at repo/manifests/ref.
-func (u *upstream) putManifest(t *testing.T, repo, ref, mediaType string, body []byte) digest.Digest {
+func (u *fakeUpstream) putManifest(t *testing.T, repo, ref, mediaType string, body []byte) digest.Digest {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, u.srv.URL+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(body))
 	req.Header.Set("Content-Type", mediaType)
@@ -222,7 +223,7 @@ func (u *upstream) putManifest(t *testing.T, repo, ref, mediaType string, body [
 
 // pushBlob uploads raw bytes as a blob of repo (distribution serves
 // manifests on /blobs/ too; ggcr's registry keeps them apart).
-func (u *upstream) pushBlob(t *testing.T, repo string, body []byte) digest.Digest {
+func (u *fakeUpstream) pushBlob(t *testing.T, repo string, body []byte) digest.Digest {
 	t.Helper()
 	r, err := name.NewRepository(u.url.Host+"/"+repo, name.Insecure)
 	if err != nil {
@@ -263,12 +264,22 @@ func startProxy(t *testing.T, d Decider, ups []Upstream, opts ...Option) *httpte
 	return ts
 }
 
+// testSet is the shared upstream set of ups over the default transport.
+func testSet(tb testing.TB, ups ...Upstream) *upstream.Set {
+	tb.Helper()
+	set, err := upstream.New(ups, http.DefaultTransport)
+	if err != nil {
+		tb.Fatalf("upstream.New() = %v", err)
+	}
+	return set
+}
+
 // startProxyServer is startProxy that also returns the proxy, for tests
 // that look inside it.
 func startProxyServer(t *testing.T, d Decider, ups []Upstream, opts ...Option) (*httptest.Server, *Server) {
 	t.Helper()
 	opts = append([]Option{WithLogger(discardSlog())}, opts...)
-	srv, err := New(ups, d, opts...)
+	srv, err := New(testSet(t, ups...), d, opts...)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
@@ -279,7 +290,7 @@ func startProxyServer(t *testing.T, d Decider, ups []Upstream, opts ...Option) (
 
 // env is one upstream "registry.example" (the default) behind a proxy.
 type env struct {
-	up       *upstream
+	up       *fakeUpstream
 	dec      *fakeDecider
 	px       *httptest.Server
 	pxServer *Server

@@ -91,7 +91,7 @@ func TestLimitOptionsValidate(t *testing.T) {
 		{"nil slots", WithVerificationSlots(nil)},
 		{"nil access", WithAccess(nil)},
 	} {
-		if _, err := New([]Upstream{{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}}, newFakeDecider(), tc.opt); err == nil {
+		if _, err := New(testSet(t, Upstream{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}), newFakeDecider(), tc.opt); err == nil {
 			t.Errorf("New(%s) = nil error, want one", tc.name)
 		}
 	}

@@ -241,7 +241,7 @@ func TestCheck(t *testing.T) {
 	goodD, badD := digest.FromBytes(rawManifest(t, good)), digest.FromBytes(rawManifest(t, bad))
 	e.dec.allow(goodD)
 	e.dec.deny(badD, "r", "unsigned")
-	srv, err := New([]Upstream{e.up.config(true)}, e.dec, WithLogger(discardSlog()))
+	srv, err := New(testSet(t, e.up.config(true)), e.dec, WithLogger(discardSlog()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // manifestGets counts the manifest requests the upstream saw for repo.
-func manifestGets(u *upstream, repo string) int {
+func manifestGets(u *fakeUpstream, repo string) int {
 	n := 0
 	for _, r := range u.requests() {
 		if strings.HasPrefix(r.Path, "/v2/"+repo+"/manifests/") {
@@ -123,7 +123,7 @@ func TestManifestCacheBounds(t *testing.T) {
 		})
 	}
 	for _, bad := range []Option{WithManifestCache(-1, 0), WithManifestCache(1<<20, time.Millisecond)} {
-		if _, err := New([]Upstream{{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}}, newFakeDecider(), bad); err == nil {
+		if _, err := New(testSet(t, Upstream{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}), newFakeDecider(), bad); err == nil {
 			t.Errorf("New(%v) accepted a bad manifest cache option, want an error", bad)
 		}
 	}

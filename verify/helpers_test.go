@@ -17,6 +17,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -356,12 +358,22 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // newVerifier returns a Verifier for u under testRegistryName.
 func newVerifier(t testing.TB, u *upstreamServer, opts ...Option) *Verifier {
 	t.Helper()
-	opts = append([]Option{WithTransport(baseTransport)}, opts...)
-	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, opts...)
+	v, err := New(testUpstreams(t, u.host, baseTransport), opts...)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
 	return v
+}
+
+// testUpstreams is the shared upstream set with host, plain http, under
+// testRegistryName, over base.
+func testUpstreams(tb testing.TB, host string, base http.RoundTripper) *upstream.Set {
+	tb.Helper()
+	set, err := upstream.New([]upstream.Config{{Registry: testRegistryName, URL: &url.URL{Scheme: "http", Host: host}}}, base)
+	if err != nil {
+		tb.Fatalf("upstream.New() = %v", err)
+	}
+	return set
 }
 
 func verifyOnce(t testing.TB, v *Verifier, s policy.Subject, auths ...*policy.Authority) (*policy.Evidence, error) {

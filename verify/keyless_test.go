@@ -413,7 +413,7 @@ func TestKeylessNoSurpriseNetwork(t *testing.T) {
 	a := keylessAuth(t, "ci", "trustedRoot", trustedRootJSON(t, fca, vs, true, true, true), devIdentity, "require", "skip")
 
 	ours := &failingTransport{t: t, allow: u.host, base: baseTransport}
-	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, WithTransport(ours))
+	v, err := New(testUpstreams(t, u.host, ours))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -278,7 +278,7 @@ func (f *keylessFixture) verify(t *testing.T, a *policy.Authority) (*policy.Evid
 // tests that only prepare trust.
 func trustOnlyVerifier(t *testing.T) *Verifier {
 	t.Helper()
-	v, err := New([]Registry{{Name: testRegistryName, Host: "127.0.0.1:1", Insecure: true}})
+	v, err := New(testUpstreams(t, "127.0.0.1:1", baseTransport))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -322,7 +322,7 @@ func TestTUFNoNetwork(t *testing.T) {
 	http.DefaultTransport = &failingTransport{t: t}
 	defer func() { http.DefaultTransport = saved }()
 	ours := &failingTransport{t: t, allow: f.u.host, base: baseTransport}
-	v, err := New([]Registry{{Name: testRegistryName, Host: f.u.host, Insecure: true}}, WithTransport(ours))
+	v, err := New(testUpstreams(t, f.u.host, ours))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@
 // the process-wide OpenTelemetry providers.
 //
 // Files:
-//   - pipeline.go: Pipeline, New and its options, the upstream transports,
+//   - pipeline.go: Pipeline, New and its options, the one upstream set the
+//     proxy and the verifier share (internal/upstream) and its transports,
 //     and loading one policy's decision chain (engine, then cache).
 //   - reload.go: swapping the whole chain when the policy, or a key or
 //     trust root it names, changes; SIGHUP and polling.

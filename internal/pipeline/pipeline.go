@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/proxy"
 	"github.com/portcullis-dev/portcullis/verify"
@@ -63,12 +64,15 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	for _, opt := range opts {
 		opt(&o)
 	}
-	pups, vregs, rt, err := upstreams(cfg)
+	ups, err := upstreams(cfg)
 	if err != nil {
 		return nil, err
 	}
-	// The verifier's reads are charged to the proxy's memory budget.
-	v, err := verify.New(vregs, verify.WithTransport(proxy.ChargeTransport(rt)), verify.WithLimits(cfg.Limits.VerifyLimits()))
+	// One upstream set for both: the proxy and the verifier share one
+	// authenticated transport per repository (one ping, one token exchange).
+	// The verifier's reads are charged to the proxy's memory budget through
+	// the request context.
+	v, err := verify.New(ups, verify.WithCharge(proxy.ChargeResponse), verify.WithLimits(cfg.Limits.VerifyLimits()))
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,6 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	}
 	p.chain = newReloader(first, load, log)
 	popts := append([]proxy.Option{
-		proxy.WithTransport(rt),
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
 		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)),
@@ -107,7 +110,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		popts = append(popts, proxy.WithAccess(acc))
 	}
 	popts = append(popts, o.proxyOpts...)
-	p.proxy, err = proxy.New(pups, p.chain, popts...)
+	p.proxy, err = proxy.New(ups, p.chain, popts...)
 	if err != nil {
 		return nil, err
 	}
@@ -162,29 +165,27 @@ func newTransport() *http.Transport {
 	return t
 }
 
-// upstreams builds the proxy's and the verifier's view of the configured
-// upstreams over one transport (per-upstream TLS settings select their own).
-func upstreams(cfg *config.Config) ([]proxy.Upstream, []verify.Registry, http.RoundTripper, error) {
+// upstreams builds the one upstream set the proxy and the verifier share,
+// over one transport (per-upstream TLS settings select their own).
+func upstreams(cfg *config.Config) (*upstream.Set, error) {
 	shared := newTransport()
 	var (
-		pups   []proxy.Upstream
-		vregs  []verify.Registry
-		byHost = map[string]http.RoundTripper{}
+		configs = make([]upstream.Config, 0, len(cfg.Upstreams))
+		byHost  = map[string]http.RoundTripper{}
 	)
 	for _, u := range cfg.Upstreams {
 		pu, err := url.Parse(u.URL)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("upstream %s: %w", u.Registry, err)
+			return nil, fmt.Errorf("upstream %s: %w", u.Registry, err)
 		}
 		auth, err := cfg.Authenticator(u)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		pups = append(pups, proxy.Upstream{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
-		vregs = append(vregs, verify.Registry{Name: u.Registry, Host: pu.Host, Insecure: pu.Scheme == "http", Auth: auth})
+		configs = append(configs, upstream.Config{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
 		tc, err := cfg.UpstreamTLS(u)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		if tc != nil {
 			t := newTransport()
@@ -196,7 +197,7 @@ func upstreams(cfg *config.Config) ([]proxy.Upstream, []verify.Registry, http.Ro
 	if len(byHost) > 0 {
 		base = &hostTransport{byHost: byHost, fallback: shared}
 	}
-	return pups, vregs, otelhttp.NewTransport(base), nil
+	return upstream.New(configs, otelhttp.NewTransport(base))
 }
 
 // hostTransport gives upstreams with their own TLS settings their own
