@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -55,11 +57,13 @@ Exit status: 0 when every image would be allowed, 1 when any would be denied,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			o := audit.Options{Concurrency: concurrency, FirstParty: firstParty}
+			defer closeAlerts(p, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			ctx := pipeline.WithDoor(cmd.Context(), pipeline.DoorAudit)
+			o := audit.Options{Concurrency: concurrency, FirstParty: firstParty, Alerts: p.Alerts()}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 				o.Progress = f
 			}
-			r, err := audit.Run(cmd.Context(), p, images, o)
+			r, err := audit.Run(ctx, p, images, o)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -114,6 +118,15 @@ func readAuditImages(cmd *cobra.Command, kubeconfig, podsFile, imagesFile string
 		return nil, err
 	}
 	return audit.PodsFromCluster(cmd.Context(), rc)
+}
+
+// closeAlerts sends the alerts still queued, waiting at most 30 seconds.
+func closeAlerts(p *pipeline.Pipeline, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		log.Warn("alerts still queued were not sent", "error", err)
+	}
 }
 
 func btoi(b bool) int {

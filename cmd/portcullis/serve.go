@@ -35,8 +35,10 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			// Last out: spans of the drained requests are flushed.
+			// Last out: spans of the drained requests are flushed; before
+			// that, alerts still queued are sent.
 			defer func() {
+				closeAlerts(s.pipeline, log)
 				ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 				defer cancel()
 				if err := s.telemetry.Shutdown(ctx); err != nil {

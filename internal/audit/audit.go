@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
 	"github.com/portcullis-dev/portcullis/policy"
 )
@@ -76,6 +79,9 @@ type Options struct {
 	Progress io.Writer
 	// Now is the report's time (default time.Now).
 	Now func() time.Time
+	// Alerts, when not nil, is told about every image that would be denied
+	// or could not be decided (one event per image and namespace).
+	Alerts *alert.Dispatcher
 }
 
 // Run decides every image through c, concurrently with a bound, and builds
@@ -122,7 +128,38 @@ func Run(ctx context.Context, c Checker, images []Image, o Options) (*Report, er
 		}()
 	}
 	wg.Wait()
-	return newReport(o.Now(), findings), nil
+	r := newReport(o.Now(), findings)
+	for _, f := range findings {
+		notify(o.Alerts, r.Generated, f)
+	}
+	return r, nil
+}
+
+// notify sends an audit finding that needs a person: an image that would be
+// denied, or that could not be decided.
+func notify(a *alert.Dispatcher, at time.Time, f Finding) {
+	if a == nil || (f.Outcome != "deny" && f.Outcome != "undecided") {
+		return
+	}
+	image := f.Resolved
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	if image == "" {
+		image = f.Image
+	}
+	reason := f.Reason
+	if f.Error != "" {
+		reason = "could not decide: " + f.Error
+	}
+	ns := f.Namespaces
+	if len(ns) == 0 {
+		ns = []string{""}
+	}
+	for _, n := range ns {
+		a.Notify(alert.Event{Source: alert.SourceAudit, Time: at, Image: image, Digest: digest.Digest(f.Digest),
+			Outcome: f.Outcome, Rule: f.Rule, Reason: reason, Namespace: n})
+	}
 }
 
 // collectsSBOM reports whether the policy's evidence section reads SBOMs.

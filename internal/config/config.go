@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
@@ -52,6 +53,9 @@ type Config struct {
 	// Telemetry exports metrics and traces (telemetry.go). Default: off;
 	// nothing listens or is sent beyond the proxy itself.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Alerts sends denials (proxy, admission) and audit findings to Slack,
+	// a signed JSON webhook or PagerDuty (package alert). Default: none.
+	Alerts *alert.Config `yaml:"alerts"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -228,6 +232,9 @@ func (c *Config) setDefaults() {
 		c.Limits.DecisionTimeout = Duration(30 * time.Second)
 	}
 	c.Limits.setDefaults()
+	if c.Alerts != nil {
+		c.Alerts.SetDefaults()
+	}
 	if c.Cache.Size == 0 {
 		c.Cache.Size = 10000
 	}
@@ -310,6 +317,11 @@ func (c *Config) Validate() error {
 		add("cache.size: %d is negative", c.Cache.Size)
 	}
 	c.Limits.validate(add)
+	if c.Alerts != nil {
+		if err := c.Alerts.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	c.Telemetry.validate(c, add)
 	if c.Access != nil {
 		c.Access.validate(c, add)

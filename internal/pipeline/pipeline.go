@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/upstream"
@@ -33,6 +34,7 @@ type Pipeline struct {
 	verifier *verify.Verifier
 	chain    *reloader
 	proxy    *proxy.Server
+	alerts   *alert.Dispatcher // nil: none configured
 	// defaultUpstream is the registry name of the default upstream ("" when
 	// none), for images naming this proxy (imageref.go).
 	defaultUpstream string
@@ -95,6 +97,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		return nil, err
 	}
 	p.chain = newReloader(first, load, log)
+	if cfg.Alerts != nil {
+		if p.alerts, err = alert.New(*cfg.Alerts, alert.WithPathResolver(cfg.Path), alert.WithLogger(log)); err != nil {
+			return nil, err
+		}
+	}
 	popts := append([]proxy.Option{
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
@@ -110,12 +117,20 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		popts = append(popts, proxy.WithAccess(acc))
 	}
 	popts = append(popts, o.proxyOpts...)
-	p.proxy, err = proxy.New(ups, p.chain, popts...)
+	p.proxy, err = proxy.New(ups, &alerting{reloader: p.chain, alerts: p.alerts, now: time.Now}, popts...)
 	if err != nil {
+		_ = p.alerts.Close(context.Background())
 		return nil, err
 	}
 	return p, nil
 }
+
+// Alerts is the pipeline's alert dispatcher; nil (a no-op) when the config
+// has no alerts section.
+func (p *Pipeline) Alerts() *alert.Dispatcher { return p.alerts }
+
+// Close sends the alerts still queued, within ctx.
+func (p *Pipeline) Close(ctx context.Context) error { return p.alerts.Close(ctx) }
 
 // Decide decides s under the policy in force, through its cache.
 func (p *Pipeline) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
@@ -129,6 +144,9 @@ func (p *Pipeline) Lookup(s policy.Subject) (policy.Decision, bool) { return p.c
 // configured upstreams and decides it, exactly as a pull through the proxy
 // would be decided.
 func (p *Pipeline) Check(ctx context.Context, image string) (policy.Decision, error) {
+	if _, ok := ctx.Value(doorKey{}).(Door); !ok {
+		ctx = WithDoor(ctx, DoorVerify) // not the proxy's own request: not alerted here
+	}
 	return p.proxy.Check(ctx, image)
 }
 
