@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -40,7 +41,7 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 		})
 	}
 	// The barrier: next holds its call until every caller is waiting on it.
-	waitFor(t, "all callers to wait", func() bool { return c.Stats().Misses == n })
+	testsupport.WaitFor(t, "all callers to wait", func() bool { return c.Stats().Misses == n })
 	close(next.block)
 	wg.Wait()
 	close(errs)
@@ -79,7 +80,7 @@ func TestCancelledWaiterReturnsPromptly(t *testing.T) {
 		}
 		second <- err
 	}()
-	waitFor(t, "second caller to wait", func() bool { return c.Stats().Misses == 2 })
+	testsupport.WaitFor(t, "second caller to wait", func() bool { return c.Stats().Misses == 2 })
 
 	cancel()
 	select {

@@ -3,13 +3,13 @@ package cache
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -66,23 +66,6 @@ func (f *fakeDecider) Decide(ctx context.Context, s policy.Subject) (policy.Deci
 	}, nil
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var (
 	dIndex    = digest.FromString("index")
 	dIndex2   = digest.FromString("index2")
@@ -100,25 +83,13 @@ func subj(repo string, d digest.Digest, children ...digest.Digest) policy.Subjec
 	return policy.Subject{Registry: registry, Repository: repo, Digest: d, Children: children}
 }
 
-func newTestCache(t *testing.T, next Decider, opts Options) (*Cache, *fakeClock) {
+func newTestCache(t *testing.T, next Decider, opts Options) (*Cache, *testsupport.Clock) {
 	t.Helper()
 	c, err := New(next, "gen1", opts)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testsupport.NewClock(time.Unix(1_700_000_000, 0))
 	c.now = clock.Now
 	return c, clock
-}
-
-// waitFor polls cond until it holds or the test has waited too long.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

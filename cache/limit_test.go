@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestLimiterBoundsMissesOnly: with one slot, a verification in flight
@@ -40,7 +42,7 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 		})
 	}
 	<-next.entered
-	waitFor(t, "all callers to join", func() bool { return c.Stats().Misses == 1+joiners+1 })
+	testsupport.WaitFor(t, "all callers to join", func() bool { return c.Stats().Misses == 1+joiners+1 })
 
 	// A different digest finds no slot.
 	_, err = c.Decide(t.Context(), subj("app", dC))

@@ -3,15 +3,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // A deploy lab is a registry and a portcullis in front of it in which the
@@ -107,61 +104,32 @@ log:
 }
 
 // deployCA is a throwaway CA for the proxy's server certificate and for
-// client certificates (mTLS).
+// client certificates (mTLS), its certificate written to File. It is valid
+// for a day: the suite can outlive testsupport's default hour.
 type deployCA struct {
+	*testsupport.CA
 	File string // PEM certificate
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 }
 
 func newDeployCA(t *testing.T, dir string) *deployCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portcullis e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	f := writeFile(t, filepath.Join(dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	return &deployCA{File: f, cert: cert, key: key}
+	ca := testsupport.NewCA(t, testsupport.CAName("portcullis e2e CA"), testsupport.CAValidFor(24*time.Hour))
+	return &deployCA{CA: ca, File: writeFile(t, filepath.Join(dir, "ca.pem"), string(ca.PEM()))}
 }
 
 // issue writes prefix.crt and prefix.key: a server certificate for
 // 127.0.0.1 and localhost, or a client certificate with CN cn.
 func (ca *deployCA) issue(t *testing.T, prefix, cn string, server bool) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: cn}, KeyUsage: x509.KeyUsageDigitalSignature}
+	usage := x509.ExtKeyUsageClientAuth
 	if server {
 		tmpl.IPAddresses, tmpl.DNSNames = []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		usage = x509.ExtKeyUsageServerAuth
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writeFile(t, prefix+".crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	keyFile = writeFile(t, prefix+".key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
+	_, certPEM, keyPEM := ca.Issue(t, tmpl, usage)
+	certFile = writeFile(t, prefix+".crt", string(certPEM))
+	keyFile = writeFile(t, prefix+".key", string(keyPEM))
 	return certFile, keyFile
 }
 

@@ -269,7 +269,7 @@ func TestArtifactProofFailures(t *testing.T) {
 		e.dec.deny(digest.FromBytes(m), "r", "unsigned")
 		layerPath := "/v2/lab/app/blobs/" + digest.FromBytes(layer).String()
 		fault := tc.fault
-		e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path != layerPath {
 				return false
 			}
@@ -279,7 +279,7 @@ func TestArtifactProofFailures(t *testing.T) {
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}
-	e.up.setFault(nil)
+	e.up.SetFault(nil)
 }
 
 // TestArtifactIndexEmbeddingDecided: a referrers-like index is undecided only
@@ -298,7 +298,7 @@ func TestArtifactIndexEmbeddingDecided(t *testing.T) {
 	plain := index(entry(""))
 	withData := index(entry(`,"data":"` + base64.StdEncoding.EncodeToString(child) + `"`))
 	withURLs := index(entry(`,"urls":["https://elsewhere.example/child"]`))
-	e.up.setFault(overlay(map[string][]byte{
+	e.up.SetFault(overlay(map[string][]byte{
 		"/v2/lab/app/manifests/plain": plain,
 		"/v2/lab/app/manifests/data":  withData,
 		"/v2/lab/app/manifests/urls":  withURLs,
@@ -346,7 +346,7 @@ func TestArtifactConfigFailures(t *testing.T) {
 		}
 		cfgPath := "/v2/lab/app/blobs/" + doc.Config.Digest
 		fault := tc.fault
-		e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path != cfgPath {
 				return false
 			}
@@ -356,5 +356,5 @@ func TestArtifactConfigFailures(t *testing.T) {
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}
-	e.up.setFault(nil)
+	e.up.SetFault(nil)
 }

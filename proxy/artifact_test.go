@@ -100,7 +100,7 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 	e.up.putManifest(t, "lab/app", "bundle", ociManifest, bundle)
 	// ggcr's registry refuses an index whose children it lacks: serve these
 	// from the fault handler.
-	e.up.setFault(overlay(map[string][]byte{
+	e.up.SetFault(overlay(map[string][]byte{
 		"/v2/lab/app/manifests/" + refTag:          refIndex,
 		"/v2/lab/app/manifests/referrers-with-att": refIndexAtt,
 	}, ociIndex))
@@ -137,7 +137,7 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 	}
 	// Each layer was looked at once: proofs are remembered by digest.
 	layerGets := map[string]int{}
-	for _, r := range e.up.requests() {
+	for _, r := range e.up.Requests() {
 		if r.Method == http.MethodGet && strings.Contains(r.Path, "/blobs/") {
 			layerGets[r.Path]++
 		}
@@ -174,7 +174,7 @@ func TestArtifactLookalikesDecided(t *testing.T) {
 	platformIndex := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
 		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"` + childD.String() + `",` +
 		`"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","platform":{"architecture":"amd64","os":"linux"}}]}`)
-	e.up.setFault(overlay(map[string][]byte{"/v2/lab/app/manifests/platidx": platformIndex}, "application/vnd.oci.image.index.v1+json"))
+	e.up.SetFault(overlay(map[string][]byte{"/v2/lab/app/manifests/platidx": platformIndex}, "application/vnd.oci.image.index.v1+json"))
 
 	tests := []struct {
 		name, ref string

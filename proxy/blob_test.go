@@ -81,12 +81,12 @@ func TestBlobLargeRange(t *testing.T) {
 		t.Fatalf("layer is %d bytes, want > 1024", len(layer))
 	}
 	d := digest.FromBytes(layer)
-	e.up.reset()
+	e.up.ResetRequests()
 	got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/blobs/"+d.String(), "Range", "bytes=100-199")
 	if got.status != http.StatusPartialContent || !bytes.Equal(got.body, layer[100:200]) {
 		t.Errorf("GET ranged large blob = %d (%d bytes), want 206 with bytes 100-199", got.status, len(got.body))
 	}
-	for _, r := range e.up.requests() {
+	for _, r := range e.up.Requests() {
 		if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.Path != "/v2/" {
 			t.Errorf("upstream got a whole-blob GET %s for a ranged request of a large blob", r.Path)
 		}
@@ -171,7 +171,7 @@ func TestBlobKnownDenied(t *testing.T) {
 	}}
 	px := startProxy(t, dec, []Upstream{up.config(true)})
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		up.reset()
+		up.ResetRequests()
 		got := do(t, method, px.URL+"/v2/lab/app/blobs/"+denied.String())
 		wantError(t, "known-denied blob", got, method, http.StatusForbidden, "DENIED")
 		if method == http.MethodGet {
@@ -180,7 +180,7 @@ func TestBlobKnownDenied(t *testing.T) {
 				t.Errorf("GET known-denied blob message = %q, want %q", msg, want)
 			}
 		}
-		if n := len(up.requests()); n != 0 {
+		if n := len(up.Requests()); n != 0 {
 			t.Errorf("%s known-denied blob: upstream requests = %d, want 0", method, n)
 		}
 	}

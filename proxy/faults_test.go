@@ -107,11 +107,11 @@ func TestUpstreamLies(t *testing.T) {
 			t.Run(tc.name+" "+method, func(t *testing.T) {
 				if tc.fault != nil {
 					f := tc.fault
-					e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+					e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 						return strings.HasPrefix(r.URL.Path, path) && f(w, r)
 					})
 				}
-				defer e.up.setFault(nil)
+				defer e.up.SetFault(nil)
 				got := do(t, method, e.px.URL+path+tc.ref)
 				if tc.status != http.StatusOK {
 					wantError(t, tc.ref, got, method, tc.status, "UNAVAILABLE")
@@ -218,7 +218,7 @@ func TestFaults(t *testing.T) {
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			t.Run(tc.name+" "+method, func(t *testing.T) {
-				e.up.setFault(tc.fault)
+				e.up.SetFault(tc.fault)
 				e.dec.setErr(tc.decErr)
 				p := tc.path
 				if p == "" {
@@ -236,7 +236,7 @@ func TestFaults(t *testing.T) {
 					}
 				}
 
-				e.up.setFault(nil)
+				e.up.SetFault(nil)
 				e.dec.setErr(nil)
 				if after := do(t, method, e.px.URL+path); after.status != http.StatusOK {
 					t.Errorf("%s after %q = %d, want 200", method, tc.name, after.status)

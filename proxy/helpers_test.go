@@ -17,13 +17,14 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -108,61 +109,21 @@ func (l *lookupDecider) Lookup(s policy.Subject) (policy.Decision, bool) {
 	return d, ok
 }
 
-// recorded is one request an upstream received.
-type recorded struct {
-	Method, Path string
-	Header       http.Header
-}
-
-// upstream is ggcr's in-process registry behind a fault-injecting handler
-// (as in ggcr pkg/v1/remote/error_roundtrip_test.go).
+// upstream is testsupport's in-process registry (faults, a request log)
+// under the registry name the proxy knows it by.
 type upstream struct {
-	name string // the registry name the proxy knows it by
-	reg  http.Handler
+	*testsupport.Registry
+	name string
 	srv  *httptest.Server
 	url  *url.URL
-
-	mu    sync.Mutex
-	fault func(w http.ResponseWriter, r *http.Request) bool // true: handled
-	reqs  []recorded
 }
 
 func newUpstream(t *testing.T, regName string) *upstream {
 	t.Helper()
-	u := &upstream{name: regName, reg: registry.New(registry.WithReferrersSupport(true), registry.Logger(discardLogger()))}
-	u.srv = httptest.NewServer(u)
-	t.Cleanup(u.srv.Close)
-	u.url, _ = url.Parse(u.srv.URL)
+	r := testsupport.NewRegistry(t)
+	u := &upstream{Registry: r, name: regName, srv: r.Server}
+	u.url, _ = url.Parse(r.Server.URL)
 	return u
-}
-
-func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.reqs = append(u.reqs, recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
-	f := u.fault
-	u.mu.Unlock()
-	if f != nil && f(w, r) {
-		return
-	}
-	u.reg.ServeHTTP(w, r)
-}
-
-func (u *upstream) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.fault = f
-}
-
-func (u *upstream) reset() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.reqs = nil
-}
-
-func (u *upstream) requests() []recorded {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]recorded(nil), u.reqs...)
 }
 
 func (u *upstream) config(def bool) Upstream {

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -40,7 +42,7 @@ func TestRateLimit(t *testing.T) {
 		{"bob's first login, address over its limit", basicHeader("bob", bobPassword), 429},
 	}
 	for _, tc := range tests {
-		e.up.reset()
+		e.up.ResetRequests()
 		got := do(t, http.MethodGet, e.px.URL+path, tc.hdr...)
 		if got.status != tc.status {
 			t.Fatalf("%s: status = %d, want %d (body %s)", tc.name, got.status, tc.status, got.body)
@@ -53,7 +55,7 @@ func TestRateLimit(t *testing.T) {
 		if err != nil || ra < 1 || ra > 2 {
 			t.Errorf("%s: Retry-After = %q, want 1 or 2 seconds", tc.name, got.header.Get("Retry-After"))
 		}
-		if n := len(e.up.requests()); n != 0 {
+		if n := len(e.up.Requests()); n != 0 {
 			t.Errorf("%s: upstream saw %d requests, want 0", tc.name, n)
 		}
 	}
@@ -161,7 +163,7 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 	for range 1 + joiners {
 		go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
 	}
-	waitFor(t, func() bool { return c.Stats().Misses == 1+joiners })
+	testsupport.WaitFor(t, "the joiners to wait", func() bool { return c.Stats().Misses == 1+joiners })
 
 	got := do(t, http.MethodGet, px.URL+paths[1])
 	wantError(t, "queued decision", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
@@ -202,7 +204,7 @@ func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	// Decide "known" once, through the gate, so that the cache holds it.
 	warm := make(chan response, 1)
 	go func() { warm <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known") }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	testsupport.WaitFor(t, "one decision in flight", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
 	g.gate <- struct{}{}
 	if r := <-warm; r.status != http.StatusOK {
 		t.Fatalf("warming GET = %d, want 200", r.status)
@@ -210,23 +212,12 @@ func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 
 	first := make(chan response, 1)
 	go func() { first <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/slow") }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	testsupport.WaitFor(t, "one decision in flight", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
 	if got := do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known"); got.status != http.StatusOK {
 		t.Errorf("cached decision while the slot is taken = %d, want 200 (body %s)", got.status, got.body)
 	}
 	close(g.gate)
 	<-first
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustURL(s string) *url.URL {

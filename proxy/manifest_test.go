@@ -165,7 +165,7 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 
 	var mu sync.Mutex
 	gets := 0
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != "/v2/lab/app/manifests/moving" {
 			return false
 		}

@@ -14,7 +14,7 @@ import (
 // manifestGets counts the manifest requests the upstream saw for repo.
 func manifestGets(u *upstream, repo string) int {
 	n := 0
-	for _, r := range u.requests() {
+	for _, r := range u.Requests() {
 		if strings.HasPrefix(r.Path, "/v2/"+repo+"/manifests/") {
 			n++
 		}

@@ -35,7 +35,7 @@ func TestBlobRedirectFollowed(t *testing.T) {
 
 	e := newEnv(t)
 	d := digest.FromBytes(layer)
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/blobs/"+d.String()) {
 			return false
 		}

@@ -96,22 +96,22 @@ func TestInvalidNames(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			e.up.reset()
+			e.up.ResetRequests()
 			got := do(t, method, e.px.URL+tc.path)
 			wantError(t, tc.path, got, method, http.StatusBadRequest, tc.code)
-			if n := len(e.up.requests()); n != 0 {
+			if n := len(e.up.Requests()); n != 0 {
 				t.Errorf("%s %s: upstream requests = %d, want 0", method, tc.path, n)
 			}
 		}
 	}
 	// A control character in a name never reaches the upstream and is not
 	// echoed raw.
-	e.up.reset()
+	e.up.ResetRequests()
 	got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app%0a/manifests/v1")
 	if _, msg := errorCode(got.body); got.status < 400 || got.status > 499 || strings.ContainsAny(msg, "\n\r") {
 		t.Errorf("GET name with newline = %d %q, want a 4xx without raw control characters", got.status, got.body)
 	}
-	if n := len(e.up.requests()); n != 0 {
+	if n := len(e.up.Requests()); n != 0 {
 		t.Errorf("GET name with newline: upstream requests = %d, want 0", n)
 	}
 	if n := e.dec.calls(); n != 0 {
@@ -135,10 +135,10 @@ func TestWritesUnsupported(t *testing.T) {
 	}
 	for _, p := range paths {
 		for _, method := range []string{http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete} {
-			e.up.reset()
+			e.up.ResetRequests()
 			got := do(t, method, e.px.URL+p)
 			wantError(t, p, got, method, http.StatusMethodNotAllowed, "UNSUPPORTED")
-			for _, r := range e.up.requests() {
+			for _, r := range e.up.Requests() {
 				if r.Method != http.MethodGet && r.Method != http.MethodHead {
 					t.Errorf("%s %s reached the upstream as %s %s", method, p, r.Method, r.Path)
 				}
@@ -170,7 +170,7 @@ func TestLinkRewrite(t *testing.T) {
 	e := newEnv(t)
 	e.up.pushImage(t, "lab/app:a")
 	var link string
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/tags/list") {
 			return false
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -21,7 +22,7 @@ func TestVerifiersOwnTheirTrust(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
 	late := newVerifier(t, f.u)
-	clock := &fakeClock{t: time.Now()}
+	clock := testsupport.NewClock(time.Now())
 	p, a := tufPolicy(t, late, r, "require", clock)
 	for _, v := range []*Verifier{f.v, late} {
 		if _, err := v.PrepareTrust(p, quiet); err != nil {
@@ -108,7 +109,7 @@ func TestTrustPreparedOncePerGeneration(t *testing.T) {
 func TestPreparedTUFAuthorityFollowsMaterial(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
-	clock := &fakeClock{t: time.Now()}
+	clock := testsupport.NewClock(time.Now())
 	p, a := tufPolicy(t, f.v, r, "require", clock)
 	if _, err := f.v.PrepareTrust(p, quiet); err != nil {
 		t.Fatalf("PrepareTrust() = %v", err)

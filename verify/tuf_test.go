@@ -12,6 +12,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -99,7 +100,7 @@ func TestTUFMirrorExpired(t *testing.T) {
 
 	t.Run("expires while in use", func(t *testing.T) {
 		r := newTUFRepo(t, f.root)
-		clock := &fakeClock{t: time.Now()}
+		clock := testsupport.NewClock(time.Now())
 		p, a := tufPolicy(t, f.v, r, "require", clock)
 		tr, err := f.v.PrepareTrust(p, quiet)
 		if err != nil {
@@ -208,7 +209,7 @@ func TestTUFMirrorMissingFile(t *testing.T) {
 func TestTUFMirrorRefresh(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
-	clock := &fakeClock{t: time.Now()}
+	clock := testsupport.NewClock(time.Now())
 	p, a := tufPolicy(t, f.v, r, "require", clock)
 	tr, err := f.v.PrepareTrust(p, quiet)
 	if err != nil {
