@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // dockerd is a private Docker daemon (Debian's docker.io) started as root
@@ -175,7 +177,7 @@ func TestDeployDocker(t *testing.T) {
 		if d.Code != 0 || !strings.Contains(d.Out, "refused by portcullis: enforced") {
 			t.Errorf("doctor with the generated daemon.json and the docker canary: %s", d)
 		}
-		mirrors := writeFile(t, filepath.Join(t.TempDir(), "daemon.json"), `{"registry-mirrors": ["`+l.ProxyURL+`"]}`)
+		mirrors := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "daemon.json"), `{"registry-mirrors": ["`+l.ProxyURL+`"]}`)
 		d = l.portcullisCLI(k.env, "doctor", "--proxy", l.ProxyURL, "--docker-config", mirrors)
 		if d.Code != 1 || !strings.Contains(d.Stdout, "registry-mirrors") {
 			t.Errorf("doctor on a daemon.json with registry-mirrors: want exit 1 naming it: %s", d)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestDeployContainerdMTLS: the proxy admits only clients with a
@@ -114,7 +116,7 @@ func TestDeployTLSRotation(t *testing.T) {
 	pullFresh(t)
 
 	// A broken replacement: logged, the rotated certificate kept.
-	writeFile(t, filepath.Join(l.Dir, "tls.crt"), "not a certificate\n")
+	testsupport.WriteFile(t, filepath.Join(l.Dir, "tls.crt"), "not a certificate\n")
 	time.Sleep(1500 * time.Millisecond) // > reloadInterval
 	if got := servedSerial(t, l); got != rotated {
 		t.Errorf("after a broken certificate the proxy serves serial %s, want the last good %s", got, rotated)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // Attestation labs: the usual registry + portcullis, with a policy whose
@@ -72,7 +74,7 @@ func newAttestLab(t *testing.T) *lab {
 	dir := t.TempDir()
 	listen := freeAddr(t)
 	cfg := writeConfig(t, dir, listen, reg.URL(), keys)
-	writeFile(t, filepath.Join(dir, "policy.yaml"), attestPolicy)
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), attestPolicy)
 	px := startProxy(t, dir, cfg, listen)
 	return &lab{t: t, Dir: dir, Reg: reg, Proxy: px, Keys: keys, Env: baseEnv(t.TempDir())}
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // containerd is a private containerd (own root, state, socket; CRI off)
@@ -38,7 +40,7 @@ func startContainerd(t *testing.T) *containerd {
 	}
 	c := &containerd{Dir: dir, Sock: filepath.Join(dir, "containerd.sock"), ctr: ctr, hosts: filepath.Join(dir, "certs.d")}
 	c.env = baseEnv(filepath.Join(dir, "home"))
-	cfg := writeFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf(`version = 2
+	cfg := testsupport.WriteFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
 disabled_plugins = [
@@ -120,7 +122,7 @@ func isExecutable(p string) bool {
 // then silently talks to the registry itself.)
 func (c *containerd) Hosts(t testing.TB, host, server string) {
 	t.Helper()
-	writeFile(t, filepath.Join(c.hosts, host, "hosts.toml"), fmt.Sprintf(`server = %[1]q
+	testsupport.WriteFile(t, filepath.Join(c.hosts, host, "hosts.toml"), fmt.Sprintf(`server = %[1]q
 
 [host.%[1]q]
   capabilities = ["pull", "resolve"]

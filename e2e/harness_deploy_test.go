@@ -65,8 +65,8 @@ func newDeployLab(t *testing.T, o deployOpts) *deployLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "cosign.pub"), string(pub))
-	writeFile(t, filepath.Join(dir, "policy.yaml"), fmt.Sprintf(deployPolicy, reg.Addr))
+	testsupport.WriteFile(t, filepath.Join(dir, "cosign.pub"), string(pub))
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), fmt.Sprintf(deployPolicy, reg.Addr))
 	cfg := fmt.Sprintf(`listen: %s
 upstreams:
   - registry: %s
@@ -90,7 +90,7 @@ log:
 	if o.Access != "" {
 		cfg += fmt.Sprintf(o.Access, caPath)
 	}
-	cfgPath := writeFile(t, filepath.Join(dir, "portcullis.yaml"), cfg)
+	cfgPath := testsupport.WriteFile(t, filepath.Join(dir, "portcullis.yaml"), cfg)
 	d := startDaemon(t, "portcullis", dir, baseEnv(dir), portcullisBin(t), "serve", "--config", cfgPath)
 	if o.TLS && o.Access != "" {
 		waitHTTP(t, d, "http://"+listen+"/v2/", 30*time.Second, 400) // TLS is up: plain HTTP gets 400
@@ -114,7 +114,7 @@ type deployCA struct {
 func newDeployCA(t *testing.T, dir string) *deployCA {
 	t.Helper()
 	ca := testsupport.NewCA(t, testsupport.CAName("portcullis e2e CA"), testsupport.CAValidFor(24*time.Hour))
-	return &deployCA{CA: ca, File: writeFile(t, filepath.Join(dir, "ca.pem"), string(ca.PEM()))}
+	return &deployCA{CA: ca, File: testsupport.WriteFile(t, filepath.Join(dir, "ca.pem"), string(ca.PEM()))}
 }
 
 // issue writes prefix.crt and prefix.key: a server certificate for
@@ -128,8 +128,8 @@ func (ca *deployCA) issue(t *testing.T, prefix, cn string, server bool) (certFil
 		usage = x509.ExtKeyUsageServerAuth
 	}
 	_, certPEM, keyPEM := ca.Issue(t, tmpl, usage)
-	certFile = writeFile(t, prefix+".crt", string(certPEM))
-	keyFile = writeFile(t, prefix+".key", string(keyPEM))
+	certFile = testsupport.WriteFile(t, prefix+".crt", string(certPEM))
+	keyFile = testsupport.WriteFile(t, prefix+".key", string(keyPEM))
 	return certFile, keyFile
 }
 

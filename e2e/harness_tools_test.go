@@ -297,15 +297,3 @@ func tailFile(path string, n int) string {
 	}
 	return string(b)
 }
-
-// writeFile writes a test fixture, failing the test on error.
-func writeFile(t testing.TB, path, content string) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}

@@ -83,7 +83,7 @@ func TestTrustPreparedOncePerGeneration(t *testing.T) {
 	// A signature without its own intermediates is checked by the
 	// authority's one sigstore-go verifier for logged signatures.
 	bare := f.u.pushImage(t, "lab/bare")
-	signKeylessLegacy(t, bare, keylessLegacy{leaf: f.fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+	signKeylessLegacy(t, bare, keylessLegacy{leaf: newLeaf(t, f.fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second), noChain: true})
 	if ev, err := verifyOnce(t, f.v, bare.subject(), first[1]); err != nil || len(ev.Signatures) != 1 {
 		t.Fatalf("Verify(no chain) = %+v, %v; want one signature", ev, err)

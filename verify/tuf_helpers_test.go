@@ -245,7 +245,7 @@ func newKeylessFixture(t *testing.T) *keylessFixture {
 	f.root = trustedRootJSON(t, f.fca, f.vs, true, false, false)
 	f.u = startRegistry(t, false)
 	f.image = f.u.pushImage(t, "lab/app")
-	signKeylessLegacy(t, f.image, keylessLegacy{leaf: f.fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+	signKeylessLegacy(t, f.image, keylessLegacy{leaf: newLeaf(t, f.fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second)})
 	f.v = newVerifier(t, f.u)
 	return f

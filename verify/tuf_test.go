@@ -35,7 +35,7 @@ func TestTUFMirror(t *testing.T) {
 	// A CA that the mirror's trusted_root.json does not hold is refused.
 	other := newFulcioCA(t)
 	img := f.u.pushImage(t, "lab/app")
-	signKeylessLegacy(t, img, keylessLegacy{leaf: other.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+	signKeylessLegacy(t, img, keylessLegacy{leaf: newLeaf(t, other, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second)})
 	ev, err = verifyOnce(t, f.v, img.subject(), a)
 	if err != nil || len(ev.Signatures) != 0 || len(ev.Rejected) != 1 || !strings.Contains(ev.Rejected[0].Reason, "TUF mirror") {

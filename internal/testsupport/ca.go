@@ -57,14 +57,7 @@ func NewCA(t testing.TB, opts ...CAOption) *CA {
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cfg.name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(cfg.validFor),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := CreateCert(t, tmpl, tmpl, &key.PublicKey, key)
 	ca := &CA{Cert: cert, Key: key, validFor: cfg.validFor}
 	ca.serial.Store(1)
 	return ca
