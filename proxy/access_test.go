@@ -119,7 +119,7 @@ func TestAccessControl(t *testing.T) {
 				for _, p := range routes(repo) {
 					for _, method := range []string{http.MethodGet, http.MethodHead} {
 						e.up.ResetRequests()
-						calls := e.dec.calls()
+						calls := e.dec.Calls()
 						got := do(t, method, e.px.URL+p, tc.hdr...)
 						if want == ok {
 							if got.status != http.StatusOK {
@@ -132,7 +132,7 @@ func TestAccessControl(t *testing.T) {
 						if n := len(e.up.Requests()); n != 0 {
 							t.Errorf("%s %s as %s: upstream saw %d requests, want 0", method, p, tc.client, n)
 						}
-						if n := e.dec.calls() - calls; n != 0 {
+						if n := e.dec.Calls() - calls; n != 0 {
 							t.Errorf("%s %s as %s: %d decisions, want 0", method, p, tc.client, n)
 						}
 						ch := got.header.Get("WWW-Authenticate")
@@ -242,7 +242,7 @@ func TestCredentialsNotLogged(t *testing.T) {
 	cfg.Auth = authn.FromConfig(authn.AuthConfig{Username: upUser, Password: upPassword})
 	dec := newFakeDecider()
 	dec.allow(digest.FromBytes(body))
-	dec.setErr(nil)
+	dec.SetErr(nil)
 	px := startProxy(t, dec, []Upstream{cfg}, WithLogger(log), WithAccess(newAccess(t, testAccess(t))), WithRateLimit(1000, 1000))
 	secrets := []string{alicePassword, bobPassword, ciToken, upPassword, upToken, "wrong-" + alicePassword, "bogus-token-abcdefghijkl"}
 	clients := [][]string{
@@ -265,7 +265,7 @@ func TestCredentialsNotLogged(t *testing.T) {
 		}
 	}
 	// Undecided and upstream failures are logged at warn: make some.
-	dec.setErr(&policy.UndecidedError{Err: errors.New("verification failed")})
+	dec.SetErr(&policy.UndecidedError{Err: errors.New("verification failed")})
 	do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/v1", basicHeader("alice", alicePassword)...)
 	up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusBadGateway)

@@ -171,11 +171,11 @@ func TestForgedArtifactsDecided(t *testing.T) {
 				name := fmt.Sprintf("%s layer typed %s, config %s", l.name, lt, ct)
 				for _, path := range []string{"/manifests/" + tag, "/manifests/" + md.String(), "/blobs/" + md.String()} {
 					for _, method := range []string{http.MethodGet, http.MethodHead} {
-						before := e.dec.calls()
+						before := e.dec.Calls()
 						got := do(t, method, e.px.URL+"/v2/lab/app"+path)
 						if l.proof {
-							if got.status != http.StatusOK || e.dec.calls() != before {
-								t.Errorf("%s %s (%s) = %d after %d decisions, want 200 undecided", method, path, name, got.status, e.dec.calls()-before)
+							if got.status != http.StatusOK || e.dec.Calls() != before {
+								t.Errorf("%s %s (%s) = %d after %d decisions, want 200 undecided", method, path, name, got.status, e.dec.Calls()-before)
 							}
 							continue
 						}

@@ -132,8 +132,8 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 			}
 		}
 	}
-	if n := e.dec.calls(); n != 0 {
-		t.Errorf("Decide calls for artifacts = %d, want 0: %v", n, e.dec.seen())
+	if n := e.dec.Calls(); n != 0 {
+		t.Errorf("Decide calls for artifacts = %d, want 0: %v", n, e.dec.Subjects())
 	}
 	// Each layer was looked at once: proofs are remembered by digest.
 	layerGets := map[string]int{}
@@ -187,10 +187,10 @@ func TestArtifactLookalikesDecided(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			before := e.dec.calls()
+			before := e.dec.Calls()
 			got := do(t, method, e.px.URL+"/v2/lab/app/manifests/"+tc.ref)
 			wantError(t, tc.name, got, method, http.StatusForbidden, "DENIED")
-			s := e.dec.seen()
+			s := e.dec.Subjects()
 			if len(s) != before+1 || s[len(s)-1].Digest != tc.want {
 				t.Errorf("%s %s: decider saw %v, want one call for %s", method, tc.name, s[before:], tc.want)
 			}

@@ -60,7 +60,7 @@ func TestBlobPassThrough(t *testing.T) {
 			}
 		})
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls for layers and configs = %d, want 0", n)
 	}
 }
@@ -133,12 +133,12 @@ func TestBlobManifestFallback(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.dec.calls()
+			before := e.dec.Calls()
 			got := do(t, tc.method, e.px.URL+"/v2/lab/app/blobs/"+tc.dgst.String(), tc.hdr...)
-			if e.dec.calls() == before {
+			if e.dec.Calls() == before {
 				t.Errorf("%s /blobs/%s: decider not consulted", tc.method, tc.dgst)
 			}
-			if s := e.dec.seen(); len(s) > 0 && s[len(s)-1].Digest != tc.dgst {
+			if s := e.dec.Subjects(); len(s) > 0 && s[len(s)-1].Digest != tc.dgst {
 				t.Errorf("%s /blobs/%s: decided on %s", tc.method, tc.dgst, s[len(s)-1].Digest)
 			}
 			if tc.status == http.StatusForbidden {
@@ -156,7 +156,7 @@ func TestBlobManifestFallback(t *testing.T) {
 			}
 		})
 	}
-	if got, want := e.dec.seen()[0].MediaType, string(mt); got != want {
+	if got, want := e.dec.Subjects()[0].MediaType, string(mt); got != want {
 		t.Errorf("blob subject MediaType = %q, want %q", got, want)
 	}
 }

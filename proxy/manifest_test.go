@@ -145,7 +145,7 @@ func TestManifestSubject(t *testing.T) {
 			dec := newFakeDecider()
 			px := startProxy(t, dec, []Upstream{e.up.config(true)})
 			do(t, http.MethodHead, px.URL+tc.path)
-			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.seen()); diff != "" {
+			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.Subjects()); diff != "" {
 				t.Errorf("HEAD %s: Decide subjects mismatch (-want +got):\n%s", tc.path, diff)
 			}
 		})

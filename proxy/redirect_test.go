@@ -56,8 +56,8 @@ func TestBlobRedirectFollowed(t *testing.T) {
 			t.Errorf("storage received Authorization %q, want none", a)
 		}
 	}
-	if e.dec.calls() != 0 {
-		t.Errorf("a layer was decided %d times, want 0", e.dec.calls())
+	if e.dec.Calls() != 0 {
+		t.Errorf("a layer was decided %d times, want 0", e.dec.Calls())
 	}
 }
 

@@ -46,7 +46,7 @@ func TestRouting(t *testing.T) {
 			if d := digest.FromBytes(got.body); d != tc.digest {
 				t.Errorf("GET %s served %s, want %s", tc.path, d, tc.digest)
 			}
-			s := dec.seen()
+			s := dec.Subjects()
 			if last := s[len(s)-1]; last.Registry != tc.registry || last.Repository != tc.repo {
 				t.Errorf("GET %s decided on %s/%s, want %s/%s", tc.path, last.Registry, last.Repository, tc.registry, tc.repo)
 			}
@@ -114,7 +114,7 @@ func TestInvalidNames(t *testing.T) {
 	if n := len(e.up.Requests()); n != 0 {
 		t.Errorf("GET name with newline: upstream requests = %d, want 0", n)
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
 }
@@ -227,7 +227,7 @@ func TestReferrersPassThrough(t *testing.T) {
 	if got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+refD.String()); got.status != http.StatusOK || !bytes.Equal(got.body, ref) {
 		t.Errorf("GET referrer manifest = %d, want 200 with its bytes", got.status)
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
 }

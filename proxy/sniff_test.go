@@ -137,7 +137,7 @@ func TestBlobLargeJSON(t *testing.T) {
 	if got.status != http.StatusPartialContent || !bytes.Equal(got.body, sbom[10:20]) {
 		t.Errorf("ranged GET large SBOM blob = %d %q, want 206 %q", got.status, got.body, sbom[10:20])
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
 	// An upstream that serves other bytes for the digest is caught while
