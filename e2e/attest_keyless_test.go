@@ -3,10 +3,7 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -63,14 +60,7 @@ func newKeylessAttestLab(t *testing.T) (l *lab, leaf, chain string) {
 // bundle referrer holding the certificate.
 func (l *lab) AttestKeyless(v int, ref, leaf, chain, typ string, predicate any) {
 	l.t.Helper()
-	b, err := json.Marshal(predicate)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	f := filepath.Join(l.t.TempDir(), "predicate.json")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
+	f := predicateFile(l.t, predicate)
 	args := []string{"attest", "--key", l.Keys.Release.Key, "--certificate", leaf, "--type", typ, "--predicate", f, "-y"}
 	switch v {
 	case 2:

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,14 +83,7 @@ func newAttestLab(t *testing.T) *lab {
 // offline signing config).
 func (l *lab) Attest(v int, ref string, key keyPair, typ string, predicate any) {
 	l.t.Helper()
-	b, err := json.Marshal(predicate)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	f := filepath.Join(l.t.TempDir(), "predicate.json")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
+	f := predicateFile(l.t, predicate)
 	args := []string{"attest", "--key", key.Key, "--type", typ, "--predicate", f, "-y"}
 	switch v {
 	case 2:
@@ -140,6 +132,17 @@ func (l *lab) expectDecision(repo, tag, dig string, allow bool, want ...string) 
 }
 
 // Predicates, shaped as the tools that make them write them.
+
+// predicateFile writes predicate as compact JSON to a temporary
+// predicate.json for cosign attest --predicate.
+func predicateFile(t testing.TB, predicate any) string {
+	t.Helper()
+	b, err := json.Marshal(predicate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testsupport.WriteFile(t, filepath.Join(t.TempDir(), "predicate.json"), string(b))
+}
 
 func provenance(builder, repo string) map[string]any {
 	return map[string]any{

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -144,16 +143,8 @@ func newKeylessLabWith(t *testing.T, policy string) (l *lab, leaf, chain string)
 	ca := newPrivateCA(t, dir)
 	leaf = ca.IssueLeaf(t, dir, keys.Release.Pub, keylessSubject, keylessIssuer)
 	listen := freeAddr(t)
-	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), policy)
-	cfg := testsupport.WriteFile(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`listen: %s
-upstreams:
-  - registry: registry.lab
-    url: %s
-    default: true
-policy: policy.yaml
-log:
-  level: debug
-`, listen, reg.URL()))
+	cfg := writeConfig(t, dir, listen, reg.URL(), keys)
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), policy) // in place of labPolicy
 	px := startProxy(t, dir, cfg, listen)
 	l = &lab{t: t, Dir: dir, Reg: reg, Proxy: px, Keys: keys, Env: baseEnv(t.TempDir())}
 	return l, leaf, ca.ChainPEM

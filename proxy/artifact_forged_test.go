@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // runnableTar is a tar archive holding an executable script, as a forged
@@ -269,13 +271,7 @@ func TestArtifactProofFailures(t *testing.T) {
 		e.dec.deny(digest.FromBytes(m), "r", "unsigned")
 		layerPath := "/v2/lab/app/blobs/" + digest.FromBytes(layer).String()
 		fault := tc.fault
-		e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path != layerPath {
-				return false
-			}
-			fault(w)
-			return true
-		})
+		e.up.SetFault(testsupport.OnPath(layerPath, func(w http.ResponseWriter, _ *http.Request) { fault(w) }))
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}
@@ -346,13 +342,7 @@ func TestArtifactConfigFailures(t *testing.T) {
 		}
 		cfgPath := "/v2/lab/app/blobs/" + doc.Config.Digest
 		fault := tc.fault
-		e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path != cfgPath {
-				return false
-			}
-			fault(w)
-			return true
-		})
+		e.up.SetFault(testsupport.OnPath(cfgPath, func(w http.ResponseWriter, _ *http.Request) { fault(w) }))
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}

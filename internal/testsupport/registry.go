@@ -91,6 +91,18 @@ func (r *Registry) SetFault(f Fault) {
 	r.fault = f
 }
 
+// OnPath is a Fault that answers the requests for path with serve and
+// leaves the others to the registry.
+func OnPath(path string, serve http.HandlerFunc) Fault {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != path {
+			return false
+		}
+		serve(w, r)
+		return true
+	}
+}
+
 // Requests returns the requests received so far (since the last
 // ResetRequests), oldest first.
 func (r *Registry) Requests() []Request {
