@@ -73,20 +73,17 @@ disabled_plugins = [
 	})
 	c.d = startDaemon(t, "containerd", dir, c.env, bin,
 		"--config", cfg, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", c.Sock)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ready := testsupport.Eventually(30*time.Second, 100*time.Millisecond, func() bool {
 		if c.d.exited() {
 			t.Fatalf("containerd exited at start (%v):\n%s", c.d.waitErr, c.d.log())
 		}
-		if _, err := os.Stat(c.Sock); err == nil {
-			if r := run(t, 10*time.Second, c.env, ctr, "-a", c.Sock, "version"); r.Code == 0 {
-				break
-			}
+		if _, err := os.Stat(c.Sock); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd not ready after 30s:\n%s", c.d.log())
-		}
-		time.Sleep(100 * time.Millisecond)
+		return run(t, 10*time.Second, c.env, ctr, "-a", c.Sock, "version").Code == 0
+	})
+	if !ready {
+		t.Fatalf("containerd not ready after 30s:\n%s", c.d.log())
 	}
 	return c
 }
@@ -151,19 +148,7 @@ func (c *containerd) ImageDigest(t testing.TB, ref string) string {
 
 // unmountUnder lazily unmounts every mount point below dir, deepest first.
 func unmountUnder(t testing.TB, dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			points = append(points, fields[4])
-		}
-	}
+	points := mountsUnder(dir)
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	for _, p := range points {
 		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
@@ -172,4 +157,22 @@ func unmountUnder(t testing.TB, dir string) {
 			t.Logf("unmounted leftover %s", p)
 		}
 	}
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			out = append(out, fields[4])
+		}
+	}
+	return out
 }

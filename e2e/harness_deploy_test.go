@@ -143,23 +143,7 @@ func waitHTTPS(t *testing.T, d *daemon, url, caPath string) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pemBytes)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if d.exited() {
-			t.Fatalf("%s exited before it was ready (%v):\n%s", d.name, d.waitErr, d.log())
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s after 30s (%v)", d.name, url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHTTPWith(t, client, d, url, 30*time.Second, http.StatusOK)
 }
 
 // pushCanary puts an image at portcullis/canary:deny on the registry, so
