@@ -61,17 +61,8 @@ func newKeylessAttestLab(t *testing.T) (l *lab, leaf, chain string) {
 func (l *lab) AttestKeyless(v int, ref, leaf, chain, typ string, predicate any) {
 	l.t.Helper()
 	f := predicateFile(l.t, predicate)
-	args := []string{"attest", "--key", l.Keys.Release.Key, "--certificate", leaf, "--type", typ, "--predicate", f, "-y"}
-	switch v {
-	case 2:
-		args = append(args, "--certificate-chain", chain, "--tlog-upload=false", "--allow-insecure-registry")
-		mustRun(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign2"), append(args, ref)...)
-	case 3:
-		args = append(args, "--signing-config", l.Keys.signingConfig, "--allow-http-registry")
-		mustRun(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign3"), append(args, ref)...)
-	default:
-		l.t.Fatalf("cosign version %d", v)
-	}
+	l.cosignAttest(v, ref, []string{"attest", "--key", l.Keys.Release.Key, "--certificate", leaf, "--type", typ, "--predicate", f, "-y"},
+		[]string{"--certificate-chain", chain})
 }
 
 func TestKeylessAttestations(t *testing.T) {

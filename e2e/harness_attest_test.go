@@ -84,10 +84,17 @@ func newAttestLab(t *testing.T) *lab {
 func (l *lab) Attest(v int, ref string, key keyPair, typ string, predicate any) {
 	l.t.Helper()
 	f := predicateFile(l.t, predicate)
-	args := []string{"attest", "--key", key.Key, "--type", typ, "--predicate", f, "-y"}
+	l.cosignAttest(v, ref, []string{"attest", "--key", key.Key, "--type", typ, "--predicate", f, "-y"}, nil)
+}
+
+// cosignAttest runs cosign attest (args) on ref with cosign major version
+// v: 2 with the flags only v2 takes (v2Args), no tlog, plain-HTTP registry;
+// 3 offline with the lab's signing config.
+func (l *lab) cosignAttest(v int, ref string, args, v2Args []string) {
+	l.t.Helper()
 	switch v {
 	case 2:
-		args = append(args, "--tlog-upload=false", "--allow-insecure-registry")
+		args = append(append(args, v2Args...), "--tlog-upload=false", "--allow-insecure-registry")
 		mustRun(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign2"), append(args, ref)...)
 	case 3:
 		args = append(args, "--signing-config", l.Keys.signingConfig, "--allow-http-registry")
