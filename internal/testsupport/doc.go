@@ -21,6 +21,7 @@
 //   - proc.go: ProcStatus, a field of /proc/PID/status such as VmHWM.
 //   - files.go: WriteFile, a fixture file.
 //
-// The scripted policy decider is in the sub-package decidertest, because
-// it imports policy.
+// testsupport_test.go and netconn_test.go check the helpers themselves. The
+// scripted policy decider is in the sub-package decidertest, because it
+// imports policy.
 package testsupport
