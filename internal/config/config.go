@@ -24,6 +24,12 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Upstreams are the registries behind the proxy. At least one.
 	Upstreams []UpstreamConfig `yaml:"upstreams"`
+	// Hostnames are the host[:port] names clients use to reach this proxy
+	// (e.g. "portcullis.example.com", "portcullis.portcullis.svc:5050"). An
+	// image that names one of them — in a pod spec at admission, in an audit
+	// — is read the way the proxy routes it: a first path segment naming an
+	// upstream selects it, else the default upstream. Default: none.
+	Hostnames []string `yaml:"hostnames"`
 	// Policy is the policy file, relative to this file. Required.
 	Policy string `yaml:"policy"`
 	// PolicyReloadInterval is how often the policy file, and the keys and
@@ -242,6 +248,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy == "" {
 		add("policy: a policy file is required")
+	}
+	for i, h := range c.Hostnames {
+		if h == "" || strings.ContainsAny(h, "/ @") || strings.ToLower(h) != h {
+			add("hostnames[%d]: %q must be a lower-case host[:port] without a scheme or path", i, h)
+		}
 	}
 	if len(c.Upstreams) == 0 {
 		add("upstreams: at least one upstream is required")

@@ -14,6 +14,8 @@
 //     and loading one policy's decision chain (engine, then cache).
 //   - reload.go: swapping the whole chain when the policy, or a key or
 //     trust root it names, changes; SIGHUP and polling.
+//   - imageref.go: images as pods and lists name them (Docker rules, names
+//     of this proxy mapped back to upstreams), decided by CheckImage.
 //   - trustcache.go: for trust material that changes at run time (TUF
 //     mirrors), one cache per trust generation.
 package pipeline

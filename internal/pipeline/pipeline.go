@@ -32,6 +32,9 @@ type Pipeline struct {
 	verifier *verify.Verifier
 	chain    *reloader
 	proxy    *proxy.Server
+	// defaultUpstream is the registry name of the default upstream ("" when
+	// none), for images naming this proxy (imageref.go).
+	defaultUpstream string
 }
 
 // Option adjusts New.
@@ -77,6 +80,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, verifier: v}
+	for _, u := range cfg.Upstreams {
+		if u.Default {
+			p.defaultUpstream = u.Registry
+		}
+	}
 	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, !o.withoutCache) }
 	first, err := load()
 	if err != nil {
