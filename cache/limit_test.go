@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestLimiterBoundsMissesOnly: with one slot, a verification in flight
@@ -17,14 +19,15 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := &fakeDecider{block: make(chan struct{}), entered: make(chan context.Context, 16)}
+	next := newFake(nil)
+	next.Block, next.Entered = make(chan struct{}), make(chan context.Context, 16)
 	c, _ := newTestCache(t, next, Options{Limiter: lim})
 
 	// Cache dB first (the decider lets it through), so it is a hit later.
 	warm := make(chan error, 1)
 	go func() { _, err := c.Decide(t.Context(), subj("app", dB)); warm <- err }()
-	<-next.entered
-	next.block <- struct{}{}
+	<-next.Entered
+	next.Block <- struct{}{}
 	if err := <-warm; err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +42,8 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 			flightErrs <- err
 		})
 	}
-	<-next.entered
-	waitFor(t, "all callers to join", func() bool { return c.Stats().Misses == 1+joiners+1 })
+	<-next.Entered
+	testsupport.WaitFor(t, "all callers to join", func() bool { return c.Stats().Misses == 1+joiners+1 })
 
 	// A different digest finds no slot.
 	_, err = c.Decide(t.Context(), subj("app", dC))
@@ -53,7 +56,7 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 		t.Errorf("cache hit with the slot taken: %v", err)
 	}
 
-	close(next.block)
+	close(next.Block)
 	wg.Wait()
 	close(flightErrs)
 	for err := range flightErrs {
@@ -65,7 +68,7 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 	if _, err := c.Decide(t.Context(), subj("app", dC)); err != nil {
 		t.Errorf("Decide(dC) after the slot freed: %v", err)
 	}
-	if got := next.calls.Load(); got != 3 {
+	if got := next.Calls(); got != 3 {
 		t.Errorf("calls to next = %d, want 3 (dB, dA once for %d callers, dC)", got, joiners+1)
 	}
 }

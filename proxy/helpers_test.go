@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -13,11 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -25,20 +22,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	"github.com/portcullis-dev/portcullis/internal/upstream"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/internal/testsupport/decidertest"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-// fakeDecider decides by digest from a table, counts calls and records the
-// subjects it saw. Digests not in the table are denied by rule "default".
-type fakeDecider struct {
-	mu       sync.Mutex
-	table    map[digest.Digest]policy.Decision
-	err      error // returned for every call when set
-	subjects []policy.Subject
-}
+// fakeDecider is decidertest's scripted decider; digests not in its table
+// are denied by rule "default".
+type fakeDecider struct{ *decidertest.Decider }
 
 func newFakeDecider() *fakeDecider {
-	return &fakeDecider{table: map[digest.Digest]policy.Decision{}}
+	return &fakeDecider{decidertest.New(decidertest.Result{
+		Decision: policy.Decision{Outcome: policy.Deny, Rule: "default", Reason: "not in the test table"},
+	})}
 }
 
 func (f *fakeDecider) allow(d digest.Digest) { f.set(d, policy.Allow, "ok", "signed") }
@@ -46,52 +43,15 @@ func (f *fakeDecider) allow(d digest.Digest) { f.set(d, policy.Allow, "ok", "sig
 func (f *fakeDecider) deny(d digest.Digest, rule, reason string) { f.set(d, policy.Deny, rule, reason) }
 
 func (f *fakeDecider) set(d digest.Digest, o policy.Outcome, rule, reason string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.table[d] = policy.Decision{Outcome: o, Rule: rule, Reason: reason, Verified: o == policy.Allow}
-}
-
-func (f *fakeDecider) setErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-func (f *fakeDecider) Decide(_ context.Context, s policy.Subject) (policy.Decision, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.subjects = append(f.subjects, s)
-	if f.err != nil {
-		return policy.Decision{}, f.err
-	}
-	d, ok := f.table[s.Digest]
-	if !ok {
-		d = policy.Decision{Outcome: policy.Deny, Rule: "default", Reason: "not in the test table"}
-	}
-	d.Subject = s
-	return d, nil
-}
-
-func (f *fakeDecider) calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.subjects)
-}
-
-func (f *fakeDecider) seen() []policy.Subject {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]policy.Subject(nil), f.subjects...)
+	f.Set(d, decidertest.Result{Decision: policy.Decision{Outcome: o, Rule: rule, Reason: reason, Verified: o == policy.Allow}})
 }
 
 // allowedDecided returns the digests this fake decided Allow or Warn on.
 func (f *fakeDecider) allowedDecided() map[digest.Digest]bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	out := map[digest.Digest]bool{}
-	for _, s := range f.subjects {
-		if d, ok := f.table[s.Digest]; ok && d.Outcome != policy.Deny && f.err == nil {
-			out[s.Digest] = true
+	for _, a := range f.Answers() {
+		if a.Err == nil && a.Decision.Outcome != policy.Deny {
+			out[a.Decision.Subject.Digest] = true
 		}
 	}
 	return out
@@ -109,61 +69,21 @@ func (l *lookupDecider) Lookup(s policy.Subject) (policy.Decision, bool) {
 	return d, ok
 }
 
-// recorded is one request an upstream received.
-type recorded struct {
-	Method, Path string
-	Header       http.Header
-}
-
-// upstream is ggcr's in-process registry behind a fault-injecting handler
-// (as in ggcr pkg/v1/remote/error_roundtrip_test.go).
+// fakeUpstream is testsupport's in-process registry (faults, a request log)
+// under the registry name the proxy knows it by.
 type fakeUpstream struct {
-	name string // the registry name the proxy knows it by
-	reg  http.Handler
+	*testsupport.Registry
+	name string
 	srv  *httptest.Server
 	url  *url.URL
-
-	mu    sync.Mutex
-	fault func(w http.ResponseWriter, r *http.Request) bool // true: handled
-	reqs  []recorded
 }
 
 func newUpstream(t *testing.T, regName string) *fakeUpstream {
 	t.Helper()
-	u := &fakeUpstream{name: regName, reg: registry.New(registry.WithReferrersSupport(true), registry.Logger(discardLogger()))}
-	u.srv = httptest.NewServer(u)
-	t.Cleanup(u.srv.Close)
-	u.url, _ = url.Parse(u.srv.URL)
+	r := testsupport.NewRegistry(t)
+	u := &fakeUpstream{Registry: r, name: regName, srv: r.Server}
+	u.url, _ = url.Parse(r.Server.URL)
 	return u
-}
-
-func (u *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.reqs = append(u.reqs, recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
-	f := u.fault
-	u.mu.Unlock()
-	if f != nil && f(w, r) {
-		return
-	}
-	u.reg.ServeHTTP(w, r)
-}
-
-func (u *fakeUpstream) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.fault = f
-}
-
-func (u *fakeUpstream) reset() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.reqs = nil
-}
-
-func (u *fakeUpstream) requests() []recorded {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]recorded(nil), u.reqs...)
 }
 
 func (u *fakeUpstream) config(def bool) Upstream {

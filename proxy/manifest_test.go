@@ -145,7 +145,7 @@ func TestManifestSubject(t *testing.T) {
 			dec := newFakeDecider()
 			px := startProxy(t, dec, []Upstream{e.up.config(true)})
 			do(t, http.MethodHead, px.URL+tc.path)
-			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.seen()); diff != "" {
+			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.Subjects()); diff != "" {
 				t.Errorf("HEAD %s: Decide subjects mismatch (-want +got):\n%s", tc.path, diff)
 			}
 		})
@@ -165,7 +165,7 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 
 	var mu sync.Mutex
 	gets := 0
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != "/v2/lab/app/manifests/moving" {
 			return false
 		}

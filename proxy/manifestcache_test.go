@@ -14,7 +14,7 @@ import (
 // manifestGets counts the manifest requests the upstream saw for repo.
 func manifestGets(u *fakeUpstream, repo string) int {
 	n := 0
-	for _, r := range u.requests() {
+	for _, r := range u.Requests() {
 		if strings.HasPrefix(r.Path, "/v2/"+repo+"/manifests/") {
 			n++
 		}
@@ -34,7 +34,7 @@ func TestManifestCache(t *testing.T) {
 	if first.status != 200 || !bytes.Equal(first.body, body) {
 		t.Fatalf("first GET by digest = %d, body equal %v; want 200 and the upstream bytes", first.status, bytes.Equal(first.body, body))
 	}
-	before, decisions := manifestGets(e.up, "lab/app"), e.dec.calls()
+	before, decisions := manifestGets(e.up, "lab/app"), e.dec.Calls()
 
 	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodGet} {
 		r := do(t, method, byDigest)
@@ -48,7 +48,7 @@ func TestManifestCache(t *testing.T) {
 	if got := manifestGets(e.up, "lab/app") - before; got != 0 {
 		t.Errorf("upstream manifest requests for cached digest = %d, want 0", got)
 	}
-	if got := e.dec.calls() - decisions; got != 3 {
+	if got := e.dec.Calls() - decisions; got != 3 {
 		t.Errorf("decisions for 3 cached-bytes requests = %d, want 3 (the byte cache does not skip policy)", got)
 	}
 

@@ -34,7 +34,7 @@ func TestBlobRedirectFollowed(t *testing.T) {
 
 	e := newEnv(t)
 	d := digest.FromBytes(layer)
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/blobs/"+d.String()) {
 			return false
 		}
@@ -55,7 +55,7 @@ func TestBlobRedirectFollowed(t *testing.T) {
 			t.Errorf("storage received Authorization %q, want none", a)
 		}
 	}
-	if e.dec.calls() != 0 {
-		t.Errorf("a layer was decided %d times, want 0", e.dec.calls())
+	if e.dec.Calls() != 0 {
+		t.Errorf("a layer was decided %d times, want 0", e.dec.Calls())
 	}
 }

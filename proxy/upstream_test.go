@@ -54,7 +54,7 @@ func TestTokenServiceMovedReauthenticates(t *testing.T) {
 	up := newUpstream(t, "registry.example")
 	up.pushImage(t, "lab/app:v1")
 	front := &movingTokenFront{base: up.srv.URL, realm: "/token"}
-	up.setFault(front.serve)
+	up.SetFault(front.serve)
 	cfg := up.config(true)
 	cfg.Auth = authn.FromConfig(authn.AuthConfig{Username: "u", Password: "p"})
 	px := startProxy(t, newFakeDecider(), []Upstream{cfg})

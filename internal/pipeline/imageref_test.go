@@ -3,11 +3,9 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/demo"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
@@ -17,15 +15,7 @@ func demoPipeline(t *testing.T, extraConfig string) (*testsupport.Demo, *Pipelin
 	t.Helper()
 	d := testsupport.NewDemo(t)
 	d.AppendConfig(t, extraConfig)
-	cfg, err := config.Load(d.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, p
+	return d, newPipeline(t, d.ConfigPath)
 }
 
 func TestParseImageRef(t *testing.T) {
