@@ -262,6 +262,7 @@ func TestInheritedDecision(t *testing.T) {
 		Results:       []policy.RuleResult{{Rule: "rule", Mode: policy.ModeEnforce, Passed: true}},
 		Verified:      true,
 		InheritedFrom: dIndex,
+		Cached:        true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Decide(child) mismatch (-want +got):\n%s", diff)

@@ -83,3 +83,21 @@ func TestNewLimiterRejectsNonsense(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedMarksAnswersFromMemory: a decision made now is not Cached; the
+// same decision answered from memory (own or inherited) is.
+func TestCachedMarksAnswersFromMemory(t *testing.T) {
+	c, _ := newTestCache(t, newFake(nil), Options{})
+	first, err := c.Decide(t.Context(), subj("app", dIndex, dChild))
+	if err != nil || first.Cached {
+		t.Fatalf("first Decide = %+v, %v; want a fresh decision (Cached false)", first, err)
+	}
+	again, err := c.Decide(t.Context(), subj("app", dIndex, dChild))
+	if err != nil || !again.Cached {
+		t.Errorf("second Decide Cached = %v, %v; want true", again.Cached, err)
+	}
+	child, err := c.Decide(t.Context(), subj("app", dChild))
+	if err != nil || !child.Cached || child.InheritedFrom != dIndex {
+		t.Errorf("inherited Decide = %+v, %v; want Cached and inherited from the index", child, err)
+	}
+}

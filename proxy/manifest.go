@@ -139,11 +139,16 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 		return policy.Decision{}, err
 	}
 	level := s.log.InfoContext
-	if !d.Verified && d.Outcome != policy.Deny {
+	switch {
+	case d.Cached:
+		// A remembered answer is not a new decision: at info level a warm
+		// proxy would write a line per pull (the counters count hits).
+		level = s.log.DebugContext
+	case !d.Verified && d.Outcome != policy.Deny:
 		level = s.log.WarnContext // warn and audit failures, unmatched allows
 	}
 	level(ctx, "decision", "image", subj.String(), "tag", tag, "outcome", d.Outcome.String(),
-		"rule", d.Rule, "reason", d.Reason, "verified", d.Verified)
+		"rule", d.Rule, "reason", d.Reason, "verified", d.Verified, "cached", d.Cached)
 	return d, nil
 }
 
