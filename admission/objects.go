@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
 )
 
 // Labels read from the object under review (and from its pod template, whose
@@ -100,7 +101,7 @@ func decodeObject(raw []byte, gvk metav1.GroupVersionKind, k kindInfo) (*object,
 		Metadata   objectMeta      `json:"metadata"`
 		Spec       json.RawMessage `json:"spec"`
 	}
-	if err := json.Unmarshal(raw, &top); err != nil {
+	if err := decodeJSON(raw, &top); err != nil {
 		return nil, fmt.Errorf("cannot read the %s: %w", gvk.Kind, err)
 	}
 	// The object's own type, when it states one, must be the one the
@@ -131,7 +132,7 @@ func decodeObject(raw []byte, gvk metav1.GroupVersionKind, k kindInfo) (*object,
 			var tmpl struct {
 				Metadata objectMeta `json:"metadata"`
 			}
-			if err := json.Unmarshal(next, &tmpl); err != nil {
+			if err := decodeJSON(next, &tmpl); err != nil {
 				return nil, fmt.Errorf("cannot read %s of the %s: %w", strings.Join(path, "."), gvk.Kind, err)
 			}
 			for k, v := range tmpl.Metadata.Labels {
@@ -144,7 +145,7 @@ func decodeObject(raw []byte, gvk metav1.GroupVersionKind, k kindInfo) (*object,
 			return o, o.readPodSpec(next, path, gvk.Kind)
 		}
 		cur = nil
-		if err := json.Unmarshal(next, &cur); err != nil {
+		if err := decodeJSON(next, &cur); err != nil {
 			return nil, fmt.Errorf("cannot read %s of the %s: %w", strings.Join(path, "."), gvk.Kind, err)
 		}
 	}
@@ -157,7 +158,7 @@ func (o *object) readPodSpec(raw json.RawMessage, path []string, kind string) er
 		InitContainers      []container `json:"initContainers"`
 		EphemeralContainers []container `json:"ephemeralContainers"`
 	}
-	if err := json.Unmarshal(raw, &spec); err != nil {
+	if err := decodeJSON(raw, &spec); err != nil {
 		return fmt.Errorf("cannot read %s of the %s: %w", strings.Join(path, "."), kind, err)
 	}
 	for _, list := range containerLists {
@@ -205,4 +206,16 @@ func pointer(tokens []string) string {
 		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
 	}
 	return b.String()
+}
+
+// decodeJSON decodes as the API server does: field names case-sensitive
+// (encoding/json would also take "Containers" for "containers", and with
+// both present read a list the API server ignores) and duplicate fields
+// refused, so this webhook never reads another object than the one stored.
+func decodeJSON(raw []byte, v any) error {
+	strict, err := kjson.UnmarshalStrict(raw, v, kjson.DisallowDuplicateFields)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }

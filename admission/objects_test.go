@@ -116,6 +116,8 @@ func TestDecodeObjectMalformed(t *testing.T) {
 		{"template not an object", dep, `{"spec":{"template":"x"}}`, "cannot read spec.template"},
 		{"template no spec", dep, `{"spec":{"template":{"metadata":{}}}}`, "has no spec.template.spec"},
 		{"template labels wrong type", dep, `{"spec":{"template":{"metadata":{"labels":[]},"spec":{}}}}`, "cannot read spec.template"},
+		{"duplicate field", pod, `{"spec":{"containers":[{"name":"a","image":"bad:1"}],"containers":[]}}`, `duplicate field "containers"`},
+		{"duplicate image", pod, `{"spec":{"containers":[{"name":"a","image":"bad:1","image":"ok:1"}]}}`, `duplicate field "containers[0].image"`},
 		{"cronjob no jobTemplate", cron, `{"spec":{"schedule":"@daily"}}`, "has no spec.jobTemplate"},
 		{"cronjob containers wrong", cron, `{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":"x"}}}}}}`, "cannot read spec.jobTemplate.spec.template.spec"},
 	}
@@ -144,6 +146,25 @@ func TestDecodeObjectIgnoresUnknownFields(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"app:1"}, o.images); diff != "" {
 		t.Errorf("images (-want +got):\n%s", diff)
+	}
+}
+
+// Field names are case-sensitive, as the API server reads them: a
+// "Containers" list it ignores cannot hide the "containers" it runs.
+func TestDecodeObjectCaseSensitive(t *testing.T) {
+	gvk := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	info, _ := podSpecOwner(gvk)
+	o, err := decodeObject([]byte(`{"spec":{"containers":[{"name":"a","image":"bad:1"}],"Containers":[],"InitContainers":[{"name":"b","image":"ghost:1"}]}}`), gvk, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"bad:1"}, o.images); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	dep := metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+	info, _ = podSpecOwner(dep)
+	if o, err := decodeObject([]byte(`{"spec":{"Template":{"spec":{"containers":[{"name":"a","image":"x:1"}]}}}}`), dep, info); err == nil {
+		t.Errorf("a Deployment with only \"Template\" read as %v, want an error", o.images)
 	}
 }
 

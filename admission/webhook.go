@@ -111,7 +111,7 @@ func (w *Webhook) readReview(rw http.ResponseWriter, r *http.Request) (*admissio
 		return nil, http.StatusBadRequest, fmt.Errorf("portcullis: reading the AdmissionReview: %w", err)
 	}
 	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
+	if err := decodeJSON(body, &review); err != nil {
 		return nil, http.StatusBadRequest, fmt.Errorf("portcullis: the body is not an AdmissionReview: %w", err)
 	}
 	if review.APIVersion != "admission.k8s.io/v1" || review.Kind != "AdmissionReview" {

@@ -118,7 +118,9 @@ func TestValidateOutcomes(t *testing.T) {
 				`image "bad:1" (registry.example.com/bad:1@` + digest.FromString("registry.example.com/bad:1").String() + `) in containers[1] "side" denied by rule signed-by-team: no signature by team-key`,
 				`image "worse:2" (registry.example.com/worse:2@` + digest.FromString("registry.example.com/worse:2").String() + `) in containers[2] "log" denied by rule sbom: SBOM lists a denied package`}},
 		{name: "warn", images: []ctr{{"web", "app:1"}},
-			setup:   func(f *fakeChecker) { f.results["app:1"] = warn("registry.example.com/app:1", "soon", "unsigned; enforced from June") },
+			setup: func(f *fakeChecker) {
+				f.results["app:1"] = warn("registry.example.com/app:1", "soon", "unsigned; enforced from June")
+			},
 			allowed: true, warnings: []string{`portcullis: image "app:1" (registry.example.com/app:1@` + digest.FromString("registry.example.com/app:1").String() + `) in containers[0] "web" would be denied by rule soon: unsigned; enforced from June`}},
 		{name: "audit", images: []ctr{{"web", "app:1"}},
 			setup:      func(f *fakeChecker) { f.results["app:1"] = audit("registry.example.com/app:1", "observe", "no SBOM") },
@@ -259,7 +261,9 @@ func TestTimeoutRefuses(t *testing.T) {
 			<-release // ignores ctx on purpose
 		}
 	}
-	w, _ := newWebhook(t, f, WithTimeout(50*time.Millisecond))
+	// One check at a time, fast:1 first: its answer is in before slow:1
+	// starts, so only slow:1 can be unanswered at the deadline.
+	w, _ := newWebhook(t, f, WithTimeout(500*time.Millisecond), WithConcurrency(1))
 	gvk, build := kindByName(t, "Pod")
 	resp := post(t, w, "/validate", request(t, "u-timeout", admissionv1.Create, gvk,
 		build(metav1.ObjectMeta{}, nil, podSpec([]ctr{{"a", "fast:1"}, {"b", "slow:1"}}, nil, nil)), nil))
