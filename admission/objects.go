@@ -66,11 +66,10 @@ type site struct {
 
 // object is what the webhook reads from a pod or pod-template owner.
 type object struct {
-	labels   map[string]string // the object's labels and its template's, merged
-	owned    bool              // has a controller ownerReference
-	images   []string          // distinct, in order of first appearance
-	sites    map[string][]site // image → where it is named
-	numSites int
+	labels map[string]string // the object's labels and its template's, merged
+	owned  bool              // has a controller ownerReference
+	images []string          // distinct, in order of first appearance
+	sites  map[string][]site // image → where it is named
 }
 
 type objectMeta struct {
@@ -83,6 +82,28 @@ type objectMeta struct {
 type container struct {
 	Name  string `json:"name"`
 	Image string `json:"image"`
+}
+
+type podSpecFields struct {
+	Containers          []container `json:"containers"`
+	InitContainers      []container `json:"initContainers"`
+	EphemeralContainers []container `json:"ephemeralContainers"`
+}
+
+type podTemplate struct {
+	Metadata objectMeta     `json:"metadata"`
+	Spec     *podSpecFields `json:"spec"`
+}
+
+// templateOwnerSpec is the spec of every pod-template owner: template, or
+// for a CronJob jobTemplate.spec.template.
+type templateOwnerSpec struct {
+	Template    *podTemplate `json:"template"`
+	JobTemplate *struct {
+		Spec *struct {
+			Template *podTemplate `json:"template"`
+		} `json:"spec"`
+	} `json:"jobTemplate"`
 }
 
 // decodeObject reads raw as the kind k describes: its labels, whether a
@@ -112,6 +133,9 @@ func decodeObject(raw []byte, gvk metav1.GroupVersionKind, k kindInfo) (*object,
 	if want := groupVersion(gvk); top.APIVersion != "" && top.APIVersion != want {
 		return nil, fmt.Errorf("the request is for %s but its object is %s", want, top.APIVersion)
 	}
+	if isNull(top.Spec) {
+		return nil, fmt.Errorf("the %s has no spec", gvk.Kind)
+	}
 	o := &object{labels: map[string]string{}, sites: map[string][]site{}}
 	for k, v := range top.Metadata.Labels {
 		o.labels[k] = v
@@ -120,47 +144,45 @@ func decodeObject(raw []byte, gvk metav1.GroupVersionKind, k kindInfo) (*object,
 		o.owned = o.owned || (ref.Controller != nil && *ref.Controller)
 	}
 
-	// Walk from the object to the pod template, then read its spec.
-	cur, path := map[string]json.RawMessage{"spec": top.Spec}, []string{}
-	for _, tok := range append(append([]string{}, k.template...), "spec") {
-		next, ok := cur[tok]
-		path = append(path, tok)
-		if !ok || isNull(next) {
-			return nil, fmt.Errorf("the %s has no %s", gvk.Kind, strings.Join(path, "."))
+	if k.template == nil { // a Pod
+		var spec podSpecFields
+		if err := decodeJSON(top.Spec, &spec); err != nil {
+			return nil, fmt.Errorf("cannot read spec of the %s: %w", gvk.Kind, err)
 		}
-		if tok == "template" {
-			var tmpl struct {
-				Metadata objectMeta `json:"metadata"`
-			}
-			if err := decodeJSON(next, &tmpl); err != nil {
-				return nil, fmt.Errorf("cannot read %s of the %s: %w", strings.Join(path, "."), gvk.Kind, err)
-			}
-			for k, v := range tmpl.Metadata.Labels {
-				if _, set := o.labels[k]; !set {
-					o.labels[k] = v
-				}
-			}
+		return o, o.addPodSpec(&spec, []string{"spec"}, gvk.Kind)
+	}
+	var owner templateOwnerSpec
+	if err := decodeJSON(top.Spec, &owner); err != nil {
+		return nil, fmt.Errorf("cannot read spec of the %s: %w", gvk.Kind, err)
+	}
+	tmpl := owner.Template
+	if k.name == "cronjob" {
+		switch {
+		case owner.JobTemplate == nil:
+			return nil, fmt.Errorf("the %s has no spec.jobTemplate", gvk.Kind)
+		case owner.JobTemplate.Spec == nil:
+			return nil, fmt.Errorf("the %s has no spec.jobTemplate.spec", gvk.Kind)
 		}
-		if tok == "spec" && len(path) == len(k.template)+1 {
-			return o, o.readPodSpec(next, path, gvk.Kind)
-		}
-		cur = nil
-		if err := decodeJSON(next, &cur); err != nil {
-			return nil, fmt.Errorf("cannot read %s of the %s: %w", strings.Join(path, "."), gvk.Kind, err)
+		tmpl = owner.JobTemplate.Spec.Template
+	}
+	path := strings.Join(k.template, ".")
+	if tmpl == nil {
+		return nil, fmt.Errorf("the %s has no %s", gvk.Kind, path)
+	}
+	if tmpl.Spec == nil {
+		return nil, fmt.Errorf("the %s has no %s.spec", gvk.Kind, path)
+	}
+	// The pods the template makes carry its labels: break-glass and the
+	// pinning opt-out on the template count for the owner too.
+	for k, v := range tmpl.Metadata.Labels {
+		if _, set := o.labels[k]; !set {
+			o.labels[k] = v
 		}
 	}
-	return nil, fmt.Errorf("the %s has no pod spec", gvk.Kind) // unreachable: the loop ends on "spec"
+	return o, o.addPodSpec(tmpl.Spec, append(append([]string{}, k.template...), "spec"), gvk.Kind)
 }
 
-func (o *object) readPodSpec(raw json.RawMessage, path []string, kind string) error {
-	var spec struct {
-		Containers          []container `json:"containers"`
-		InitContainers      []container `json:"initContainers"`
-		EphemeralContainers []container `json:"ephemeralContainers"`
-	}
-	if err := decodeJSON(raw, &spec); err != nil {
-		return fmt.Errorf("cannot read %s of the %s: %w", strings.Join(path, "."), kind, err)
-	}
+func (o *object) addPodSpec(spec *podSpecFields, path []string, kind string) error {
 	for _, list := range containerLists {
 		cs := spec.Containers
 		switch list {
@@ -170,9 +192,8 @@ func (o *object) readPodSpec(raw json.RawMessage, path []string, kind string) er
 			cs = spec.EphemeralContainers
 		}
 		for i, c := range cs {
-			where := strings.Join(path, ".") + "." + list + "[" + strconv.Itoa(i) + "]"
 			if strings.TrimSpace(c.Image) == "" {
-				return fmt.Errorf("%s (%q) of the %s names no image", where, c.Name, kind)
+				return fmt.Errorf("%s.%s[%d] (%q) of the %s names no image", strings.Join(path, "."), list, i, c.Name, kind)
 			}
 			tokens := append(append([]string{}, path...), list, strconv.Itoa(i), "image")
 			s := site{list: list, index: i, container: c.Name, pointer: pointer(tokens)}
@@ -180,7 +201,6 @@ func (o *object) readPodSpec(raw json.RawMessage, path []string, kind string) er
 				o.images = append(o.images, c.Image)
 			}
 			o.sites[c.Image] = append(o.sites[c.Image], s)
-			o.numSites++
 		}
 	}
 	return nil
@@ -203,7 +223,10 @@ func pointer(tokens []string) string {
 	var b strings.Builder
 	for _, t := range tokens {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+		if strings.ContainsAny(t, "~/") {
+			t = strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1")
+		}
+		b.WriteString(t)
 	}
 	return b.String()
 }

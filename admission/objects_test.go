@@ -113,13 +113,13 @@ func TestDecodeObjectMalformed(t *testing.T) {
 		{"kind mismatch", pod, `{"kind":"Deployment","spec":{}}`, "is for a Pod but its object is a Deployment"},
 		{"apiVersion mismatch", dep, `{"apiVersion":"extensions/v1beta1","kind":"Deployment","spec":{}}`, "is for apps/v1 but its object is extensions/v1beta1"},
 		{"no template", dep, `{"spec":{"replicas":1}}`, "has no spec.template"},
-		{"template not an object", dep, `{"spec":{"template":"x"}}`, "cannot read spec.template"},
+		{"template not an object", dep, `{"spec":{"template":"x"}}`, "cannot read spec of the Deployment"},
 		{"template no spec", dep, `{"spec":{"template":{"metadata":{}}}}`, "has no spec.template.spec"},
-		{"template labels wrong type", dep, `{"spec":{"template":{"metadata":{"labels":[]},"spec":{}}}}`, "cannot read spec.template"},
+		{"template labels wrong type", dep, `{"spec":{"template":{"metadata":{"labels":[]},"spec":{}}}}`, "cannot read spec of the Deployment"},
 		{"duplicate field", pod, `{"spec":{"containers":[{"name":"a","image":"bad:1"}],"containers":[]}}`, `duplicate field "containers"`},
 		{"duplicate image", pod, `{"spec":{"containers":[{"name":"a","image":"bad:1","image":"ok:1"}]}}`, `duplicate field "containers[0].image"`},
 		{"cronjob no jobTemplate", cron, `{"spec":{"schedule":"@daily"}}`, "has no spec.jobTemplate"},
-		{"cronjob containers wrong", cron, `{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":"x"}}}}}}`, "cannot read spec.jobTemplate.spec.template.spec"},
+		{"cronjob containers wrong", cron, `{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":"x"}}}}}}`, "cannot read spec of the CronJob"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,18 +86,19 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		pins                                []verdict
 	)
 	for _, v := range verdicts {
-		where := describe(v.image, v.res, obj.sites[v.image])
+		// Messages only: an admitted image (the common case) needs none.
+		where := func() string { return describe(v.image, v.res, obj.sites[v.image]) }
 		if v.err != nil {
-			undecided = append(undecided, fmt.Sprintf("could not verify %s: %v", where, v.err))
+			undecided = append(undecided, fmt.Sprintf("could not verify %s: %v", where(), v.err))
 			continue
 		}
 		d := v.res.Decision
 		if pinned, ok := pinnedDigest(v.image); ok && !v.res.NoUpstream && pinned != v.res.Digest {
-			denied = append(denied, fmt.Sprintf("%s names digest %s but portcullis decided %s", where, pinned, v.res.Digest))
+			denied = append(denied, fmt.Sprintf("%s names digest %s but portcullis decided %s", where(), pinned, v.res.Digest))
 			continue
 		}
 		if v.res.NoUpstream {
-			msg := fmt.Sprintf("%s: no configured upstream serves its registry, so the policy's unmatched setting decides: %s", where, d.Outcome)
+			msg := fmt.Sprintf("%s: no configured upstream serves its registry, so the policy's unmatched setting decides: %s", where(), d.Outcome)
 			switch d.Outcome {
 			case policy.Deny:
 				denied = append(denied, msg)
@@ -110,12 +111,12 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		}
 		switch {
 		case d.Outcome == policy.Deny:
-			denied = append(denied, fmt.Sprintf("%s denied%s: %s", where, byRule(d), d.Reason))
+			denied = append(denied, fmt.Sprintf("%s denied%s: %s", where(), byRule(d), d.Reason))
 			continue
 		case d.Outcome == policy.Warn:
-			warnings = append(warnings, fmt.Sprintf("portcullis: %s would be denied%s: %s", where, byRule(d), d.Reason))
+			warnings = append(warnings, fmt.Sprintf("portcullis: %s would be denied%s: %s", where(), byRule(d), d.Reason))
 		case audited(d):
-			audits = append(audits, fmt.Sprintf("%s fails%s (audit mode): %s", where, byRule(d), d.Reason))
+			audits = append(audits, fmt.Sprintf("%s fails%s (audit mode): %s", where(), byRule(d), d.Reason))
 		}
 		if _, ok := pinnedDigest(v.image); !ok {
 			pins = append(pins, v)
