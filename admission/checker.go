@@ -14,6 +14,11 @@ import (
 // (tag → digest through the configured upstreams, then the cache and the
 // policy engine).
 //
+// An image that names a digest ("repo:tag@sha256:…", as the mutating
+// webhook writes them and the validating webhook then sees) must be decided
+// on that digest, the tag ignored; the webhook refuses it when Result.Digest
+// is another.
+//
 // An error means "could not decide" (an upstream failed, the reference does
 // not parse, the context ended): the webhook refuses the object and says so.
 // An untrusted image is not an error but a Result whose Decision denies.

@@ -75,4 +75,11 @@
 //   - patch.go: the pinning JSON patch.
 //   - telemetry.go: the portcullis.admission.reviews counter.
 //   - certs.go: GenerateCerts, WriteCerts.
+//
+// Tests: objects_test.go (every kind × container list, malformed objects),
+// webhook_test.go (HTTP, outcomes, deadlines, concurrency), review_test.go
+// (skipped requests, UPDATE, break-glass), mutate_test.go (patches applied),
+// certs_test.go, telemetry_test.go, fuzz_test.go, bench_test.go;
+// helpers_test.go has the fake Checker, the object builders and a JSON
+// patch applier.
 package admission
