@@ -1,17 +1,26 @@
 package admission
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func parseCert(t *testing.T, p []byte) *x509.Certificate {
@@ -148,5 +157,58 @@ func TestWriteCerts(t *testing.T) {
 	}
 	if err := WriteCerts(dir, nil, certPEM, keyPEM); err == nil {
 		t.Error("WriteCerts without a CA succeeded")
+	}
+}
+
+// The generated pair serves the webhook over TLS: a client that trusts only
+// the CA (as the API server does with caBundle) reaches it by the Service's
+// DNS name and gets a review answered, and refuses a name not in the
+// certificate.
+func TestGeneratedCertsServeTheWebhook(t *testing.T) {
+	caPEM, certPEM, keyPEM, err := GenerateCerts("portcullis-admission", "portcullis", []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake()
+	f.results["app:1"] = allow("r/app:1")
+	w, _ := newWebhook(t, f)
+	srv := httptest.NewUnstartedServer(w)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below is expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatal("caPEM holds no certificate")
+	}
+	gvk, build := kindByName(t, "Pod")
+	body := mustJSON(t, admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: request(t, "tls", admissionv1.Create, gvk, build(metav1.ObjectMeta{}, nil, podSpec([]ctr{{"a", "app:1"}}, nil, nil)), nil)})
+	for _, tt := range []struct {
+		serverName string
+		ok         bool
+	}{{"portcullis-admission.portcullis.svc", true}, {"", true}, {"other.portcullis.svc", false}} {
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: tt.serverName}}}
+		resp, err := client.Post(srv.URL+PathValidate, "application/json", bytes.NewReader(body))
+		if !tt.ok {
+			if err == nil {
+				resp.Body.Close()
+				t.Errorf("server name %q: TLS accepted a name the certificate does not carry", tt.serverName)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("server name %q: %v", tt.serverName, err)
+		}
+		var out admissionv1.AdmissionReview
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || out.Response == nil || !out.Response.Allowed || out.Response.UID != "tls" {
+			t.Errorf("server name %q: review over TLS = %+v, %v", tt.serverName, out.Response, err)
+		}
 	}
 }
