@@ -26,7 +26,8 @@
 // IMAGE: …" — failurePolicy Fail semantics, answered before the API server
 // times out. Warn admits with AdmissionReview warnings (kubectl prints
 // them); a rule in audit mode that failed admits with an "audit" audit
-// annotation. An image whose registry no upstream serves (Result.NoUpstream)
+// annotation, as does an image admitted unverified (no rule matched and
+// the policy's unmatched setting allows). An image whose registry no upstream serves (Result.NoUpstream)
 // is decided by the policy's unmatched setting, and the message says so. An
 // image already pinned by digest is still checked, and refused when its
 // digest is not the one decided.

@@ -117,6 +117,10 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 			warnings = append(warnings, fmt.Sprintf("portcullis: %s would be denied%s: %s", where(), byRule(d), d.Reason))
 		case audited(d):
 			audits = append(audits, fmt.Sprintf("%s fails%s (audit mode): %s", where(), byRule(d), d.Reason))
+		case d.Outcome == policy.Allow && !d.Verified:
+			// Tolerated, not trusted: no rule matched and the policy's
+			// unmatched setting allows.
+			audits = append(audits, fmt.Sprintf("%s admitted unverified: %s", where(), d.Reason))
 		}
 		if _, ok := pinnedDigest(v.image); !ok {
 			pins = append(pins, v)

@@ -126,6 +126,14 @@ func TestValidateOutcomes(t *testing.T) {
 			setup:      func(f *fakeChecker) { f.results["app:1"] = audit("registry.example.com/app:1", "observe", "no SBOM") },
 			allowed:    true,
 			annotation: []string{`image "app:1"`, "fails by rule observe (audit mode): no SBOM"}},
+		{name: "no rule matched, unmatched allows", images: []ctr{{"web", "app:1"}},
+			setup: func(f *fakeChecker) {
+				r := allow("registry.example.com/app:1")
+				r.Decision = policy.Decision{Outcome: policy.Allow, Reason: "no rule matches registry.example.com/app (unmatched: allow)"}
+				f.results["app:1"] = r
+			},
+			allowed:    true,
+			annotation: []string{`image "app:1"`, "admitted unverified: no rule matches registry.example.com/app (unmatched: allow)"}},
 		{name: "could not decide", images: []ctr{{"web", "app:1"}},
 			setup:   func(f *fakeChecker) { f.errs["app:1"] = errors.New("upstream registry.example.com: 502 Bad Gateway") },
 			code:    503,
