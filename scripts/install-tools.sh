@@ -152,9 +152,11 @@ if [[ -z "$kube_ver" || -z "$etcd_ver" ]]; then
 fi
 
 # depstamp prints "<module>@<version>" for module $2 in binary $1's build
-# info (the wrapper is the main module, so the pin is a dependency line).
+# info: the "mod" line when the main package lives in that module (as here:
+# k8s.io/kubernetes for kube-apiserver and kubectl, etcd's server module for
+# etcd), else a "dep" line.
 depstamp() {
-  go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "dep" && $2 == m { print $2 "@" $3; exit }'
+  go version -m "$1" 2>/dev/null | awk -v m="$2" '($1 == "mod" || $1 == "dep") && $2 == m { print $2 "@" $3; exit }'
 }
 
 # name | package | module that pins it | version
