@@ -5,11 +5,14 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
@@ -229,4 +232,42 @@ func (wh *imageWebhook) requestsFor(ns, name string) []admissionRequest {
 		}
 	}
 	return out
+}
+
+// TestKubeTeardown starts a private cluster in a subtest and checks what
+// its cleanup left: both daemons gone by SIGTERM alone, the API server with
+// a clean exit (had etcd gone first it would hang and be killed after the
+// grace period), etcd by its handler re-raising SIGTERM.
+func TestKubeTeardown(t *testing.T) {
+	var c *kubeCluster
+	t.Run("cluster", func(t *testing.T) {
+		c = startPrivateKube(t)
+		if got := strings.TrimSpace(c.MustKubectl(t, "get", "--raw", "/readyz")); got != "ok" {
+			t.Fatalf("/readyz = %q, want ok", got)
+		}
+	})
+	if c == nil {
+		t.Fatal("the cluster did not start")
+	}
+	for _, d := range []*daemon{c.apiserver, c.etcd} {
+		if !d.exited() {
+			t.Errorf("%s is still running after the test's cleanup", d.name)
+		} else if !stoppedByTerm(d.waitErr) {
+			t.Errorf("%s did not exit on SIGTERM: %v", d.name, d.waitErr)
+		}
+	}
+}
+
+// stoppedByTerm reports whether a process ended by exiting 0 or by SIGTERM
+// (not SIGKILL after the grace period, nor an error exit).
+func stoppedByTerm(err error) bool {
+	if err == nil {
+		return true
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM
 }
