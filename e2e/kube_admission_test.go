@@ -102,7 +102,7 @@ alerts:
   sinks:
     - {type: webhook, url: %s, secretFile: hook-secret}
 `, admListen, alerts.URL))
-	startProxy(t, dir, cfg, listen)
+	px := startProxy(t, dir, cfg, listen)
 
 	scope := map[string]string{"e2e.portcullis.invalid/scope": kubeName("adm-" + randomHex(t, 6))}
 	ns := c.Namespace(t, "adm", scope)
@@ -229,5 +229,11 @@ alerts:
 	}
 	if n := recv.count("admission", unsigned); n != 1 {
 		t.Errorf("alert receiver got %d admission messages for %s, want exactly 1", n, unsigned)
+	}
+
+	// Fail closed: with portcullis down, even the signed image is refused.
+	px.d.stop(t)
+	if out, err := apply("webhook-down", PodManifest(t, ns, "down", img("lab/app", "signed"))); err == nil || !strings.Contains(out, "failed calling webhook") {
+		t.Errorf("with the webhook down: err %v, output %s; want a refusal (failurePolicy Fail)", err, out)
 	}
 }

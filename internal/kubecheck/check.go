@@ -74,8 +74,8 @@ type webhookConfig struct {
 				Port      int    `json:"port"`
 			} `json:"service"`
 		} `json:"clientConfig"`
-		FailurePolicy     string `json:"failurePolicy"`
-		TimeoutSeconds    int    `json:"timeoutSeconds"`
+		FailurePolicy     string   `json:"failurePolicy"`
+		TimeoutSeconds    int      `json:"timeoutSeconds"`
 		NamespaceSelector selector `json:"namespaceSelector"`
 		ObjectSelector    selector `json:"objectSelector"`
 		Rules             []struct {
