@@ -23,9 +23,9 @@ type Dialect struct {
 	MigrationLock string
 }
 
-// rebind turns "?" placeholders into the dialect's. Queries here hold no
+// Rebind turns "?" placeholders into the dialect's. Queries here hold no
 // "?" inside string literals.
-func (d Dialect) rebind(q string) string {
+func (d Dialect) Rebind(q string) string {
 	if !d.Dollar {
 		return q
 	}

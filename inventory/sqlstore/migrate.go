@@ -145,7 +145,7 @@ func migrateStep(ctx context.Context, db *sql.DB, d Dialect, steps []string, tar
 			return false, fmt.Errorf("inventory schema: step %d: %w", v+1, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`), v+1, time.Now().UnixNano()); err != nil {
+	if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO schema_version (version, applied_at) VALUES (?, ?)`), v+1, time.Now().UnixNano()); err != nil {
 		return false, fmt.Errorf("inventory schema: record version %d: %w", v+1, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -85,7 +85,7 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 		args = append(args, since)
 	}
 	q += ` ORDER BY i.id`
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(q), args...)
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(q), args...)
 	if err != nil {
 		return nil, false, err
 	}
@@ -130,7 +130,7 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 // PURL query: the distinct versions of one package are few, and when none
 // matches the images need not be read at all.
 func (s *Store) anyPURLMatches(ctx context.Context, p *inventory.Plan) (bool, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT DISTINCT purl FROM sbom_packages WHERE purl_name = ? AND purl_type = ? AND purl_namespace = ?`),
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT DISTINCT purl FROM sbom_packages WHERE purl_name = ? AND purl_type = ? AND purl_namespace = ?`),
 		p.Key.Name, p.Key.Type, p.Key.Namespace)
 	if err != nil {
 		return false, err
@@ -156,7 +156,7 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 		ids[i] = h.id
 	}
 	in := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")"
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified
 		FROM images WHERE id IN `+in), ids...)
 	if err != nil {
 		return nil, err
@@ -187,7 +187,7 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 		return nil, err
 	}
 	rows.Close()
-	trows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT image_id, tag FROM image_tags WHERE image_id IN `+in+` ORDER BY image_id, tag`), ids...)
+	trows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT image_id, tag FROM image_tags WHERE image_id IN `+in+` ORDER BY image_id, tag`), ids...)
 	if err != nil {
 		return nil, err
 	}

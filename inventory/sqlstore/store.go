@@ -106,12 +106,12 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, r *inventory.Record, sbo
 		last_seen = ` + s.d.Greatest + `(images.last_seen, excluded.last_seen)
 		RETURNING id`
 	var id int64
-	if err := tx.QueryRowContext(ctx, s.d.rebind(q), r.Registry, r.Repository, r.Digest.String(), at, at,
+	if err := tx.QueryRowContext(ctx, s.d.Rebind(q), r.Registry, r.Repository, r.Digest.String(), at, at,
 		r.Outcome, r.Rule, string(signers), string(preds), boolInt(r.Verified)).Scan(&id); err != nil {
 		return fmt.Errorf("upsert image: %w", err)
 	}
 	if r.Tag != "" {
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO image_tags (image_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING`), id, r.Tag); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO image_tags (image_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING`), id, r.Tag); err != nil {
 			return fmt.Errorf("add tag: %w", err)
 		}
 	}
@@ -126,7 +126,7 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, r *inventory.Record, sbo
 		}
 		// Links accumulate: an SBOM verified once for a digest stays true
 		// of that digest, even when a later decision did not look.
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO image_sboms (image_id, sbom_id) VALUES (?, ?) ON CONFLICT DO NOTHING`), id, sid); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.Rebind(`INSERT INTO image_sboms (image_id, sbom_id) VALUES (?, ?) ON CONFLICT DO NOTHING`), id, sid); err != nil {
 			return fmt.Errorf("link sbom %s: %w", sb.Digest, err)
 		}
 	}
@@ -137,7 +137,7 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, r *inventory.Record, sbo
 // when it is new.
 func (s *Store) sbom(ctx context.Context, tx *sql.Tx, sb *inventory.SBOM) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, s.d.rebind(`INSERT INTO sboms (digest, predicate_type, format, package_count) VALUES (?, ?, ?, ?)
+	err := tx.QueryRowContext(ctx, s.d.Rebind(`INSERT INTO sboms (digest, predicate_type, format, package_count) VALUES (?, ?, ?, ?)
 		ON CONFLICT (digest) DO NOTHING RETURNING id`), sb.Digest.String(), sb.PredicateType, sb.Format, len(sb.Packages)).Scan(&id)
 	if err == nil {
 		return id, s.packages(ctx, tx, id, sb.Packages)
@@ -146,7 +146,7 @@ func (s *Store) sbom(ctx context.Context, tx *sql.Tx, sb *inventory.SBOM) (int64
 		return 0, fmt.Errorf("insert: %w", err)
 	}
 	// Already stored (by another image, or another replica).
-	if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT id FROM sboms WHERE digest = ?`), sb.Digest.String()).Scan(&id); err != nil {
+	if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT id FROM sboms WHERE digest = ?`), sb.Digest.String()).Scan(&id); err != nil {
 		return 0, fmt.Errorf("find stored: %w", err)
 	}
 	return id, nil
@@ -175,13 +175,13 @@ func (s *Store) packages(ctx context.Context, tx *sql.Tx, sbomID int64, pkgs []i
 			}
 		}
 		q := `INSERT INTO sbom_packages (sbom_id, idx, name, version, purl, purl_type, purl_namespace, purl_name, licenses) VALUES ` + placeholders(end-start, 9)
-		if _, err := tx.ExecContext(ctx, s.d.rebind(q), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.Rebind(q), args...); err != nil {
 			return fmt.Errorf("insert packages: %w", err)
 		}
 		for ls := 0; ls < len(lic); ls += packageBatch * 3 {
 			le := min(ls+packageBatch*3, len(lic))
 			q := `INSERT INTO package_licenses (sbom_id, idx, license) VALUES ` + placeholders((le-ls)/3, 3)
-			if _, err := tx.ExecContext(ctx, s.d.rebind(q), lic[ls:le]...); err != nil {
+			if _, err := tx.ExecContext(ctx, s.d.Rebind(q), lic[ls:le]...); err != nil {
 				return fmt.Errorf("insert licenses: %w", err)
 			}
 		}
@@ -219,7 +219,7 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Time) (p inventory.Pru
 		if st.arg {
 			args = append(args, olderThan.UnixNano())
 		}
-		res, err := tx.ExecContext(ctx, s.d.rebind(st.q), args...)
+		res, err := tx.ExecContext(ctx, s.d.Rebind(st.q), args...)
 		if err != nil {
 			return inventory.Pruned{}, fmt.Errorf("inventory %s: prune: %w", s.d.Name, err)
 		}
