@@ -229,4 +229,3 @@ func sortMatches(ms []inventory.Match) {
 		return a.PURL < b.PURL
 	})
 }
-
