@@ -58,7 +58,7 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 	// failing when it upgrades a read lock. synchronous=NORMAL is durable
 	// in WAL mode except for the last transactions on power loss, which a
 	// record of pulls can afford.
-	dsn := path + fmt.Sprintf("?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)",
+	dsn := path + fmt.Sprintf("?_txlock=immediate&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=mmap_size(268435456)",
 		opts.BusyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -16,7 +16,10 @@ import (
 func migrations() []string {
 	return []string{
 		// 1: images, their tags, SBOMs stored once per digest, their
-		// packages and license ids, and the image→SBOM links.
+		// packages and license ids, and the image→SBOM links. The purl
+		// index covers purl queries (no table reads); the license index
+		// serves both "which packages have license L" and "does SBOM S
+		// have license L".
 		`CREATE TABLE images (
 			id %ID%,
 			registry TEXT NOT NULL,
@@ -61,7 +64,7 @@ func migrations() []string {
 			licenses TEXT NOT NULL,
 			PRIMARY KEY (sbom_id, idx)
 		);
-		CREATE INDEX sbom_packages_purl ON sbom_packages (purl_name, purl_type, purl_namespace);
+		CREATE INDEX sbom_packages_purl ON sbom_packages (purl_name, purl_type, purl_namespace, purl, sbom_id, version, name);
 		CREATE TABLE package_licenses (
 			sbom_id BIGINT NOT NULL,
 			idx BIGINT NOT NULL,
@@ -69,13 +72,13 @@ func migrations() []string {
 			PRIMARY KEY (sbom_id, idx, license),
 			FOREIGN KEY (sbom_id, idx) REFERENCES sbom_packages (sbom_id, idx)
 		);
-		CREATE INDEX package_licenses_license ON package_licenses (license);`,
+		CREATE INDEX package_licenses_license ON package_licenses (license, sbom_id, idx);`,
 		// 2: whether the newest decision verified the image (existing
 		// rows: unknown, recorded as false until seen again), and indexes
 		// for "since" and package-name queries.
 		`ALTER TABLE images ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
 		CREATE INDEX images_last_seen ON images (last_seen);
-		CREATE INDEX sbom_packages_name ON sbom_packages (name);`,
+		CREATE INDEX sbom_packages_name ON sbom_packages (name, sbom_id);`,
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -50,41 +51,75 @@ type hit struct {
 	matches []inventory.Match
 }
 
+// candidateProbe decides between the two plans of a package or license
+// query. Below it, the matching package rows are read through their index
+// and joined to their images (sorting a few thousand rows is cheap);
+// from it on ("license MIT" matches most packages), images are walked in
+// id order and each is asked whether it has a match, which stops after
+// one page.
+const candidateProbe = 5000
+
 // selectImages returns up to p.Limit matching images in id order, and
 // whether more follow.
 func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, bool, error) {
-	args := []any{}
-	var q string
-	if p.ByPackages() {
-		if p.ByPURL() {
-			found, err := s.anyPURLMatches(ctx, p)
-			if err != nil || !found {
-				return nil, false, err
-			}
-		}
-		q = `SELECT i.id, i.registry, i.repository, pk.name, pk.version, pk.purl
-			FROM images i JOIN image_sboms x ON x.image_id = i.id JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`
-		switch {
-		case p.ByPURL():
-			q += ` WHERE pk.purl_name = ? AND pk.purl_type = ? AND pk.purl_namespace = ?`
-			args = append(args, p.Key.Name, p.Key.Type, p.Key.Namespace)
-		case p.ByPackage():
-			q += ` WHERE (pk.name = ? OR pk.purl_name = ? OR pk.purl_name = ?)`
-			args = append(args, p.Query.Package, p.Query.Package, strings.ToLower(p.Query.Package))
-		default:
-			q += ` JOIN package_licenses l ON l.sbom_id = pk.sbom_id AND l.idx = pk.idx WHERE l.license = ?`
-			args = append(args, p.LicenseKey())
-		}
-	} else {
-		q = `SELECT i.id, i.registry, i.repository, '', '', '' FROM images i WHERE 1 = 1`
+	if !p.ByPackages() {
+		return s.walkImages(ctx, p, "", nil)
 	}
+	join, where, args := packageCond(p)
+	if p.ByPURL() {
+		// The purl index covers the query; the version ranges are
+		// decided in Go, so the rows are streamed through MatchPURL.
+		found, err := s.anyPURLMatches(ctx, p)
+		if err != nil || !found {
+			return nil, false, err
+		}
+		return s.joinPackages(ctx, p, join, where, args)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM (SELECT 1 FROM sbom_packages pk`+join+` WHERE `+where+` LIMIT ?) c`),
+		append(slices.Clone(args), candidateProbe)...).Scan(&n); err != nil {
+		return nil, false, err
+	}
+	if n < candidateProbe {
+		return s.joinPackages(ctx, p, join, where, args)
+	}
+	hits, more, err := s.walkImages(ctx, p, `EXISTS (SELECT 1 FROM image_sboms x JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+
+		` WHERE x.image_id = i.id AND `+where+`)`, args)
+	if err != nil || len(hits) == 0 {
+		return hits, more, err
+	}
+	return hits, more, s.fillMatches(ctx, hits, join, where, args)
+}
+
+// packageCond returns the join and condition that select the package rows
+// (alias pk) of p's package selector.
+func packageCond(p *inventory.Plan) (join, where string, args []any) {
+	switch {
+	case p.ByPURL():
+		return "", `pk.purl_name = ? AND pk.purl_type = ? AND pk.purl_namespace = ?`, []any{p.Key.Name, p.Key.Type, p.Key.Namespace}
+	case p.ByPackage():
+		return "", `(pk.name = ? OR pk.purl_name = ? OR pk.purl_name = ?)`, []any{p.Query.Package, p.Query.Package, strings.ToLower(p.Query.Package)}
+	default:
+		return ` JOIN package_licenses l ON l.sbom_id = pk.sbom_id AND l.idx = pk.idx`, `l.license = ?`, []any{p.LicenseKey()}
+	}
+}
+
+// imageFilter appends the cursor and since conditions on images (alias i).
+func imageFilter(p *inventory.Plan, q string, args []any) (string, []any) {
 	q += ` AND i.id > ?`
 	args = append(args, p.After)
 	if since := p.SinceNanos(); since != 0 {
 		q += ` AND i.last_seen >= ?`
 		args = append(args, since)
 	}
-	q += ` ORDER BY i.id`
+	return q + ` ORDER BY i.id`, args
+}
+
+// joinPackages reads the matching package rows with their images, in
+// image id order, and collects a page.
+func (s *Store) joinPackages(ctx context.Context, p *inventory.Plan, join, where string, args []any) ([]hit, bool, error) {
+	q, args := imageFilter(p, `SELECT i.id, i.registry, i.repository, pk.name, pk.version, pk.purl
+		FROM images i JOIN image_sboms x ON x.image_id = i.id JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+` WHERE `+where, slices.Clone(args))
 	rows, err := s.db.QueryContext(ctx, s.d.Rebind(q), args...)
 	if err != nil {
 		return nil, false, err
@@ -100,31 +135,96 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 		if err := rows.Scan(&id, &reg, &repo, &name, &version, &purl); err != nil {
 			return nil, false, err
 		}
-		if !p.MatchImage(reg, repo) || (p.ByPURL() && !p.MatchPURL(purl)) {
+		if !p.MatchImage(reg, repo) || !p.MatchPURL(purl) {
 			continue
 		}
 		if len(hits) == 0 || hits[len(hits)-1].id != id {
 			if len(hits) == p.Limit {
-				return hits, true, nil
+				return sortHits(hits), true, nil
 			}
 			hits = append(hits, hit{id: id})
 		}
-		if p.ByPackages() {
-			h := &hits[len(hits)-1]
-			m := inventory.Match{Name: name, Version: version, PURL: purl}
-			if !containsMatch(h.matches, m) {
-				h.matches = append(h.matches, m)
-			}
+		h := &hits[len(hits)-1]
+		if m := (inventory.Match{Name: name, Version: version, PURL: purl}); !slices.Contains(h.matches, m) {
+			h.matches = append(h.matches, m)
 		}
 	}
-	if err := rows.Err(); err != nil {
+	return sortHits(hits), false, rows.Err()
+}
+
+// walkImages reads images in id order, those satisfying cond when it is
+// set, and collects a page.
+func (s *Store) walkImages(ctx context.Context, p *inventory.Plan, cond string, args []any) ([]hit, bool, error) {
+	q := `SELECT i.id, i.registry, i.repository FROM images i WHERE 1 = 1`
+	if cond != "" {
+		q += ` AND ` + cond
+	}
+	q, args = imageFilter(p, q, slices.Clone(args))
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(q), args...)
+	if err != nil {
 		return nil, false, err
 	}
+	defer rows.Close()
+	var hits []hit
+	for rows.Next() {
+		var (
+			id        int64
+			reg, repo string
+		)
+		if err := rows.Scan(&id, &reg, &repo); err != nil {
+			return nil, false, err
+		}
+		if !p.MatchImage(reg, repo) {
+			continue
+		}
+		if len(hits) == p.Limit {
+			return hits, true, nil
+		}
+		hits = append(hits, hit{id: id})
+	}
+	return hits, false, rows.Err()
+}
+
+// fillMatches reads the matching packages of the images of one page.
+func (s *Store) fillMatches(ctx context.Context, hits []hit, join, where string, args []any) error {
+	byID := make(map[int64]*hit, len(hits))
+	ids := make([]any, 0, len(hits))
+	for i := range hits {
+		byID[hits[i].id] = &hits[i]
+		ids = append(ids, hits[i].id)
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT x.image_id, pk.name, pk.version, pk.purl
+		FROM image_sboms x JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+` WHERE `+where+` AND x.image_id IN `+in(len(ids))),
+		append(slices.Clone(args), ids...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id int64
+			m  inventory.Match
+		)
+		if err := rows.Scan(&id, &m.Name, &m.Version, &m.PURL); err != nil {
+			return err
+		}
+		if h := byID[id]; h != nil && !slices.Contains(h.matches, m) {
+			h.matches = append(h.matches, m)
+		}
+	}
+	sortHits(hits)
+	return rows.Err()
+}
+
+func sortHits(hits []hit) []hit {
 	for i := range hits {
 		sortMatches(hits[i].matches)
 	}
-	return hits, false, nil
+	return hits
 }
+
+// in returns "(?, ?, …)" with n placeholders.
+func in(n int) string { return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")" }
 
 // anyPURLMatches reports whether any stored package version matches a
 // PURL query: the distinct versions of one package are few, and when none
@@ -155,9 +255,9 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 	for i, h := range hits {
 		ids[i] = h.id
 	}
-	in := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")"
+	set := in(len(ids))
 	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified
-		FROM images WHERE id IN `+in), ids...)
+		FROM images WHERE id IN `+set), ids...)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +287,7 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 		return nil, err
 	}
 	rows.Close()
-	trows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT image_id, tag FROM image_tags WHERE image_id IN `+in+` ORDER BY image_id, tag`), ids...)
+	trows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT image_id, tag FROM image_tags WHERE image_id IN `+set+` ORDER BY image_id, tag`), ids...)
 	if err != nil {
 		return nil, err
 	}
@@ -206,15 +306,6 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 		}
 	}
 	return out, trows.Err()
-}
-
-func containsMatch(ms []inventory.Match, m inventory.Match) bool {
-	for _, x := range ms {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
 
 func sortMatches(ms []inventory.Match) {

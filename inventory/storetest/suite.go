@@ -32,6 +32,7 @@ type Harness struct {
 func Run(t *testing.T, h Harness) {
 	t.Run("RecordAndQuery", func(t *testing.T) { testRecordAndQuery(t, h) })
 	t.Run("Pagination", func(t *testing.T) { testPagination(t, h) })
+	t.Run("ManyCandidates", func(t *testing.T) { testManyCandidates(t, h) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, h) })
 	t.Run("OutOfOrder", func(t *testing.T) { testOutOfOrder(t, h) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
@@ -252,6 +253,50 @@ func testPagination(t *testing.T, h Harness) {
 	if _, err := st.Query(context.Background(), inventory.Query{Limit: 200, Cursor: p1.Next, Package: "lodash"}); !errors.Is(err, inventory.ErrCursor) {
 		t.Errorf("cursor of another query: err = %v, want ErrCursor", err)
 	}
+}
+
+// testManyCandidates makes a license match more package rows than the
+// stores read through the index (sqlstore's candidateProbe, 5,000), so
+// that they walk the images instead; the answers must be the same.
+func testManyCandidates(t *testing.T, h Harness) {
+	st := open(t, h)
+	var mit []digest.Digest
+	var recs []inventory.Record
+	for i := range 40 {
+		var pkgs []Pkg
+		for j := range 300 {
+			lic := "MIT"
+			if i%4 == 3 {
+				lic = "GPL-3.0-only" // every fourth image has no MIT package
+			}
+			pkgs = append(pkgs, Pkg{"p" + strconv.Itoa(j), "1.0." + strconv.Itoa(i), "pkg:npm/p" + strconv.Itoa(j) + "@1.0." + strconv.Itoa(i), lic})
+		}
+		dg := digest.FromString("many-" + strconv.Itoa(i))
+		if i%4 != 3 {
+			mit = append(mit, dg)
+		}
+		recs = append(recs, inventory.FromDecision(Decision(reg, "many/app", dg, policy.Allow, "r", Attestation(t, policy.PredicateSPDX, SPDX(pkgs...), dg, true)), "", t0))
+	}
+	record(t, st, recs...)
+	var got []digest.Digest
+	q := inventory.Query{License: "mit", Limit: 7}
+	for range 10 {
+		p := query(t, st, q)
+		for _, img := range p.Images {
+			got = append(got, img.Digest)
+			if len(img.Packages) != 300 || img.Packages[0].Name != "p0" {
+				t.Fatalf("image %s: %d matching packages, want its 300", img.Digest, len(img.Packages))
+			}
+		}
+		if q.Cursor = p.Next; q.Cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, mit) {
+		t.Errorf("license query over many candidates: %d images, want the %d with MIT packages", len(got), len(mit))
+	}
+	wantDigests(t, "since excludes all", query(t, st, inventory.Query{License: "MIT", Since: t0.Add(time.Second)}))
+	wantDigests(t, "glob excludes all", query(t, st, inventory.Query{License: "MIT", Image: reg + "/other/*"}))
 }
 
 func testPrune(t *testing.T, h Harness) {
