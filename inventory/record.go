@@ -43,6 +43,23 @@ type Record struct {
 	SBOMs []SBOM
 }
 
+// Validate reports what makes r unrecordable: no image name, an invalid
+// digest, no time or no outcome. Stores refuse such a record (and the
+// batch holding it); the Recorder drops it before it reaches a batch.
+func (r *Record) Validate() error {
+	switch {
+	case r.Registry == "" || r.Repository == "":
+		return fmt.Errorf("inventory: record has no image name (registry %.100q, repository %.100q)", r.Registry, r.Repository)
+	case r.Digest.Validate() != nil:
+		return fmt.Errorf("inventory: record of %s/%s: invalid digest %.80q", r.Registry, r.Repository, r.Digest)
+	case r.At.IsZero():
+		return fmt.Errorf("inventory: record of %s/%s@%s has no time", r.Registry, r.Repository, r.Digest)
+	case r.Outcome == "":
+		return fmt.Errorf("inventory: record of %s/%s@%s has no outcome", r.Registry, r.Repository, r.Digest)
+	}
+	return nil
+}
+
 // Signer is one verified signer of an image.
 type Signer struct {
 	// Authority is the policy authority whose key or identity verified it.

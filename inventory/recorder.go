@@ -23,7 +23,7 @@ type Writer interface {
 // not block (an OpenTelemetry counter's Add does not).
 type Metrics struct {
 	// Dropped counts records dropped before a write was tried: the queue
-	// was full, or the recorder was closed.
+	// was full, the recorder was closed, or the record was invalid.
 	Dropped func(n int64, reason string)
 	// Failed counts records lost because the store write failed.
 	Failed func(n int64)
@@ -33,6 +33,9 @@ type Metrics struct {
 const (
 	DropQueueFull = "queue_full"
 	DropClosed    = "closed"
+	// DropInvalid is a record that fails Record.Validate: it would fail
+	// the whole batch it was written in.
+	DropInvalid = "invalid"
 )
 
 // OTelMetrics declares the recorder's instruments on m:
@@ -42,7 +45,7 @@ func OTelMetrics(m metric.Meter) Metrics {
 	// An instrument error only means a bad name; the returned instrument
 	// is then a no-op, as in proxy/telemetry.go.
 	dropped, _ := m.Int64Counter("portcullis.inventory.dropped",
-		metric.WithDescription("Inventory records dropped before a write, by reason (queue_full, closed)."))
+		metric.WithDescription("Inventory records dropped before a write, by reason (queue_full, closed, invalid)."))
 	failed, _ := m.Int64Counter("portcullis.inventory.failed",
 		metric.WithDescription("Inventory records lost because the store write failed."))
 	return Metrics{
@@ -92,7 +95,7 @@ type Recorder struct {
 	cancel context.CancelFunc
 
 	written, dropped, failed atomic.Int64
-	lastErr                  atomic.Pointer[string]
+	lastErr, lastInvalid     atomic.Pointer[string]
 }
 
 // NewRecorder starts a Recorder writing to w with a queue of queueSize
@@ -128,8 +131,14 @@ func NewRecorder(w Writer, queueSize int, log *slog.Logger, m Metrics, opts Reco
 }
 
 // Record queues rec. It never blocks: when the queue is full or the
-// recorder is closed, rec is dropped and counted.
+// recorder is closed, or rec is invalid, rec is dropped and counted.
 func (r *Recorder) Record(rec Record) {
+	if err := rec.Validate(); err != nil {
+		r.drop(DropInvalid)
+		msg := err.Error()
+		r.lastInvalid.Store(&msg)
+		return
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -239,8 +248,12 @@ func (r *Recorder) write(ctx context.Context, batch []Record) {
 func (r *Recorder) report(prev Stats) Stats {
 	now := r.Stats()
 	if d := now.Dropped - prev.Dropped; d > 0 {
-		r.log.Warn("inventory: records dropped (queue full or recorder closed); raise the queue size if this persists",
-			"dropped", d, "dropped_total", now.Dropped, "queue_size", cap(r.queue))
+		var invalid string
+		if p := r.lastInvalid.Swap(nil); p != nil {
+			invalid = *p
+		}
+		r.log.Warn("inventory: records dropped (queue full, recorder closed or invalid record); raise the queue size if the queue is full",
+			"dropped", d, "dropped_total", now.Dropped, "queue_size", cap(r.queue), "last_invalid", invalid)
 	}
 	if f := now.Failed - prev.Failed; f > 0 {
 		var last string

@@ -257,3 +257,27 @@ func TestNewRecorderRefusesBadArguments(t *testing.T) {
 		}
 	}
 }
+
+func TestRecorderDropsInvalidRecordsBeforeTheyPoisonABatch(t *testing.T) {
+	g := newGate()
+	close(g.release)
+	log, logs := newLogger()
+	r, err := inventory.NewRecorder(g, 100, log, inventory.Metrics{}, inventory.RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := rec(1)
+	bad.Digest = "sha256:nope"
+	r.Record(rec(0))
+	r.Record(bad)
+	r.Record(rec(2))
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Stats(); s.Written != 2 || s.Dropped != 1 || s.Failed != 0 {
+		t.Errorf("stats = %+v, want 2 written, the invalid one dropped", s)
+	}
+	if out := logs.String(); !strings.Contains(out, "invalid digest") {
+		t.Errorf("invalid record not logged with its reason:\n%s", out)
+	}
+}

@@ -41,7 +41,7 @@ func (s *Store) Record(ctx context.Context, recs []inventory.Record) (err error)
 		return nil
 	}
 	for i := range recs {
-		if err := validRecord(&recs[i]); err != nil {
+		if err := recs[i].Validate(); err != nil {
 			return err
 		}
 	}
@@ -64,20 +64,6 @@ func (s *Store) Record(ctx context.Context, recs []inventory.Record) (err error)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("inventory %s: commit: %w", s.d.Name, err)
-	}
-	return nil
-}
-
-func validRecord(r *inventory.Record) error {
-	switch {
-	case r.Registry == "" || r.Repository == "":
-		return fmt.Errorf("inventory: record has no image name (registry %q, repository %q)", r.Registry, r.Repository)
-	case r.Digest.Validate() != nil:
-		return fmt.Errorf("inventory: record of %s/%s: invalid digest %.80q", r.Registry, r.Repository, r.Digest)
-	case r.At.IsZero():
-		return fmt.Errorf("inventory: record of %s/%s@%s has no time", r.Registry, r.Repository, r.Digest)
-	case r.Outcome == "":
-		return fmt.Errorf("inventory: record of %s/%s@%s has no outcome", r.Registry, r.Repository, r.Digest)
 	}
 	return nil
 }
