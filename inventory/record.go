@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"slices"
@@ -206,15 +207,8 @@ func signers(sigs []policy.Signature) []Signer {
 			out = append(out, sg)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Authority != b.Authority {
-			return a.Authority < b.Authority
-		}
-		if a.Identity != b.Identity {
-			return a.Identity < b.Identity
-		}
-		return a.Issuer < b.Issuer
+	slices.SortFunc(out, func(a, b Signer) int {
+		return cmp.Or(strings.Compare(a.Authority, b.Authority), strings.Compare(a.Identity, b.Identity), strings.Compare(a.Issuer, b.Issuer))
 	})
 	return out
 }

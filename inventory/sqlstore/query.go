@@ -1,11 +1,11 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -120,36 +120,7 @@ func imageFilter(p *inventory.Plan, q string, args []any) (string, []any) {
 func (s *Store) joinPackages(ctx context.Context, p *inventory.Plan, join, where string, args []any) ([]hit, bool, error) {
 	q, args := imageFilter(p, `SELECT i.id, i.registry, i.repository, pk.name, pk.version, pk.purl
 		FROM images i JOIN image_sboms x ON x.image_id = i.id JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+` WHERE `+where, slices.Clone(args))
-	rows, err := s.db.QueryContext(ctx, s.d.Rebind(q), args...)
-	if err != nil {
-		return nil, false, err
-	}
-	defer rows.Close()
-	var hits []hit
-	for rows.Next() {
-		var (
-			id                  int64
-			reg, repo           string
-			name, version, purl string
-		)
-		if err := rows.Scan(&id, &reg, &repo, &name, &version, &purl); err != nil {
-			return nil, false, err
-		}
-		if !p.MatchImage(reg, repo) || !p.MatchPURL(purl) {
-			continue
-		}
-		if len(hits) == 0 || hits[len(hits)-1].id != id {
-			if len(hits) == p.Limit {
-				return sortHits(hits), true, nil
-			}
-			hits = append(hits, hit{id: id})
-		}
-		h := &hits[len(hits)-1]
-		if m := (inventory.Match{Name: name, Version: version, PURL: purl}); !slices.Contains(h.matches, m) {
-			h.matches = append(h.matches, m)
-		}
-	}
-	return sortHits(hits), false, rows.Err()
+	return s.page(ctx, p, q, args, true)
 }
 
 // walkImages reads images in id order, those satisfying cond when it is
@@ -160,6 +131,13 @@ func (s *Store) walkImages(ctx context.Context, p *inventory.Plan, cond string, 
 		q += ` AND ` + cond
 	}
 	q, args = imageFilter(p, q, slices.Clone(args))
+	return s.page(ctx, p, q, args, false)
+}
+
+// page runs q, whose rows are (image id, registry, repository) and, with
+// packages, (name, version, purl) of a matching package, in image id
+// order; it keeps the rows the Plan matches and stops after a page.
+func (s *Store) page(ctx context.Context, p *inventory.Plan, q string, args []any, packages bool) ([]hit, bool, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.Rebind(q), args...)
 	if err != nil {
 		return nil, false, err
@@ -170,19 +148,29 @@ func (s *Store) walkImages(ctx context.Context, p *inventory.Plan, cond string, 
 		var (
 			id        int64
 			reg, repo string
+			m         inventory.Match
 		)
-		if err := rows.Scan(&id, &reg, &repo); err != nil {
+		dest := []any{&id, &reg, &repo}
+		if packages {
+			dest = append(dest, &m.Name, &m.Version, &m.PURL)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, false, err
 		}
-		if !p.MatchImage(reg, repo) {
+		if !p.MatchImage(reg, repo) || (packages && !p.MatchPURL(m.PURL)) {
 			continue
 		}
-		if len(hits) == p.Limit {
-			return hits, true, nil
+		if len(hits) == 0 || hits[len(hits)-1].id != id {
+			if len(hits) == p.Limit {
+				return sortHits(hits), true, nil
+			}
+			hits = append(hits, hit{id: id})
 		}
-		hits = append(hits, hit{id: id})
+		if h := &hits[len(hits)-1]; packages && !slices.Contains(h.matches, m) {
+			h.matches = append(h.matches, m)
+		}
 	}
-	return hits, false, rows.Err()
+	return sortHits(hits), false, rows.Err()
 }
 
 // fillMatches reads the matching packages of the images of one page.
@@ -309,14 +297,7 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 }
 
 func sortMatches(ms []inventory.Match) {
-	sort.Slice(ms, func(i, j int) bool {
-		a, b := ms[i], ms[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		if a.Version != b.Version {
-			return a.Version < b.Version
-		}
-		return a.PURL < b.PURL
+	slices.SortFunc(ms, func(a, b inventory.Match) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Version, b.Version), strings.Compare(a.PURL, b.PURL))
 	})
 }
