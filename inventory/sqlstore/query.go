@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -51,13 +52,22 @@ type hit struct {
 	matches []inventory.Match
 }
 
-// candidateProbe decides between the two plans of a package or license
-// query. Below it, the matching package rows are read through their index
-// and joined to their images (sorting a few thousand rows is cheap);
-// from it on ("license MIT" matches most packages), images are walked in
-// id order and each is asked whether it has a match, which stops after
-// one page.
-const candidateProbe = 5000
+// Two plans answer a package or license query. The join plan reads the
+// matching package rows through their index, joins their images and sorts
+// them by image id: its cost grows with the candidate rows C. The walk
+// plan reads images in id order and asks each whether it has a match,
+// stopping after a page: its cost grows with Limit × images / C. The walk
+// wins when C² > walkFactor × Limit × images ("license MIT", or lodash in
+// most images); a rare package takes the join. C is counted up to
+// candidateCap rows.
+const (
+	candidateCap = 20000
+	walkFactor   = 4
+	// maxPURLIn bounds the matching purls (versions) listed in SQL for
+	// the walk plan; past it, purl queries take the join plan, which
+	// filters the versions in Go.
+	maxPURLIn = 200
+)
 
 // selectImages returns up to p.Limit matching images in id order, and
 // whether more follow.
@@ -66,29 +76,52 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 		return s.walkImages(ctx, p, "", nil)
 	}
 	join, where, args := packageCond(p)
+	canWalk := true
 	if p.ByPURL() {
-		// The purl index covers the query; the version ranges are
-		// decided in Go, so the rows are streamed through MatchPURL.
-		found, err := s.anyPURLMatches(ctx, p)
-		if err != nil || !found {
+		// Versions are decided in Go (ranges); the few distinct purls
+		// of the package that match are then named in SQL.
+		purls, err := s.matchingPURLs(ctx, p)
+		if err != nil || len(purls) == 0 {
 			return nil, false, err
 		}
-		return s.joinPackages(ctx, p, join, where, args)
+		if canWalk = len(purls) <= maxPURLIn; canWalk {
+			where += ` AND pk.purl IN ` + in(len(purls))
+			for _, u := range purls {
+				args = append(args, u)
+			}
+		}
 	}
-	var n int
+	if canWalk {
+		walk, err := s.walkPays(ctx, p, join, where, args)
+		if err != nil {
+			return nil, false, err
+		}
+		if walk {
+			hits, more, err := s.walkImages(ctx, p, `EXISTS (SELECT 1 FROM image_sboms x JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+
+				` WHERE x.image_id = i.id AND `+where+`)`, args)
+			if err != nil || len(hits) == 0 {
+				return hits, more, err
+			}
+			return hits, more, s.fillMatches(ctx, hits, join, where, args)
+		}
+	}
+	return s.joinPackages(ctx, p, join, where, args)
+}
+
+// walkPays reports whether the walk plan is the cheaper one (see above).
+func (s *Store) walkPays(ctx context.Context, p *inventory.Plan, join, where string, args []any) (bool, error) {
+	var c int64
 	if err := s.db.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM (SELECT 1 FROM sbom_packages pk`+join+` WHERE `+where+` LIMIT ?) c`),
-		append(slices.Clone(args), candidateProbe)...).Scan(&n); err != nil {
-		return nil, false, err
+		append(slices.Clone(args), candidateCap)...).Scan(&c); err != nil {
+		return false, err
 	}
-	if n < candidateProbe {
-		return s.joinPackages(ctx, p, join, where, args)
+	// Ids only grow: the largest is an upper bound of the images, read
+	// from the primary key without counting.
+	var n sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(id) FROM images`).Scan(&n); err != nil {
+		return false, err
 	}
-	hits, more, err := s.walkImages(ctx, p, `EXISTS (SELECT 1 FROM image_sboms x JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+
-		` WHERE x.image_id = i.id AND `+where+`)`, args)
-	if err != nil || len(hits) == 0 {
-		return hits, more, err
-	}
-	return hits, more, s.fillMatches(ctx, hits, join, where, args)
+	return c*c > walkFactor*int64(p.Limit)*n.Int64, nil
 }
 
 // packageCond returns the join and condition that select the package rows
@@ -214,27 +247,27 @@ func sortHits(hits []hit) []hit {
 // in returns "(?, ?, …)" with n placeholders.
 func in(n int) string { return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")" }
 
-// anyPURLMatches reports whether any stored package version matches a
-// PURL query: the distinct versions of one package are few, and when none
+// matchingPURLs returns the distinct stored purls of a PURL query's
+// package that match it: one package's versions are few, and when none
 // matches the images need not be read at all.
-func (s *Store) anyPURLMatches(ctx context.Context, p *inventory.Plan) (bool, error) {
+func (s *Store) matchingPURLs(ctx context.Context, p *inventory.Plan) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT DISTINCT purl FROM sbom_packages WHERE purl_name = ? AND purl_type = ? AND purl_namespace = ?`),
 		p.Key.Name, p.Key.Type, p.Key.Namespace)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer rows.Close()
-	found := false
+	var out []string
 	for rows.Next() {
 		var purl string
 		if err := rows.Scan(&purl); err != nil {
-			return false, err
+			return nil, err
 		}
-		if p.MatchPURL(purl) { // memoised: the image scan reuses the answer
-			found = true
+		if p.MatchPURL(purl) { // memoised: the join plan reuses the answer
+			out = append(out, purl)
 		}
 	}
-	return found, rows.Err()
+	return out, rows.Err()
 }
 
 // images reads the images of hits, with their tags.
