@@ -45,8 +45,9 @@ const (
 )
 
 // Plan is a validated Query, as stores execute it. Results are ordered by
-// the store's image id (the order images were first recorded), which never
-// changes, so a cursor stays valid while images are recorded and updated.
+// the store's image id (the order images were first recorded; within one
+// Record batch, by registry, repository and digest), which never changes,
+// so a cursor stays valid while images are recorded and updated.
 type Plan struct {
 	Query Query
 	// Limit is the effective page size.

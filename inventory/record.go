@@ -115,7 +115,8 @@ type Package struct {
 const (
 	// MaxFieldLen bounds tags, predicate types, identities and package fields.
 	MaxFieldLen = 1024
-	// MaxPredicates bounds the distinct predicate types kept per record.
+	// MaxPredicates bounds the distinct unverified predicate types kept
+	// per record (verified ones are always kept).
 	MaxPredicates = 64
 )
 
@@ -153,15 +154,18 @@ func FromDecision(d policy.Decision, tag string, at time.Time) Record {
 		if a.Verified && a.Statement != nil {
 			typ = a.Statement.PredicateType
 		}
+		ok := verifiedAbout(d.Subject, d.Evidence, a)
 		p := preds[clip(typ)]
 		if p == nil {
-			if len(preds) >= MaxPredicates {
+			// The bound is for unverified claims: junk artifacts anyone
+			// can push must not crowd out a verified SBOM.
+			if len(preds) >= MaxPredicates && !ok {
 				continue
 			}
 			p = &Predicate{Type: clip(typ)}
 			preds[p.Type] = p
 		}
-		if !verifiedAbout(d.Subject, d.Evidence, a) {
+		if !ok {
 			continue
 		}
 		p.Verified = true

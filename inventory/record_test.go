@@ -142,14 +142,23 @@ func TestFromDecisionBoundsUntrustedPredicates(t *testing.T) {
 	for i := range inventory.MaxPredicates + 10 {
 		d.Evidence.Attestations = append(d.Evidence.Attestations, policy.Attestation{PredicateType: fmt.Sprintf("https://evil.example/%d/%s", i, strings.Repeat("x", 2000))})
 	}
+	// A verified SBOM after the junk is still read.
+	d.Evidence.Attestations = append(d.Evidence.Attestations, storetest.Attestation(t, policy.PredicateSPDX, storetest.SPDX(lodash), subject, true))
 	r := inventory.FromDecision(d, "", at)
-	if len(r.Predicates) != inventory.MaxPredicates {
-		t.Errorf("%d predicates kept, want the bound %d", len(r.Predicates), inventory.MaxPredicates)
+	if len(r.Predicates) != inventory.MaxPredicates+1 {
+		t.Errorf("%d predicates kept, want the bound %d and the verified one", len(r.Predicates), inventory.MaxPredicates)
 	}
+	verified := 0
 	for _, p := range r.Predicates {
-		if len(p.Type) > inventory.MaxFieldLen || p.Verified {
-			t.Fatalf("predicate %d bytes, verified %v", len(p.Type), p.Verified)
+		if len(p.Type) > inventory.MaxFieldLen {
+			t.Fatalf("predicate of %d bytes kept", len(p.Type))
 		}
+		if p.Verified {
+			verified++
+		}
+	}
+	if verified != 1 || len(r.SBOMs) != 1 || len(r.SBOMs[0].Packages) != 1 {
+		t.Errorf("verified SBOM crowded out by junk: %d verified predicates, SBOMs %+v", verified, r.SBOMs)
 	}
 }
 

@@ -1,11 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +47,25 @@ func (s *Store) Record(ctx context.Context, recs []inventory.Record) (err error)
 			return err
 		}
 	}
+	// Image rows are locked in one order (image key, then time), so that
+	// replicas writing overlapping batches do not deadlock on them. The
+	// newest decision wins whatever the order (see record).
+	recs = slices.Clone(recs)
+	slices.SortStableFunc(recs, func(a, b inventory.Record) int {
+		return cmp.Or(strings.Compare(a.Registry, b.Registry), strings.Compare(a.Repository, b.Repository),
+			strings.Compare(string(a.Digest), string(b.Digest)), a.At.Compare(b.At))
+	})
+	// Two batches storing the same two new SBOMs in opposite orders can
+	// still deadlock (PostgreSQL aborts one), and a prune can remove an
+	// SBOM between its lookup and its link: one retry of the whole
+	// transaction settles both.
+	if err = s.recordTx(ctx, recs); err != nil && ctx.Err() == nil {
+		err = s.recordTx(ctx, recs)
+	}
+	return err
+}
+
+func (s *Store) recordTx(ctx context.Context, recs []inventory.Record) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("inventory %s: begin: %w", s.d.Name, err)

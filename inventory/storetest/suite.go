@@ -109,7 +109,8 @@ func recordFixture(t *testing.T, st inventory.Store) fixture {
 	if len(unv.SBOMs) != 0 {
 		t.Fatalf("an unverified SBOM contributed packages: %+v", unv.SBOMs)
 	}
-	record(t, st, app, api)
+	record(t, st, app)
+	record(t, st, api)
 	record(t, st, denied)
 	record(t, st, unv)
 	record(t, st, appAgain)
@@ -205,7 +206,9 @@ func testPagination(t *testing.T, h Harness) {
 		}
 		recs = append(recs, inventory.FromDecision(Decision(reg, "page/app", dg, policy.Allow, "r", atts...), "", t0.Add(time.Duration(i)*time.Second)))
 	}
-	record(t, st, recs...)
+	for _, r := range recs { // one at a time: ids follow this order
+		record(t, st, r)
+	}
 	var withSBOM []digest.Digest
 	for i, dg := range all {
 		if i%3 != 0 {
@@ -277,7 +280,10 @@ func testManyCandidates(t *testing.T, h Harness) {
 		}
 		recs = append(recs, inventory.FromDecision(Decision(reg, "many/app", dg, policy.Allow, "r", Attestation(t, policy.PredicateSPDX, SPDX(pkgs...), dg, true)), "", t0))
 	}
+	// One batch: its new images are numbered in image key order (the
+	// order a store locks them in), here the digests' order.
 	record(t, st, recs...)
+	slices.Sort(mit)
 	var got []digest.Digest
 	q := inventory.Query{License: "mit", Limit: 7}
 	for range 10 {
