@@ -76,29 +76,37 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 		return s.walkImages(ctx, p, "", nil)
 	}
 	join, where, args := packageCond(p)
-	canWalk := true
-	if p.ByPURL() {
+	// exists asks whether image i has a match, probing each of its SBOMs
+	// through an index that ends in sbom_id. CROSS JOIN makes SQLite (no
+	// statistics) start from the image's SBOMs; PostgreSQL plans it as an
+	// inner join. Package names are matched on two columns, with no such
+	// index: they always take the join plan.
+	var exists string
+	switch {
+	case p.ByPURL():
 		// Versions are decided in Go (ranges); the few distinct purls
 		// of the package that match are then named in SQL.
 		purls, err := s.matchingPURLs(ctx, p)
 		if err != nil || len(purls) == 0 {
 			return nil, false, err
 		}
-		if canWalk = len(purls) <= maxPURLIn; canWalk {
+		if len(purls) <= maxPURLIn {
 			where += ` AND pk.purl IN ` + in(len(purls))
 			for _, u := range purls {
 				args = append(args, u)
 			}
+			exists = `EXISTS (SELECT 1 FROM image_sboms x CROSS JOIN sbom_packages pk WHERE x.image_id = i.id AND ` + where + ` AND pk.sbom_id = x.sbom_id)`
 		}
+	case p.ByLicense():
+		exists = `EXISTS (SELECT 1 FROM image_sboms x CROSS JOIN package_licenses l WHERE x.image_id = i.id AND ` + where + ` AND l.sbom_id = x.sbom_id)`
 	}
-	if canWalk {
+	if exists != "" {
 		walk, err := s.walkPays(ctx, p, join, where, args)
 		if err != nil {
 			return nil, false, err
 		}
 		if walk {
-			hits, more, err := s.walkImages(ctx, p, `EXISTS (SELECT 1 FROM image_sboms x JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+
-				` WHERE x.image_id = i.id AND `+where+`)`, args)
+			hits, more, err := s.walkImages(ctx, p, exists, args)
 			if err != nil || len(hits) == 0 {
 				return hits, more, err
 			}
