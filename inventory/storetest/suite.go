@@ -341,6 +341,16 @@ func testPrune(t *testing.T, h Harness) {
 	if len(p.Images) != 1 || p.Images[0].Count != 1 || !slices.Equal(p.Images[0].Tags, []string{"v3"}) {
 		t.Errorf("re-recorded image: %+v", p.Images)
 	}
+	// Two new images sharing a new SBOM in one batch store it once.
+	doc := SPDX(Pkg{"left-pad", "1.3.0", "pkg:npm/left-pad@1.3.0", "WTFPL"})
+	one, two := digest.FromString("one"), digest.FromString("two")
+	record(t, st,
+		inventory.FromDecision(Decision(reg, "batch/one", one, policy.Allow, "r", Attestation(t, policy.PredicateSPDX, doc, one, true)), "", t0.Add(72*time.Hour)),
+		inventory.FromDecision(Decision(reg, "batch/two", two, policy.Allow, "r", Attestation(t, policy.PredicateSPDX, doc, two, true)), "", t0.Add(96*time.Hour)))
+	if got, err = st.Prune(context.Background(), t0.Add(80*time.Hour)); err != nil || got != (inventory.Pruned{Images: 2, SBOMs: 1}) {
+		t.Errorf("prune after a shared batch = %+v, %v; want 2 images (team/app, batch/one) and team/app's SBOM only", got, err)
+	}
+	wantDigests(t, "left-pad after prune", query(t, st, inventory.Query{License: "wtfpl"}), two)
 }
 
 func testOutOfOrder(t *testing.T, h Harness) {
