@@ -251,7 +251,12 @@ func (c *Cache) record(s policy.Subject, e entry) {
 // run makes the shared call for f and caches its decision.
 func (c *Cache) run(ctx context.Context, k key, s policy.Subject, f *flight) {
 	defer f.cancel()
-	d, err := c.call(ctx, s)
+	var d policy.Decision
+	release, err := c.opts.Limiter.Acquire(ctx)
+	if err == nil {
+		d, err = c.call(ctx, s)
+		release()
+	}
 	if err == nil {
 		d.Subject = s
 		// A decision reached after every waiter gave up was made under a

@@ -27,6 +27,9 @@ type Options struct {
 	// ChildrenSize is the maximum number of remembered index→child
 	// admissions (default 50000).
 	ChildrenSize int
+	// Limiter bounds the calls to the Decider (misses, one per flight);
+	// nil: unbounded.
+	Limiter *Limiter
 }
 
 // withDefaults validates o and fills in zero fields.

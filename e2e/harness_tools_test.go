@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 var (
@@ -169,24 +170,6 @@ type result struct {
 	Err    error
 }
 
-// lockedBuffer lets stdout and stderr copiers write one buffer.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func (r result) String() string {
 	return fmt.Sprintf("exit %d (%v)\n%s", r.Code, r.Err, r.Out)
 }
@@ -200,8 +183,8 @@ func run(t testing.TB, timeout time.Duration, env []string, bin string, args ...
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
-	cmd.WaitDelay = 5 * time.Second // do not hang on pipes held by grandchildren
-	var all, stdout lockedBuffer
+	cmd.WaitDelay = 5 * time.Second    // do not hang on pipes held by grandchildren
+	var all, stdout testsupport.Buffer // stdout and stderr copiers write all at once
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(&stdout, &all), &all
 	start := time.Now()
 	err := cmd.Run()
@@ -313,16 +296,4 @@ func tailFile(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
-}
-
-// writeFile writes a test fixture, failing the test on error.
-func writeFile(t testing.TB, path, content string) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -191,6 +191,9 @@ type Decision struct {
 	// InheritedFrom is the index digest this decision was inherited from,
 	// when a child manifest was admitted by its verified index.
 	InheritedFrom digest.Digest
+	// SLSA is the graded SLSA build level (evidence.go); nil when neither a
+	// matching rule nor the evidence section gathers provenance.
+	SLSA *SLSALevel
 }
 
 // RuleResult is how one matching rule judged the subject.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/portcullis-dev/portcullis/policy"
@@ -90,6 +91,11 @@ func statusOf(err error) *Error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		secs := max(1, int(ra.RetryAfter().Round(time.Second)/time.Second))
+		return errorf(codeUnavailable, "%s", err.Error()).withHeader("Retry-After", strconv.Itoa(secs))
 	}
 	var ue *policy.UndecidedError
 	if errors.As(err, &ue) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/portcullis-dev/portcullis/policy"
 	"golang.org/x/time/rate"
 )
 
@@ -51,17 +50,25 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	}
 }
 
-// WithMaxConcurrentDecisions bounds the verifications in flight (decisions
-// the cache cannot answer). A request beyond it waits for a slot for up to
-// queueTimeout (and never past its own decision timeout), then fails with 503
-// UNAVAILABLE and Retry-After. Default: unbounded.
-func WithMaxConcurrentDecisions(n int, queueTimeout time.Duration) Option {
+// Slots bounds costly work running at once; cache.Limiter is one. Acquire
+// fails (a *cache.BusyError: 503 with Retry-After) when no slot frees in
+// time; release is never nil.
+type Slots interface {
+	Acquire(ctx context.Context) (release func(), err error)
+}
+
+// WithVerificationSlots makes the proxy's own costly work — fetching and
+// hashing an artifact's layers to prove it unrunnable — take a slot of l.
+// Verifications are bounded where they happen, in the decision cache
+// (cache.Options.Limiter), which takes a slot only on a miss; the pipeline
+// gives both the same Slots, so the configured bound covers both. Default:
+// unbounded.
+func WithVerificationSlots(l Slots) Option {
 	return func(s *Server, _ *options) error {
-		if n < 1 || queueTimeout <= 0 {
-			return fmt.Errorf("concurrent decisions %d with queue timeout %v: both must be positive", n, queueTimeout)
+		if l == nil {
+			return errors.New("verification slots: nil")
 		}
-		s.decisionSlots = make(chan struct{}, n)
-		s.queueTimeout = queueTimeout
+		s.slots = l
 		return nil
 	}
 }
@@ -226,34 +233,4 @@ func (s *Server) charge(key string) error {
 		return tooManyRequests(wait)
 	}
 	return nil
-}
-
-// acquireDecision takes a verification slot for subj, unless the decider can
-// answer it from memory (a cache hit costs nothing worth bounding). release
-// is never nil.
-func (s *Server) acquireDecision(ctx context.Context, subj policy.Subject) (release func(), err error) {
-	if s.decisionSlots == nil {
-		return func() {}, nil
-	}
-	if l, ok := s.decider.(looker); ok {
-		if _, hit := l.Lookup(subj); hit {
-			return func() {}, nil
-		}
-	}
-	select {
-	case s.decisionSlots <- struct{}{}:
-		return func() { <-s.decisionSlots }, nil
-	default:
-	}
-	timer := time.NewTimer(s.queueTimeout)
-	defer timer.Stop()
-	select {
-	case s.decisionSlots <- struct{}{}:
-		return func() { <-s.decisionSlots }, nil
-	case <-timer.C:
-		return func() {}, errorf(codeUnavailable, "portcullis: %d verifications already in progress; waited %v for a slot", cap(s.decisionSlots), s.queueTimeout).
-			withHeader("Retry-After", "1")
-	case <-ctx.Done():
-		return func() {}, fmt.Errorf("waiting for a verification slot: %w", ctx.Err())
-	}
 }

@@ -1,17 +1,17 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/portcullis-dev/portcullis/policy"
+
+	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 func TestRateLimit(t *testing.T) {
@@ -39,7 +39,7 @@ func TestRateLimit(t *testing.T) {
 		{"bob's first login, address over its limit", basicHeader("bob", bobPassword), 429},
 	}
 	for _, tc := range tests {
-		e.up.reset()
+		e.up.ResetRequests()
 		got := do(t, http.MethodGet, e.px.URL+path, tc.hdr...)
 		if got.status != tc.status {
 			t.Fatalf("%s: status = %d, want %d (body %s)", tc.name, got.status, tc.status, got.body)
@@ -52,7 +52,7 @@ func TestRateLimit(t *testing.T) {
 		if err != nil || ra < 1 || ra > 2 {
 			t.Errorf("%s: Retry-After = %q, want 1 or 2 seconds", tc.name, got.header.Get("Retry-After"))
 		}
-		if n := len(e.up.requests()); n != 0 {
+		if n := len(e.up.Requests()); n != 0 {
 			t.Errorf("%s: upstream saw %d requests, want 0", tc.name, n)
 		}
 	}
@@ -87,137 +87,109 @@ func TestLimitOptionsValidate(t *testing.T) {
 	}{
 		{"zero rate", WithRateLimit(0, 1)},
 		{"zero burst", WithRateLimit(1, 0)},
-		{"zero decisions", WithMaxConcurrentDecisions(0, time.Second)},
-		{"zero queue timeout", WithMaxConcurrentDecisions(1, 0)},
+		{"nil slots", WithVerificationSlots(nil)},
 		{"nil access", WithAccess(nil)},
 	} {
-		if _, err := New([]Upstream{{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}}, newFakeDecider(), tc.opt); err == nil {
+		if _, err := New(testSet(t, Upstream{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}), newFakeDecider(), tc.opt); err == nil {
 			t.Errorf("New(%s) = nil error, want one", tc.name)
 		}
 	}
 }
 
-// gatedDecider blocks every Decide until released, counting those in flight.
-type gatedDecider struct {
-	*fakeDecider
-	gate     chan struct{}
-	mu       sync.Mutex
-	inFlight int
-	peak     int
-}
-
-func (g *gatedDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
-	g.mu.Lock()
-	g.inFlight++
-	g.peak = max(g.peak, g.inFlight)
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		g.inFlight--
-		g.mu.Unlock()
-	}()
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-		return policy.Decision{}, ctx.Err()
+// limitedCache is the pipeline's arrangement: the decision cache in front of
+// d, bounded to one verification at a time that waits up to wait for a slot,
+// and the proxy given the same slots.
+func limitedCache(t *testing.T, d Decider, wait time.Duration) (*cache.Cache, Option) {
+	t.Helper()
+	lim, err := cache.NewLimiter(1, wait)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return g.fakeDecider.Decide(ctx, s)
+	c, err := cache.New(d, "gen", cache.Options{Limiter: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, WithVerificationSlots(lim)
 }
 
 // TestMaxConcurrentDecisions: with one slot, a second verification waits for
 // the queue timeout and fails 503 with Retry-After; nothing is served
-// unverified; once the slot frees, requests succeed again.
+// unverified; once the slot frees, requests succeed again. Requests for the
+// digest being verified join that verification instead of queueing.
 func TestMaxConcurrentDecisions(t *testing.T) {
 	up := newUpstream(t, "registry.example")
-	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
+	g := newFakeDecider()
+	g.Block = make(chan struct{}) // every decision waits here until released
 	var paths []string
 	for _, tag := range []string{"a", "b", "c"} {
 		img := up.pushImage(t, "lab/app:"+tag)
 		g.allow(digest.FromBytes(rawManifest(t, img)))
 		paths = append(paths, "/v2/lab/app/manifests/"+tag)
 	}
-	px := startProxy(t, g, []Upstream{up.config(true)}, WithMaxConcurrentDecisions(1, 200*time.Millisecond), WithDecisionTimeout(5*time.Second))
+	c, slots := limitedCache(t, g, 200*time.Millisecond)
+	px := startProxy(t, c, []Upstream{up.config(true)}, slots, WithDecisionTimeout(5*time.Second))
 
-	first := make(chan response, 1)
-	go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	const joiners = 4
+	first := make(chan response, 1+joiners)
+	for range 1 + joiners {
+		go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
+	}
+	testsupport.WaitFor(t, "the joiners to wait", func() bool { return c.Stats().Misses == 1+joiners })
 
-	start := time.Now()
 	got := do(t, http.MethodGet, px.URL+paths[1])
 	wantError(t, "queued decision", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
 	if got.header.Get("Retry-After") == "" {
 		t.Errorf("queued decision: no Retry-After")
 	}
-	if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second {
-		t.Errorf("queued decision failed after %v, want about the 200ms queue timeout", d)
-	}
 	got = do(t, http.MethodHead, px.URL+paths[2])
 	wantError(t, "queued HEAD", got, http.MethodHead, http.StatusServiceUnavailable, "UNAVAILABLE")
 
-	close(g.gate) // release everything from now on
-	if r := <-first; r.status != http.StatusOK {
-		t.Errorf("first request = %d, want 200", r.status)
+	close(g.Block) // release everything from now on
+	for range 1 + joiners {
+		if r := <-first; r.status != http.StatusOK {
+			t.Errorf("a request joining the verification = %d, want 200", r.status)
+		}
 	}
 	for _, p := range paths {
 		if r := do(t, http.MethodGet, px.URL+p); r.status != http.StatusOK {
 			t.Errorf("GET %s after the slot freed = %d, want 200", p, r.status)
 		}
 	}
-	if g.peak != 1 {
-		t.Errorf("peak concurrent decisions = %d, want 1", g.peak)
+	if _, peak := g.InFlight(); peak != 1 {
+		t.Errorf("peak concurrent decisions = %d, want 1", peak)
 	}
 }
 
-// TestMaxConcurrentDecisionsCacheHitsPass: a decision the decider remembers
+// TestMaxConcurrentDecisionsCacheHitsPass: a decision the cache remembers
 // does not wait for a slot.
 func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	up := newUpstream(t, "registry.example")
-	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
+	g := newFakeDecider()
+	g.Block = make(chan struct{}) // every decision waits here until released
 	slow := up.pushImage(t, "lab/app:slow")
 	known := up.pushImage(t, "lab/app:known")
 	g.allow(digest.FromBytes(rawManifest(t, slow)))
 	kd := digest.FromBytes(rawManifest(t, known))
 	g.allow(kd)
-	ld := &lookupGated{gatedDecider: g, known: kd}
-	px := startProxy(t, ld, []Upstream{up.config(true)}, WithMaxConcurrentDecisions(1, 100*time.Millisecond))
+	c, slots := limitedCache(t, g, 100*time.Millisecond)
+	px := startProxy(t, c, []Upstream{up.config(true)}, slots)
+	// Decide "known" once, through the gate, so that the cache holds it.
+	warm := make(chan response, 1)
+	go func() { warm <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known") }()
+	testsupport.WaitFor(t, "one decision in flight", func() bool { n, _ := g.InFlight(); return n == 1 })
+	g.Block <- struct{}{}
+	if r := <-warm; r.status != http.StatusOK {
+		t.Fatalf("warming GET = %d, want 200", r.status)
+	}
+
 	first := make(chan response, 1)
 	go func() { first <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/slow") }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	testsupport.WaitFor(t, "one decision in flight", func() bool { n, _ := g.InFlight(); return n == 1 })
 	if got := do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known"); got.status != http.StatusOK {
 		t.Errorf("cached decision while the slot is taken = %d, want 200 (body %s)", got.status, got.body)
 	}
-	close(g.gate)
+	close(g.Block)
 	<-first
-}
-
-type lookupGated struct {
-	*gatedDecider
-	known digest.Digest
-}
-
-func (l *lookupGated) Lookup(s policy.Subject) (policy.Decision, bool) {
-	if s.Digest != l.known {
-		return policy.Decision{}, false
-	}
-	return policy.Decision{Subject: s, Outcome: policy.Allow}, true
-}
-
-func (l *lookupGated) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
-	if s.Digest == l.known {
-		return l.fakeDecider.Decide(ctx, s)
-	}
-	return l.gatedDecider.Decide(ctx, s)
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustURL(s string) *url.URL {

@@ -145,7 +145,7 @@ func TestManifestSubject(t *testing.T) {
 			dec := newFakeDecider()
 			px := startProxy(t, dec, []Upstream{e.up.config(true)})
 			do(t, http.MethodHead, px.URL+tc.path)
-			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.seen()); diff != "" {
+			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.Subjects()); diff != "" {
 				t.Errorf("HEAD %s: Decide subjects mismatch (-want +got):\n%s", tc.path, diff)
 			}
 		})
@@ -165,7 +165,7 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 
 	var mu sync.Mutex
 	gets := 0
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != "/v2/lab/app/manifests/moving" {
 			return false
 		}
@@ -241,7 +241,7 @@ func TestCheck(t *testing.T) {
 	goodD, badD := digest.FromBytes(rawManifest(t, good)), digest.FromBytes(rawManifest(t, bad))
 	e.dec.allow(goodD)
 	e.dec.deny(badD, "r", "unsigned")
-	srv, err := New([]Upstream{e.up.config(true)}, e.dec, WithLogger(discardSlog()))
+	srv, err := New(testSet(t, e.up.config(true)), e.dec, WithLogger(discardSlog()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +254,8 @@ func TestCheck(t *testing.T) {
 		{"registry.example/lab/app:v1", "/v2/lab/app/manifests/v1", policy.Allow, goodD},
 		{"registry.example/lab/app:v2", "/v2/lab/app/manifests/v2", policy.Deny, badD},
 		{"registry.example/lab/app@" + badD.String(), "/v2/lab/app/manifests/" + badD.String(), policy.Deny, badD},
+		// A tag beside a digest is a label: the digest is fetched and decided.
+		{"registry.example/lab/app:v1@" + badD.String(), "/v2/lab/app/manifests/" + badD.String(), policy.Deny, badD},
 	}
 	for _, tc := range tests {
 		d, err := srv.Check(context.Background(), tc.image)
@@ -274,7 +276,10 @@ func TestCheck(t *testing.T) {
 			}
 		}
 	}
-	for _, image := range []string{"other.example/lab/app:v1", "lab/app:v1", "registry.example/Lab/app:v1"} {
+	if d, err := srv.Check(context.Background(), "registry.example/lab/app:v2@"+goodD.String()); err != nil || d.Subject.Tag != "v2" || d.Subject.Digest != goodD {
+		t.Errorf("Check(app:v2@good) = %+v, %v; want the good digest decided with tag v2 kept", d.Subject, err)
+	}
+	for _, image := range []string{"other.example/lab/app:v1", "lab/app:v1", "registry.example/Lab/app:v1", "registry.example/lab/app:bad tag@" + goodD.String()} {
 		if _, err := srv.Check(context.Background(), image); err == nil {
 			t.Errorf("Check(%q) error = nil, want an error", image)
 		}

@@ -1,15 +1,20 @@
 package main
 
 import (
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // BenchmarkManifestGet measures one manifest GET by digest, side by side in
@@ -26,10 +31,10 @@ func BenchmarkManifestGet(b *testing.B) {
 	f := newFixture(b)
 	// One loopback client makes thousands of requests here: lift the
 	// per-client rate limit, which would otherwise be what is measured.
-	appendFile(b, f.cfgPath, "limits: {requestsPerSecond: -1}\n")
-	cached := "http://" + startProxy(b, f.cfgPath)
-	uncached := "http://" + startUncachedProxy(b, f.cfgPath)
-	path := "/v2/demo/signed/manifests/" + f.signed.String()
+	appendFile(b, f.ConfigPath, "limits: {requestsPerSecond: -1}\n")
+	cached := "http://" + startProxy(b, f.ConfigPath)
+	uncached := "http://" + startUncachedProxy(b, f.ConfigPath)
+	path := "/v2/demo/signed/manifests/" + f.Signed.String()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	get := func(b *testing.B, base string) {
 		resp, err := client.Get(base + path)
@@ -43,7 +48,7 @@ func BenchmarkManifestGet(b *testing.B) {
 		}
 	}
 	for _, bc := range []struct{ name, base string }{
-		{"direct", f.upstream.URL},
+		{"direct", f.Server.URL},
 		{"cached", cached},
 		{"verified", uncached},
 	} {
@@ -61,15 +66,15 @@ func BenchmarkManifestGet(b *testing.B) {
 // proxy: every request verifies.
 func startUncachedProxy(tb testing.TB, cfgPath string) string {
 	tb.Helper()
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := build(cfg, slog.New(slog.DiscardHandler), false)
+	a, err := pipeline.New(cfg, slog.New(slog.DiscardHandler), pipeline.WithoutCache())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return serveHandler(tb, a.proxy)
+	return testsupport.Serve(tb, a.Proxy())
 }
 
 func appendFile(tb testing.TB, path, text string) {
@@ -90,14 +95,14 @@ func appendFile(tb testing.TB, path, text string) {
 // the first 512 bytes, the copy).
 func BenchmarkBlobGet(b *testing.B) {
 	f := newFixture(b)
-	appendFile(b, f.cfgPath, "limits: {requestsPerSecond: -1}\n")
-	p := "http://" + startProxy(b, f.cfgPath)
+	appendFile(b, f.ConfigPath, "limits: {requestsPerSecond: -1}\n")
+	p := "http://" + startProxy(b, f.ConfigPath)
 	const size = 16 << 20
 	layer, err := random.Layer(size, types.DockerLayer)
 	if err != nil {
 		b.Fatal(err)
 	}
-	repo, _ := name.NewRepository(f.host+"/demo/big", name.Insecure)
+	repo, _ := name.NewRepository(f.Host+"/demo/big", name.Insecure)
 	if err := remote.WriteLayer(repo, layer); err != nil {
 		b.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func BenchmarkBlobGet(b *testing.B) {
 	path := "/v2/demo/big/blobs/" + d.String()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	for _, bc := range []struct{ name, base string }{
-		{"direct", f.upstream.URL},
+		{"direct", f.Server.URL},
 		{"proxy", p},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -10,8 +10,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 )
 
 type doctorOptions struct {

@@ -19,17 +19,17 @@ import (
 // failure is not cached, and once the upstream behaves the same pull is
 // allowed.
 func TestFaultsDuringVerification(t *testing.T) {
-	ff := newFaultFixture(t)
-	ff.appendConfig(t, "limits: {decisionTimeout: 2s}\ncache: {denyTTL: 1s}\n")
-	addr, _ := ff.startLogged(t, slog.New(slog.DiscardHandler))
-	ref, _ := name.ParseReference(ff.host+"/demo/signed:v1", name.Insecure)
+	ff := newFixture(t)
+	ff.AppendConfig(t, "limits: {decisionTimeout: 2s}\ncache: {denyTTL: 1s}\n")
+	addr, _ := startLogged(t, ff, slog.New(slog.DiscardHandler))
+	ref, _ := name.ParseReference(ff.Host+"/demo/signed:v1", name.Insecure)
 	desc, err := remote.Get(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
 	manifest := desc.Manifest
-	sigTag := strings.Replace(ff.signed.String(), ":", "-", 1) + ".sig"
-	sigRef, _ := name.ParseReference(ff.host+"/demo/signed:"+sigTag, name.Insecure)
+	sigTag := strings.Replace(ff.Signed.String(), ":", "-", 1) + ".sig"
+	sigRef, _ := name.ParseReference(ff.Host+"/demo/signed:"+sigTag, name.Insecure)
 	sigImg, err := remote.Image(sigRef)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestFaultsDuringVerification(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ff.setFault(tc.fault)
+			ff.SetFault(tc.fault)
 			// Nothing has been allowed yet and errors are never cached, so
 			// every request here is decided afresh under the fault. The
 			// good request comes once, after all cases: an allow would be
@@ -146,7 +146,7 @@ func TestFaultsDuringVerification(t *testing.T) {
 			}
 		})
 	}
-	ff.setFault(nil)
+	ff.SetFault(nil)
 	if status, body := get(http.MethodGet); status != http.StatusOK || !bytes.Equal(body, manifest) {
 		t.Errorf("GET after the faults = %d, want 200 and the manifest", status)
 	}

@@ -9,9 +9,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 )
 
 // `portcullis config <runtime>` writes runtime configuration that makes the

@@ -6,9 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
-	"github.com/portcullis-dev/portcullis/policy"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // The configs shipped in deploy/ must load with this binary's own loaders:
@@ -18,14 +21,14 @@ const deployDir = "../../deploy"
 
 func TestDeployKubernetesConfigLoads(t *testing.T) {
 	dir := filepath.Join(deployDir, "kubernetes")
-	cfg, err := loadConfig(filepath.Join(dir, "config.yaml"))
+	cfg, err := config.Load(filepath.Join(dir, "config.yaml"))
 	if err != nil {
 		t.Fatalf("deploy/kubernetes/config.yaml: %v", err)
 	}
 	if cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "" {
 		t.Error("the Kubernetes config must serve TLS: the probes and node configs use https")
 	}
-	if _, err := policy.Load(cfg.path(cfg.Policy)); err != nil {
+	if _, err := policy.Load(cfg.Path(cfg.Policy)); err != nil {
 		t.Errorf("deploy/kubernetes/policy.yaml: %v", err)
 	}
 	// Every upstream that reads the upstream Secret finds its entry there.
@@ -52,7 +55,9 @@ func TestDeployKubernetesConfigLoads(t *testing.T) {
 		if u.Auth.DockerConfig != "/etc/portcullis/upstream/.dockerconfigjson" {
 			t.Errorf("upstream %s reads %s, but the Secret is mounted at /etc/portcullis/upstream/.dockerconfigjson", u.Registry, u.Auth.DockerConfig)
 		}
-		if _, err := dockerConfigAuth(dockerConfig, u); err != nil {
+		mounted := u
+		mounted.Auth.DockerConfig = dockerConfig // where the test wrote the Secret
+		if _, err := cfg.Authenticator(mounted); err != nil {
 			t.Errorf("upstream %s: %v", u.Registry, err)
 		}
 	}
@@ -77,7 +82,7 @@ func TestDeployKubernetesConfigLoads(t *testing.T) {
 }
 
 func TestDeploySystemdConfigLoads(t *testing.T) {
-	cfg, err := loadConfig(filepath.Join(deployDir, "systemd", "config.example.yaml"))
+	cfg, err := config.Load(filepath.Join(deployDir, "systemd", "config.example.yaml"))
 	if err != nil {
 		t.Fatalf("deploy/systemd/config.example.yaml: %v", err)
 	}
@@ -119,7 +124,7 @@ func TestDeployNodeSetupArgs(t *testing.T) {
 		case strings.HasPrefix(a, "--dir="):
 			a = "--dir=" + dir
 		case strings.HasPrefix(a, "--ca="):
-			a = "--ca=" + writeTestCA(t)
+			a = "--ca=" + testsupport.NewCA(t).WriteFile(t)
 		case strings.HasPrefix(a, "--proxy="):
 			proxyURL = strings.TrimPrefix(a, "--proxy=")
 		}

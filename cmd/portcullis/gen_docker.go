@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 )
 
 func genDockerCmd() *cobra.Command {

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 	"github.com/spf13/cobra"
+
+	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
 )
 
 func genPodmanCmd() *cobra.Command {

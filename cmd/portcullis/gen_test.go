@@ -13,7 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pelletier/go-toml/v2"
+
 	"github.com/portcullis-dev/portcullis/internal/nodeconfig"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // mustProxy is nodeconfig's test helper of the same name: the command
@@ -54,7 +56,7 @@ func readTree(t *testing.T, dir string) map[string]string {
 
 func TestConfigContainerdCommand(t *testing.T) {
 	dir := t.TempDir()
-	ca := writeTestCA(t)
+	ca := testsupport.NewCA(t).WriteFile(t)
 	code, out, errOut := runCLI(t, "config", "containerd", "--proxy", "https://pc.example.com", "--registry", "docker.io",
 		"--registry", "ghcr.io", "--registry", "docker.io", "--ca", ca, "--dir", dir)
 	if code != 0 {
@@ -88,8 +90,8 @@ func TestConfigContainerdCommand(t *testing.T) {
 
 func TestConfigContainerdClientCert(t *testing.T) {
 	dir := t.TempDir()
-	ca := newAccessCA(t)
-	_, cert, key := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
+	ca := testsupport.NewCA(t)
+	_, cert, key := ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
 	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
 	if err := os.WriteFile(certFile, cert, 0o644); err != nil {
 		t.Fatal(err)
@@ -112,7 +114,7 @@ func TestConfigContainerdClientCert(t *testing.T) {
 	if want := `client = [["../portcullis-client.crt", "../portcullis-client.key"]]`; !strings.Contains(files["_default/hosts.toml"], want) {
 		t.Errorf("_default/hosts.toml lacks %s:\n%s", want, files["_default/hosts.toml"])
 	}
-	_, _, otherKey := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
+	_, _, otherKey := ca.Issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node"}}, x509.ExtKeyUsageClientAuth)
 	if err := os.WriteFile(keyFile, otherKey, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestConfigDockerCommand(t *testing.T) {
 			dir := t.TempDir()
 			args := []string{"config", "docker", "--proxy", tt.proxy, "--registry", "docker.io", "--dir", dir}
 			if tt.ca {
-				args = append(args, "--ca", writeTestCA(t))
+				args = append(args, "--ca", testsupport.NewCA(t).WriteFile(t))
 			}
 			code, out, errOut := runCLI(t, args...)
 			if code != 0 {

@@ -8,9 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	stdlog "log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,44 +16,24 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/demo"
+	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/report"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
-// fixture is an in-process upstream seeded like the demo, with config,
-// policy and key files written for it.
-type fixture struct {
-	upstream *httptest.Server
-	host     string
-	key      *ecdsa.PrivateKey
-	signed   v1.Hash
-	cfgPath  string
-}
+// fixture is the demo's world: an in-process upstream seeded like the demo,
+// with config, policy and key files written for it.
+type fixture = testsupport.Demo
 
-func newFixture(t testing.TB) *fixture {
-	t.Helper()
-	up := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)))
-	t.Cleanup(up.Close)
-	host := strings.TrimPrefix(up.URL, "http://")
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signed, err := seedDemo(context.Background(), host, key)
-	if err != nil {
-		t.Fatalf("seedDemo: %v", err)
-	}
-	cfgPath, err := writeDemoFiles(t.TempDir(), "127.0.0.1:0", host, &key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{upstream: up, host: host, key: key, signed: signed, cfgPath: cfgPath}
-}
+func newFixture(t testing.TB) *fixture { return testsupport.NewDemo(t) }
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -73,16 +51,16 @@ func TestVerifyCommand(t *testing.T) {
 		wantCode int
 		wantOut  []string
 	}{
-		{"signed", []string{"verify", "--config", f.cfgPath, demoRegistry + "/demo/signed:v1"}, 0,
-			[]string{"outcome:  allow", "signature: cosign by demo-key", f.signed.String()}},
-		{"unsigned", []string{"verify", "--config", f.cfgPath, demoRegistry + "/demo/unsigned:v1"}, 1,
+		{"signed", []string{"verify", "--config", f.ConfigPath, demo.Registry + "/demo/signed:v1"}, 0,
+			[]string{"outcome:  allow", "signature: cosign by demo-key", f.Signed.String()}},
+		{"unsigned", []string{"verify", "--config", f.ConfigPath, demo.Registry + "/demo/unsigned:v1"}, 1,
 			[]string{"outcome:  deny", "rule:     demo-signed", "no valid signature by demo-key"}},
-		{"signed by digest", []string{"verify", "--config", f.cfgPath, demoRegistry + "/demo/signed@" + f.signed.String()}, 0,
+		{"signed by digest", []string{"verify", "--config", f.ConfigPath, demo.Registry + "/demo/signed@" + f.Signed.String()}, 0,
 			[]string{"outcome:  allow"}},
-		{"unknown registry", []string{"verify", "--config", f.cfgPath, "other.example/demo/signed:v1"}, 2, nil},
-		{"missing image", []string{"verify", "--config", f.cfgPath}, 2, nil},
-		{"missing config", []string{"verify", demoRegistry + "/demo/signed:v1"}, 2, nil},
-		{"bad output", []string{"verify", "--config", f.cfgPath, "-o", "yaml", demoRegistry + "/demo/signed:v1"}, 2, nil},
+		{"unknown registry", []string{"verify", "--config", f.ConfigPath, "other.example/demo/signed:v1"}, 2, nil},
+		{"missing image", []string{"verify", "--config", f.ConfigPath}, 2, nil},
+		{"missing config", []string{"verify", demo.Registry + "/demo/signed:v1"}, 2, nil},
+		{"bad output", []string{"verify", "--config", f.ConfigPath, "-o", "yaml", demo.Registry + "/demo/signed:v1"}, 2, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,11 +79,11 @@ func TestVerifyCommand(t *testing.T) {
 
 func TestVerifyCommandJSON(t *testing.T) {
 	f := newFixture(t)
-	code, out, _ := runCLI(t, "verify", "--config", f.cfgPath, "-o", "json", demoRegistry+"/demo/unsigned:v1")
+	code, out, _ := runCLI(t, "verify", "--config", f.ConfigPath, "-o", "json", demo.Registry+"/demo/unsigned:v1")
 	if code != 1 {
 		t.Fatalf("exit = %d, want 1", code)
 	}
-	var d jsonDecision
+	var d report.Decision
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out)
 	}
@@ -116,8 +94,8 @@ func TestVerifyCommandJSON(t *testing.T) {
 
 func TestVerifyCommandUpstreamDown(t *testing.T) {
 	f := newFixture(t)
-	f.upstream.Close()
-	code, out, errOut := runCLI(t, "verify", "--config", f.cfgPath, demoRegistry+"/demo/signed:v1")
+	f.Server.Close()
+	code, out, errOut := runCLI(t, "verify", "--config", f.ConfigPath, demo.Registry+"/demo/signed:v1")
 	if code != 2 {
 		t.Fatalf("exit = %d, want 2 (could not decide)\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
@@ -128,7 +106,7 @@ func TestVerifyCommandUpstreamDown(t *testing.T) {
 
 func TestPolicyValidateCommand(t *testing.T) {
 	f := newFixture(t)
-	dir := filepath.Dir(f.cfgPath)
+	dir := filepath.Dir(f.ConfigPath)
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("rules:\n  - name: r\n    images: [\"demo.registry/**\"]\n    signatures: {anyOf: [nobody]}\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -169,29 +147,18 @@ func TestDemoCheck(t *testing.T) {
 // startProxy serves the fixture's config in-process and returns its address.
 func startProxy(t testing.TB, cfgPath string) string {
 	t.Helper()
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := buildApp(cfg, slog.New(slog.DiscardHandler))
+	a, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveHandler(t, a.proxy)
+	return testsupport.Serve(t, a.Proxy())
 }
 
 // serveHandler serves h on a loopback port until the test ends.
-func serveHandler(tb testing.TB, h http.Handler) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	tb.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
-}
 
 // TestMultiArch walks fact 7 of docs/design.md through the whole stack: a signed index
 // admits its children; a child with its own signature is admitted; a child
@@ -205,7 +172,7 @@ func TestMultiArch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ref, _ := name.ParseReference(f.host+"/demo/"+repo+":v1", name.Insecure)
+		ref, _ := name.ParseReference(f.Host+"/demo/"+repo+":v1", name.Insecure)
 		if err := remote.WriteIndex(ref, idx); err != nil {
 			t.Fatal(err)
 		}
@@ -221,8 +188,8 @@ func TestMultiArch(t *testing.T) {
 		return d, kids
 	}
 	sign := func(repo string, d v1.Hash) {
-		r, _ := name.NewRepository(f.host+"/demo/"+repo, name.Insecure)
-		if err := pushCosignSignature(r, d, f.key, []remote.Option{remote.WithContext(ctx)}); err != nil {
+		r, _ := name.NewRepository(f.Host+"/demo/"+repo, name.Insecure)
+		if err := demo.SignCosign(r, d, f.Key, []remote.Option{remote.WithContext(ctx)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -237,12 +204,12 @@ func TestMultiArch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherRef, _ := name.ParseReference(f.host+"/demo/multi-other:kid", name.Insecure)
+	otherRef, _ := name.ParseReference(f.Host+"/demo/multi-other:kid", name.Insecure)
 	if err := remote.Write(otherRef, kid); err != nil {
 		t.Fatal(err)
 	}
 
-	p := startProxy(t, f.cfgPath)
+	p := startProxy(t, f.ConfigPath)
 	get := func(repo, ref string) int {
 		resp, err := http.Get("http://" + p + "/v2/demo/" + repo + "/manifests/" + ref)
 		if err != nil {
@@ -293,7 +260,7 @@ func TestCanaryAlwaysDenied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgPath, err := writeDemoFiles(t.TempDir(), "127.0.0.1:0", strings.TrimPrefix(up.URL, "http://"), &key.PublicKey)
+	cfgPath, err := demo.WriteFiles(t.TempDir(), "127.0.0.1:0", strings.TrimPrefix(up.URL, "http://"), &key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,8 +268,8 @@ func TestCanaryAlwaysDenied(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{"HEAD", "/v2/portcullis/canary/manifests/deny"},
 		{"GET", "/v2/portcullis/canary/manifests/deny"},
-		{"GET", "/v2/portcullis/canary/manifests/deny?ns=" + demoRegistry},
-		{"GET", "/v2/" + demoRegistry + "/portcullis/canary/manifests/latest"},
+		{"GET", "/v2/portcullis/canary/manifests/deny?ns=" + demo.Registry},
+		{"GET", "/v2/" + demo.Registry + "/portcullis/canary/manifests/latest"},
 		{"GET", "/v2/portcullis/canary/blobs/sha256:" + strings.Repeat("a", 64)},
 	} {
 		req, _ := http.NewRequest(tc.method, "http://"+p+tc.path, nil)
@@ -320,7 +287,7 @@ func TestCanaryAlwaysDenied(t *testing.T) {
 		}
 	}
 	// portcullis verify decides it as the proxy does.
-	if code, out, _ := runCLI(t, "verify", "--config", cfgPath, demoRegistry+"/portcullis/canary:deny"); code != 1 || !strings.Contains(out, "reserved canary") {
+	if code, out, _ := runCLI(t, "verify", "--config", cfgPath, demo.Registry+"/portcullis/canary:deny"); code != 1 || !strings.Contains(out, "reserved canary") {
 		t.Errorf("portcullis verify of the canary: exit %d, output %q; want 1 and the canary reason", code, out)
 	}
 	if n := upstreamHits.Load(); n != 0 {

@@ -35,9 +35,9 @@ func TestSoak(t *testing.T) {
 	}
 	warmup := window / 2
 
-	ff := newFaultFixture(t)
-	ff.write(t, "htpasswd", htpasswdLine(t, "alice", alicePassword)+htpasswdLine(t, "bob", "bob-password-123"))
-	ff.appendConfig(t, `limits: {decisionTimeout: 1s, requestsPerSecond: 100000, requestBurst: 100000, maxConcurrentVerifications: 8, verificationQueueTimeout: 1s}
+	ff := newFixture(t)
+	ff.Write(t, "htpasswd", htpasswdLine(t, "alice", alicePassword)+htpasswdLine(t, "bob", "bob-password-123"))
+	ff.AppendConfig(t, `limits: {decisionTimeout: 1s, requestsPerSecond: 100000, requestBurst: 100000, maxConcurrentVerifications: 8, verificationQueueTimeout: 1s}
 access:
   htpasswd: htpasswd
   allow:
@@ -49,11 +49,11 @@ access:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, _ := name.ParseReference(ff.host+"/demo/faulty:v1", name.Insecure)
+	ref, _ := name.ParseReference(ff.Host+"/demo/faulty:v1", name.Insecure)
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatal(err)
 	}
-	signedRef, _ := name.ParseReference(ff.host+"/demo/signed:v1", name.Insecure)
+	signedRef, _ := name.ParseReference(ff.Host+"/demo/signed:v1", name.Insecure)
 	signedImg, err := remote.Image(signedRef)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ access:
 		t.Fatal(err)
 	}
 	var faultN atomic.Int64
-	ff.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	ff.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasPrefix(r.URL.Path, "/v2/demo/faulty/manifests/") {
 			return false // signature lookups and everything else behave
 		}
@@ -104,7 +104,7 @@ access:
 		}
 		return true
 	})
-	addr, _ := ff.startLogged(t, slog.New(slog.DiscardHandler))
+	addr, _ := startLogged(t, ff, slog.New(slog.DiscardHandler))
 
 	basic := func(u, p string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)) }
 	alice, bob := basic("alice", alicePassword), basic("bob", "bob-password-123")
@@ -114,7 +114,7 @@ access:
 	}
 	mix := []call{
 		{"GET", "/v2/demo/signed/manifests/v1", alice, 200},
-		{"HEAD", "/v2/demo/signed/manifests/" + ff.signed.String(), alice, 200},
+		{"HEAD", "/v2/demo/signed/manifests/" + ff.Signed.String(), alice, 200},
 		{"GET", "/v2/demo/signed/blobs/" + layer.String(), alice, 200},
 		{"GET", "/v2/demo/unsigned/manifests/v1", alice, 403},
 		{"GET", "/v2/demo/signed/manifests/v1", bob, 403},

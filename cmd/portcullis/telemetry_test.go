@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // Note: startTelemetry sets the process-wide OTel providers, as serve does
@@ -28,11 +31,11 @@ import (
 // telemetryFixture is newFixture with yaml appended to its config, built the
 // way serve builds it and served in-process. It returns the app and the
 // proxy's base URL.
-func telemetryFixture(t *testing.T, yaml string) (*fixture, *app, string) {
+func telemetryFixture(t *testing.T, yaml string) (*fixture, *server, string) {
 	t.Helper()
 	f := newFixture(t)
 	if yaml != "" {
-		fh, err := os.OpenFile(f.cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+		fh, err := os.OpenFile(f.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +44,7 @@ func telemetryFixture(t *testing.T, yaml string) (*fixture, *app, string) {
 		}
 		fh.Close()
 	}
-	cfg, err := loadConfig(f.cfgPath)
+	cfg, err := config.Load(f.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func telemetryFixture(t *testing.T, yaml string) (*fixture, *app, string) {
 		_ = a.telemetry.Shutdown(ctx)
 	})
 	a.telemetry.ServeMetrics()
-	return f, a, "http://" + serveHandler(t, a.proxy)
+	return f, a, "http://" + testsupport.Serve(t, a.pipeline.Proxy())
 }
 
 func pull(t *testing.T, base, repo string, want int) {
@@ -179,22 +182,22 @@ func TestCacheStatsSurviveReload(t *testing.T) {
 	f, a, base := telemetryFixture(t, "")
 	pull(t, base, "signed", http.StatusOK)
 	pull(t, base, "signed", http.StatusOK)
-	if s := a.decider.CacheStats(); s.Misses != 1 || s.Hits != 1 {
+	if s := a.pipeline.CacheStats(); s.Misses != 1 || s.Hits != 1 {
 		t.Fatalf("CacheStats = %+v, want 1 miss and 1 hit", s)
 	}
-	policyPath := filepath.Join(filepath.Dir(f.cfgPath), "policy.yaml")
+	policyPath := filepath.Join(filepath.Dir(f.ConfigPath), "policy.yaml")
 	b, _ := os.ReadFile(policyPath)
 	if err := os.WriteFile(policyPath, append(b, "# changed\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := a.decider.reload(); !changed || err != nil {
+	if changed, err := a.pipeline.Reload(); !changed || err != nil {
 		t.Fatalf("reload = %v, %v; want a change", changed, err)
 	}
-	if s := a.decider.CacheStats(); s.Misses != 1 || s.Hits != 1 {
+	if s := a.pipeline.CacheStats(); s.Misses != 1 || s.Hits != 1 {
 		t.Errorf("CacheStats after reload = %+v, want the old cache's 1 miss and 1 hit kept", s)
 	}
 	pull(t, base, "signed", http.StatusOK) // a miss in the new cache
-	if s := a.decider.CacheStats(); s.Misses != 2 || s.Hits != 1 {
+	if s := a.pipeline.CacheStats(); s.Misses != 2 || s.Hits != 1 {
 		t.Errorf("CacheStats = %+v, want 2 misses and 1 hit", s)
 	}
 }
@@ -301,7 +304,7 @@ func TestTelemetryOff(t *testing.T) {
 	pull(t, base, "signed", http.StatusOK) // the API without SDK is a no-op
 	// nil is a valid, inert *telemetry.
 	a.telemetry.ServeMetrics()
-	if err := a.telemetry.ObserveCache(a.decider); err != nil {
+	if err := a.telemetry.ObserveCache(a.pipeline); err != nil {
 		t.Error(err)
 	}
 	if err := a.telemetry.Shutdown(context.Background()); err != nil {
@@ -320,7 +323,7 @@ func TestTelemetryIgnoresOTELEnv(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
 	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
 	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
-	if tel, err := startTelemetry(context.Background(), TelemetryConfig{}, slog.New(slog.DiscardHandler)); tel != nil || err != nil {
+	if tel, err := startTelemetry(context.Background(), config.TelemetryConfig{}, slog.New(slog.DiscardHandler)); tel != nil || err != nil {
 		t.Fatalf("startTelemetry(no config) = %+v, %v; want nil, nil", tel, err)
 	}
 
@@ -341,73 +344,5 @@ func TestTelemetryIgnoresOTELEnv(t *testing.T) {
 	defer elsewhere.mu.Unlock()
 	if got == 0 || len(elsewhere.requests) != 0 {
 		t.Errorf("configured collector got %d requests, OTEL_EXPORTER_OTLP_ENDPOINT's got %d; want some and none", got, len(elsewhere.requests))
-	}
-}
-
-func TestTelemetryConfig(t *testing.T) {
-	base := "upstreams: [{registry: r.example, url: 'https://r.example'}]\npolicy: p.yaml\n"
-	tests := []struct {
-		name    string
-		yaml    string
-		wantErr []string // substrings; empty means valid
-	}{
-		{"absent", "", nil},
-		{"empty", "telemetry: {}\n", nil},
-		{"metrics", "telemetry: {metrics: {listen: '127.0.0.1:9464'}}\n", nil},
-		{"traces", "telemetry: {traces: {otlpEndpoint: 'http://collector:4318', sampleRatio: 0.1}}\n", nil},
-		{"traces https with path", "telemetry: {traces: {otlpEndpoint: 'https://collector.example/otlp'}}\n", nil},
-		{"ratio zero", "telemetry: {traces: {otlpEndpoint: 'http://collector:4318', sampleRatio: 0}}\n", nil},
-		{"bad metrics listen", "telemetry: {metrics: {listen: '9464'}}\n", []string{"telemetry.metrics.listen", "not host:port"}},
-		{"metrics on the proxy port", "listen: '127.0.0.1:5050'\ntelemetry: {metrics: {listen: '127.0.0.1:5050'}}\n", []string{"separate port"}},
-		{"endpoint no scheme", "telemetry: {traces: {otlpEndpoint: 'collector:4318'}}\n", []string{"telemetry.traces.otlpEndpoint", "http(s)://"}},
-		{"endpoint grpc scheme", "telemetry: {traces: {otlpEndpoint: 'grpc://collector:4317'}}\n", []string{"telemetry.traces.otlpEndpoint"}},
-		{"endpoint credentials", "telemetry: {traces: {otlpEndpoint: 'https://u:secret@collector'}}\n", []string{"must not carry credentials"}},
-		{"endpoint query", "telemetry: {traces: {otlpEndpoint: 'http://collector:4318?x=1'}}\n", []string{"query"}},
-		{"ratio above one", "telemetry: {traces: {otlpEndpoint: 'http://collector:4318', sampleRatio: 1.5}}\n", []string{"sampleRatio", "between 0 and 1"}},
-		{"ratio negative", "telemetry: {traces: {otlpEndpoint: 'http://collector:4318', sampleRatio: -0.1}}\n", []string{"sampleRatio"}},
-		{"ratio without endpoint", "telemetry: {traces: {sampleRatio: 0.5}}\n", []string{"without otlpEndpoint"}},
-		{"unknown field", "telemetry: {metrics: {listen: '127.0.0.1:9464', path: /m}}\n", []string{"path"}},
-		{"env-style key", "telemetry: {traces: {endpoint: 'http://collector:4318'}}\n", []string{"endpoint"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(p, []byte(base+tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := loadConfig(p)
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("loadConfig = %v, want no error", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("loadConfig = nil error, want one mentioning %q", tc.wantErr)
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
-			if strings.Contains(err.Error(), "secret") {
-				t.Errorf("error leaks a credential: %q", err)
-			}
-		})
-	}
-}
-
-func TestTracesURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://collector:4318":   "http://collector:4318/v1/traces",
-		"http://collector:4318/":  "http://collector:4318/v1/traces",
-		"https://c.example/otlp":  "https://c.example/otlp/v1/traces",
-		"https://c.example/otlp/": "https://c.example/otlp/v1/traces",
-		"http://[::1]:4318/a/b":   "http://[::1]:4318/a/b/v1/traces",
-	} {
-		got, err := TracesConfig{OTLPEndpoint: in}.tracesURL()
-		if err != nil || got != want {
-			t.Errorf("tracesURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/portcullis-dev/portcullis/internal/demo"
 )
 
 // TestUpstreamPrivateCA: an https upstream signed by a private CA (the
@@ -34,11 +36,11 @@ func TestUpstreamPrivateCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := seedDemo(context.Background(), strings.TrimPrefix(seed.URL, "http://"), key); err != nil {
+	if _, err := demo.Seed(context.Background(), strings.TrimPrefix(seed.URL, "http://"), key); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cfgPath, err := writeDemoFiles(dir, "127.0.0.1:0", "placeholder", &key.PublicKey)
+	cfgPath, err := demo.WriteFiles(dir, "127.0.0.1:0", "placeholder", &key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}

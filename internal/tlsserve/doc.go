@@ -1,6 +1,8 @@
-// Package tlsserve holds the proxy's TLS server side: a certificate that is
-// reloaded from disk while the proxy runs, and the server configuration that
-// serves it.
+// Package tlsserve holds the server side of every listener (the proxy's, the
+// admission webhook's): a certificate that is reloaded from disk while the
+// process runs and the TLS configuration that serves it (reloader.go), and
+// Serve, which runs a handler with header and idle bounds and drains
+// in-flight requests on shutdown (serve.go).
 //
 // Certificates on a node or in a cluster are replaced in place (cert-manager
 // rewriting a Secret, certbot renewing a file), so a restart must not be the
@@ -12,5 +14,5 @@
 // worse than serving a certificate that is still valid.
 //
 // Client certificates (mTLS) are added to the configuration by the caller,
-// from the access section of the proxy's config.
+// from the access section of the proxy's config (config.ApplyClientAuth).
 package tlsserve
