@@ -11,4 +11,5 @@
 //   - gen_config.go, gen_containerd.go, gen_docker.go, gen_podman.go:
 //     `config containerd|docker|podman`.
 //   - doctor.go: `doctor`, a node's bypass check.
+//   - inventory.go: `inventory query|import|prune`.
 package main
