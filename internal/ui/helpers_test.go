@@ -37,7 +37,7 @@ type world struct {
 	// batch is allowed with lodash 4.17.21; evil is warned, with hostile
 	// text everywhere.
 	web, api, batch, evil digest.Digest
-	decisions            []policy.Decision
+	decisions             []policy.Decision
 }
 
 func newWorld(t testing.TB) *world {

@@ -30,10 +30,10 @@ func TestStatusPage(t *testing.T) {
 	for _, want := range []string{
 		"registry.example.com/team/web:v1", w.web.String(),
 		"registry.example.com/team/api:v2", w.api.String(), html.EscapeString(deniedReason), "no-old-lodash",
-		`id="images">4<`,        // four distinct images
-		`id="signed">75.0%<`,    // web, batch and evil are signed (storetest signs all but denials)
-		`id="sbom">100.0%<`,     // every one has a verified SBOM
-		`id="provenance">25.0%<`, // only web has provenance
+		`id="images">4<`,                        // four distinct images
+		`id="signed">75.0%<`,                    // web, batch and evil are signed (storetest signs all but denials)
+		`id="sbom">100.0%<`,                     // every one has a verified SBOM
+		`id="provenance">25.0%<`,                // only web has provenance
 		"50.0% (3 hits, 1 inherited, 4 misses)", // (3+1)/(3+1+4)
 		`action="/ui/search"`,
 	} {
