@@ -81,7 +81,8 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 	// statistics) start from the image's SBOMs; PostgreSQL plans it as an
 	// inner join. Package names are matched on two columns, with no such
 	// index: they always take the join plan.
-	var exists string
+	var exists, fill string
+	const matches = `SELECT x.image_id, pk.name, pk.version, pk.purl FROM image_sboms x CROSS JOIN `
 	switch {
 	case p.ByPURL():
 		// Versions are decided in Go (ranges); the few distinct purls
@@ -96,9 +97,11 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 				args = append(args, u)
 			}
 			exists = `EXISTS (SELECT 1 FROM image_sboms x CROSS JOIN sbom_packages pk WHERE x.image_id = i.id AND ` + where + ` AND pk.sbom_id = x.sbom_id)`
+			fill = matches + `sbom_packages pk WHERE pk.sbom_id = x.sbom_id AND ` + where
 		}
 	case p.ByLicense():
 		exists = `EXISTS (SELECT 1 FROM image_sboms x CROSS JOIN package_licenses l WHERE x.image_id = i.id AND ` + where + ` AND l.sbom_id = x.sbom_id)`
+		fill = matches + `package_licenses l CROSS JOIN sbom_packages pk WHERE l.sbom_id = x.sbom_id AND pk.sbom_id = l.sbom_id AND pk.idx = l.idx AND ` + where
 	}
 	if exists != "" {
 		walk, err := s.walkPays(ctx, p, join, where, args)
@@ -110,7 +113,7 @@ func (s *Store) selectImages(ctx context.Context, p *inventory.Plan) ([]hit, boo
 			if err != nil || len(hits) == 0 {
 				return hits, more, err
 			}
-			return hits, more, s.fillMatches(ctx, hits, join, where, args)
+			return hits, more, s.fillMatches(ctx, hits, fill, args)
 		}
 	}
 	return s.joinPackages(ctx, p, join, where, args)
@@ -214,17 +217,17 @@ func (s *Store) page(ctx context.Context, p *inventory.Plan, q string, args []an
 	return sortHits(hits), false, rows.Err()
 }
 
-// fillMatches reads the matching packages of the images of one page.
-func (s *Store) fillMatches(ctx context.Context, hits []hit, join, where string, args []any) error {
+// fillMatches reads the matching packages of the images of one page:
+// q selects (image id, name, version, purl) from image_sboms x in an
+// order that starts from the images, and the page's ids are added here.
+func (s *Store) fillMatches(ctx context.Context, hits []hit, q string, args []any) error {
 	byID := make(map[int64]*hit, len(hits))
 	ids := make([]any, 0, len(hits))
 	for i := range hits {
 		byID[hits[i].id] = &hits[i]
 		ids = append(ids, hits[i].id)
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT x.image_id, pk.name, pk.version, pk.purl
-		FROM image_sboms x JOIN sbom_packages pk ON pk.sbom_id = x.sbom_id`+join+` WHERE `+where+` AND x.image_id IN `+in(len(ids))),
-		append(slices.Clone(args), ids...)...)
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(q+` AND x.image_id IN `+in(len(ids))), append(slices.Clone(args), ids...)...)
 	if err != nil {
 		return err
 	}
