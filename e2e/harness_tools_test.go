@@ -44,6 +44,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(sharedDir)
 	code := m.Run()
+	runExitHooks()
 	// Repeat every missing prerequisite at the end, where it is seen even
 	// without -v (go test hides the logs of skipped tests then).
 	if len(missingSeen) > 0 {
@@ -62,6 +63,30 @@ var (
 	missingMu   sync.Mutex
 	missingSeen []string
 )
+
+var (
+	exitMu    sync.Mutex
+	exitHooks []func()
+)
+
+// atExit registers f to run after every test, before sharedDir is removed,
+// for what several tests share and no single test's cleanup may stop (the
+// Kubernetes cluster). Hooks run last registered first.
+func atExit(f func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	exitHooks = append(exitHooks, f)
+}
+
+func runExitHooks() {
+	exitMu.Lock()
+	hooks := exitHooks
+	exitHooks = nil
+	exitMu.Unlock()
+	for i := len(hooks) - 1; i >= 0; i-- {
+		hooks[i]()
+	}
+}
 
 // findRepoRoot asks the go command for the module root, falling back to the
 // parent of the package directory (tests run in e2e/).
@@ -226,6 +251,20 @@ type daemon struct {
 
 func startDaemon(t testing.TB, name, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
+	d := spawnDaemon(t, name, dir, env, bin, args...)
+	t.Cleanup(func() {
+		d.stop(t)
+		if t.Failed() {
+			t.Logf("--- last lines of %s log (%s) ---\n%s", name, d.logPath, tailFile(d.logPath, 6000))
+		}
+	})
+	return d
+}
+
+// spawnDaemon is startDaemon without the cleanup: the caller stops it (for
+// daemons that outlive the test that started them, or must stop in order).
+func spawnDaemon(t testing.TB, name, dir string, env []string, bin string, args ...string) *daemon {
+	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -247,12 +286,6 @@ func startDaemon(t testing.TB, name, dir string, env []string, bin string, args 
 		logf.Close()
 		close(d.done)
 	}()
-	t.Cleanup(func() {
-		d.stop(t)
-		if t.Failed() {
-			t.Logf("--- last lines of %s log (%s) ---\n%s", name, logPath, tailFile(logPath, 6000))
-		}
-	})
 	return d
 }
 
@@ -265,9 +298,15 @@ func (d *daemon) exited() bool {
 	}
 }
 
+// logger is what stop needs of a testing.TB; daemons stopped after the
+// last test log elsewhere.
+type logger interface {
+	Logf(format string, args ...any)
+}
+
 // stop sends SIGTERM to the daemon and, after a grace period, SIGKILL to its
 // process group.
-func (d *daemon) stop(t testing.TB) {
+func (d *daemon) stop(t logger) {
 	d.stopped.Do(func() {
 		if d.exited() {
 			return

@@ -170,9 +170,7 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 			return false
 		}
 		mu.Lock()
-		if r.Method == http.MethodGet {
-			gets++
-		}
+		gets++ // HEADs too: the tag has moved for every request after the first
 		n := gets
 		mu.Unlock()
 		body := bBody
@@ -203,6 +201,48 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 	}
 	if want := []int{200, 403, 403, 403}; !cmp.Equal(statuses, want) {
 		t.Errorf("statuses = %v, want %v", statuses, want)
+	}
+}
+
+// TestTagHeadLagsGet: the upstream's HEAD still names image A (cached,
+// allowed) while its GET already serves B (denied). The proxy takes the
+// HEAD's word and serves A's cached bytes — decided, allowed, exactly A —
+// and never serves B's bytes under any label.
+func TestTagHeadLagsGet(t *testing.T) {
+	e := newEnv(t)
+	a := e.up.pushImage(t, "lab/app:a")
+	b := e.up.pushImage(t, "lab/app:b")
+	aBody, bBody := rawManifest(t, a), rawManifest(t, b)
+	mt, _ := a.MediaType()
+	e.dec.allow(digest.FromBytes(aBody))
+	e.dec.deny(digest.FromBytes(bBody), "r", "unsigned")
+	var mu sync.Mutex
+	gets := 0
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v2/lab/app/manifests/lagging" {
+			return false
+		}
+		mu.Lock()
+		if r.Method == http.MethodGet {
+			gets++
+		}
+		n := gets
+		mu.Unlock()
+		body := bBody
+		if r.Method == http.MethodHead || n <= 1 {
+			body = aBody // the HEAD lags behind
+		}
+		serveRaw(w, r, string(mt), body)
+		return true
+	})
+	for i := range 3 {
+		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/lagging")
+		if got.status != http.StatusOK || !bytes.Equal(got.body, aBody) {
+			t.Errorf("request %d = %d (A's bytes %v), want 200 with exactly A's decided bytes", i, got.status, bytes.Equal(got.body, aBody))
+		}
+		if !e.dec.allowedDecided()[digest.FromBytes(got.body)] {
+			t.Errorf("request %d served undecided bytes", i)
+		}
 	}
 }
 

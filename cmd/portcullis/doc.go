@@ -10,6 +10,8 @@
 //   - demo.go: `demo`, the offline quickstart.
 //   - gen_config.go, gen_containerd.go, gen_docker.go, gen_podman.go:
 //     `config containerd|docker|podman`.
-//   - doctor.go: `doctor`, a node's bypass check.
+//   - doctor.go, doctor_kube.go: `doctor`, a node's bypass check, and the
+//     cluster's webhook configurations (--kubernetes).
+//   - admission.go: the webhook listener and `admission certs`.
 //   - inventory.go: `inventory query|import|prune`.
 package main

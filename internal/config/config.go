@@ -53,6 +53,9 @@ type Config struct {
 	// Telemetry exports metrics and traces (telemetry.go). Default: off;
 	// nothing listens or is sent beyond the proxy itself.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Admission serves the Kubernetes admission webhook on its own TLS
+	// listener (admission.go). Default: off.
+	Admission *AdmissionConfig `yaml:"admission"`
 	// Alerts sends denials (proxy, admission) and audit findings to Slack,
 	// a signed JSON webhook or PagerDuty (package alert). Default: none.
 	Alerts *alert.Config `yaml:"alerts"`
@@ -238,6 +241,9 @@ func (c *Config) setDefaults() {
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()
 	}
+	if c.Admission != nil {
+		c.Admission.setDefaults()
+	}
 	if c.Cache.Size == 0 {
 		c.Cache.Size = 10000
 	}
@@ -320,6 +326,9 @@ func (c *Config) Validate() error {
 		add("cache.size: %d is negative", c.Cache.Size)
 	}
 	c.Limits.validate(add)
+	if c.Admission != nil {
+		c.Admission.validate(c, add)
+	}
 	if c.Alerts != nil {
 		if err := c.Alerts.Validate(); err != nil {
 			errs = append(errs, err)

@@ -17,6 +17,10 @@
 //     trust root it names, changes; SIGHUP and polling.
 //   - imageref.go: images as pods and lists name them (Docker rules, names
 //     of this proxy mapped back to upstreams), decided by CheckImage.
+//   - doors.go, record.go: who asks (proxy, admission, audit, verify);
+//     alerts for the proxy's denials; inventory recording (made decisions
+//     below the cache with their SBOMs, cached answers as seen again) and
+//     observers of every answer.
 //   - trustcache.go: for trust material that changes at run time (TUF
 //     mirrors), one cache per trust generation.
 package pipeline

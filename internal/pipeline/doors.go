@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/alert"
+	"github.com/portcullis-dev/portcullis/inventory"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -37,19 +38,35 @@ func doorOf(ctx context.Context) Door {
 	return DoorProxy
 }
 
-// alerting is the decider the proxy asks: the chain, with the denials of
-// the proxy's own requests sent as alerts (deduplicated per digest and rule
-// by the dispatcher, so a cached denial asked again is not a new message).
-type alerting struct {
+// doorDecider is the decider the proxy asks, for its own requests and for
+// every door's Check: the chain, then what each answer owes the rest of the
+// system. The proxy's own denials are alerted (deduplicated per digest and
+// rule by the dispatcher, so a cached denial asked again is not a new
+// message); an answer from the cache is recorded in the inventory as seen
+// again (a made decision was recorded below the cache, with its SBOMs);
+// observers see every answer.
+type doorDecider struct {
 	*reloader
-	alerts *alert.Dispatcher // nil: no alerts configured (Notify is a no-op)
-	now    func() time.Time
+	alerts    *alert.Dispatcher // nil: no alerts configured (Notify is a no-op)
+	recorder  Recorder          // nil: no inventory
+	observers []Observer
+	now       func() time.Time
 }
 
-func (a *alerting) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
+func (a *doorDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
 	d, err := a.reloader.Decide(ctx, s)
-	if err == nil && d.Outcome == policy.Deny && doorOf(ctx) == DoorProxy {
-		a.alerts.Notify(alert.FromDecision(alert.SourceProxy, a.now(), d))
+	if err != nil {
+		return d, err
+	}
+	at, door := a.now(), doorOf(ctx)
+	if d.Outcome == policy.Deny && door == DoorProxy {
+		a.alerts.Notify(alert.FromDecision(alert.SourceProxy, at, d))
+	}
+	if d.Cached && a.recorder != nil {
+		a.recorder.Record(inventory.FromDecision(d, s.Tag, at))
+	}
+	for _, o := range a.observers {
+		o(d, door, at)
 	}
 	return d, err
 }

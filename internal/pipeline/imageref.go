@@ -21,6 +21,9 @@ type ImageRef struct {
 	Repository string
 	Tag        string        // "" when none was written
 	Digest     digest.Digest // "" when none was written
+	// Served is false when no configured upstream serves Registry: such an
+	// image is decided by the policy's unmatched setting alone.
+	Served bool
 }
 
 // Name is registry/repository.
@@ -93,6 +96,7 @@ func (p *Pipeline) ParseImageRef(s string) (ImageRef, error) {
 	if ref.Registry == "docker.io" && !strings.Contains(ref.Repository, "/") {
 		ref.Repository = "library/" + ref.Repository
 	}
+	ref.Served = p.serves(ref.Registry)
 	if !repoGrammar.MatchString(ref.Repository) {
 		return ref, fmt.Errorf("%w %q: repository %q is not a lower-case distribution name", ErrBadReference, s, ref.Repository)
 	}
@@ -127,7 +131,7 @@ func (p *Pipeline) CheckImage(ctx context.Context, image string) (ImageRef, poli
 	if err != nil {
 		return ref, policy.Decision{}, err
 	}
-	if !p.serves(ref.Registry) {
+	if !ref.Served {
 		pol := p.Policy()
 		d := policy.Decision{
 			Subject: policy.Subject{Registry: ref.Registry, Repository: ref.Repository, Tag: ref.Tag, Digest: ref.Digest},

@@ -46,6 +46,8 @@ type Option func(*options)
 type options struct {
 	withoutCache bool
 	proxyOpts    []proxy.Option
+	recorder     Recorder   // record.go; nil: no inventory
+	observers    []Observer // record.go
 }
 
 // WithoutCache puts the engine directly behind the proxy, so that every
@@ -91,7 +93,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 			p.defaultUpstream = u.Registry
 		}
 	}
-	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, !o.withoutCache) }
+	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, !o.withoutCache, o.recorder) }
 	first, err := load()
 	if err != nil {
 		return nil, err
@@ -117,7 +119,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		popts = append(popts, proxy.WithAccess(acc))
 	}
 	popts = append(popts, o.proxyOpts...)
-	p.proxy, err = proxy.New(ups, &alerting{reloader: p.chain, alerts: p.alerts, now: time.Now}, popts...)
+	p.proxy, err = proxy.New(ups, &doorDecider{reloader: p.chain, alerts: p.alerts, recorder: o.recorder, observers: o.observers, now: time.Now}, popts...)
 	if err != nil {
 		_ = p.alerts.Close(context.Background())
 		return nil, err
@@ -267,7 +269,7 @@ func addStats(a, b cache.Stats) cache.Stats {
 
 // loadDecider reads the policy file (and the keys and trust roots it names)
 // and builds its decision chain on the pipeline's verifier.
-func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, withCache bool) (*deciderSet, error) {
+func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, withCache bool, rec Recorder) (*deciderSet, error) {
 	pol, err := policy.Load(cfg.Path(cfg.Policy))
 	if err != nil {
 		return nil, err
@@ -284,6 +286,12 @@ func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots
 		return nil, err
 	}
 	ds := &deciderSet{policy: pol, engine: eng, top: eng}
+	var below cache.Decider = eng
+	if rec != nil {
+		// Below the cache: a made decision still holds its SBOMs (record.go).
+		below = recordingEngine{next: eng, rec: rec, now: time.Now}
+		ds.top = below
+	}
 	if !withCache {
 		return ds, nil
 	}
@@ -296,9 +304,9 @@ func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots
 	if trust.Live() {
 		// Trust material that changes at run time: one cache per
 		// generation (trustcache.go).
-		ds.top, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(eng, gen, copts) })
+		ds.top, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(below, gen, copts) })
 	} else {
-		ds.cache, err = cache.New(eng, pol.Generation(), copts)
+		ds.cache, err = cache.New(below, pol.Generation(), copts)
 		ds.top = ds.cache
 	}
 	if err != nil {
