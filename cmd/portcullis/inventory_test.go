@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/internal/demo"
@@ -24,10 +26,30 @@ import (
 // default inventory next to the config; `inventory query` finds them.
 func TestInventoryImport(t *testing.T) {
 	f := newFixture(t)
+	// demo/signed:v1 also carries a signed SBOM, and a second tag; the
+	// policy's evidence section makes decisions read SBOMs.
+	repo, err := name.NewRepository(f.Host+"/demo/signed", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attachSBOM(t, repo, f.Signed, f.Key, storetest.SPDX(storetest.Pkg{Name: "lodash", Version: "4.17.20", PURL: "pkg:npm/lodash@4.17.20", License: "MIT"}))
+	desc, err := remote.Get(repo.Tag("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Tag(repo.Tag("also"), desc); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := os.ReadFile(filepath.Join(f.Dir, "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(t, "policy.yaml", string(pol)+"evidence: {by: [demo-key], sbom: true}\n")
+
 	list := filepath.Join(t.TempDir(), "images.txt")
-	writeFile(t, list, "# backfill\n"+demo.Registry+"/demo/signed:v1\n"+demo.Registry+"/demo/unsigned:v1\n\n"+demo.Registry+"/demo/signed:v1\n")
+	writeFile(t, list, "# backfill\n"+demo.Registry+"/demo/signed:v1\n"+demo.Registry+"/demo/unsigned:v1\n\n"+demo.Registry+"/demo/signed:v1\n"+demo.Registry+"/demo/signed:also\n")
 	code, out, errOut := runCLI(t, "inventory", "import", "--config", f.ConfigPath, "--images", list, "--concurrency", "2")
-	if code != 0 || !strings.Contains(out, "imported 2 of 2 images: 1 allowed, 0 warned, 1 denied; 0 could not be decided, 0 could not be recorded") {
+	if code != 0 || !strings.Contains(out, "imported 3 of 3 images: 2 allowed, 0 warned, 1 denied; 0 could not be decided, 0 could not be recorded") {
 		t.Fatalf("import: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(f.Dir, "portcullis-data", "inventory.db")); err != nil {
@@ -48,9 +70,19 @@ func TestInventoryImport(t *testing.T) {
 	}
 	signed, unsigned := got[demo.Registry+"/demo/signed"], got[demo.Registry+"/demo/unsigned"]
 	if len(page.Images) != 2 || page.Next != "" ||
-		signed.Digest != f.Signed.String() || signed.Outcome != "allow" || strings.Join(signed.Tags, ",") != "v1" || len(signed.Signers) != 1 ||
+		signed.Digest != f.Signed.String() || signed.Outcome != "allow" || strings.Join(signed.Tags, ",") != "also,v1" || len(signed.Signers) != 1 ||
 		unsigned.Outcome != "deny" || unsigned.Rule != "demo-signed" || unsigned.Digest == "" {
 		t.Errorf("recorded images = %+v", page)
+	}
+	if len(signed.Predicates) != 1 || signed.Predicates[0] != (inventory.Predicate{Type: policy.PredicateSPDX, Verified: true}) {
+		t.Errorf("signed image's predicates = %+v, want the verified SPDX SBOM, read", signed.Predicates)
+	}
+
+	// The SBOM's packages were recorded: both tags decided the digest
+	// afresh (a cached answer carries no statements).
+	code, out, errOut = runCLI(t, "inventory", "query", "--config", f.ConfigPath, "--purl", "pkg:npm/lodash@<4.17.21")
+	if code != 0 || !strings.Contains(out, f.Signed.String()) || !strings.Contains(out, "also,v1") || !strings.Contains(out, "pkg:npm/lodash@4.17.20") || strings.Count(out, "\n") != 2 {
+		t.Errorf("query for the attested package: exit %d, stderr %s\n%s", code, errOut, out)
 	}
 
 	code, out, _ = runCLI(t, "inventory", "query", "--config", f.ConfigPath, "--image", demo.Registry+"/demo/*")
