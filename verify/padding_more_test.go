@@ -211,9 +211,7 @@ func TestPaddingBoundsWork(t *testing.T) {
 			if gets > DefaultMaxSignatures {
 				t.Errorf("GETs of %s = %d, want at most %d (the budget)", tc.path, gets, DefaultMaxSignatures)
 			}
-			if elapsed > 10*time.Second {
-				t.Errorf("verify took %v, want it bounded", elapsed)
-			}
+			// Bounded by the GET count above, not by wall-clock time.
 		})
 	}
 }

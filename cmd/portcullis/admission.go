@@ -1,65 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/portcullis-dev/portcullis/admission"
-	"github.com/portcullis-dev/portcullis/alert"
-	"github.com/portcullis-dev/portcullis/internal/config"
-	"github.com/portcullis-dev/portcullis/internal/pipeline"
-	"github.com/portcullis-dev/portcullis/internal/tlsserve"
 )
-
-// admissionChecker decides the images of an admission review with the
-// serving pipeline: resolved through the upstreams, decided through the
-// same cache as the proxy's pulls.
-type admissionChecker struct {
-	p *pipeline.Pipeline
-}
-
-func (c admissionChecker) Check(ctx context.Context, image string) (admission.Result, error) {
-	ref, d, err := c.p.CheckImage(pipeline.WithDoor(ctx, pipeline.DoorAdmission), image)
-	if err != nil {
-		return admission.Result{}, err
-	}
-	r := admission.Result{Reference: ref.String(), Decision: d, NoUpstream: !ref.Served}
-	if !r.NoUpstream {
-		r.Digest = d.Subject.Digest
-	}
-	if d.Outcome.String() == alert.OutcomeDeny {
-		c.p.Alerts().Notify(alert.FromDecision(alert.SourceAdmission, time.Now(), d))
-	}
-	return r, nil
-}
-
-// serveAdmission runs the webhook on its own TLS listener until ctx ends.
-func serveAdmission(ctx context.Context, cfg *config.Config, p *pipeline.Pipeline, log *slog.Logger) error {
-	ac := cfg.Admission
-	wh, err := admission.New(admissionChecker{p: p},
-		admission.WithTimeout(time.Duration(ac.Timeout)),
-		admission.WithConcurrency(ac.Concurrency),
-		admission.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	r, err := tlsserve.NewReloader(cfg.Path(ac.CertFile), cfg.Path(ac.KeyFile), time.Duration(ac.ReloadInterval), log)
-	if err != nil {
-		return fmt.Errorf("admission: %w", err)
-	}
-	ln, err := net.Listen("tcp", ac.Listen)
-	if err != nil {
-		return fmt.Errorf("admission: %w", err)
-	}
-	return tlsserve.Serve(ctx, ln, wh, log, tlsserve.ServerConfig(r), cfg.Limits.ServerLimits(), "admission webhook")
-}
 
 func admissionCmd() *cobra.Command {
 	cmd := &cobra.Command{

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -17,6 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/audit"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/server"
 )
 
 func auditCmd() *cobra.Command {
@@ -57,7 +56,7 @@ Exit status: 0 when every image would be allowed, 1 when any would be denied,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			defer closeAlerts(p, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			defer server.CloseAlerts(p, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 			ctx := pipeline.WithDoor(cmd.Context(), pipeline.DoorAudit)
 			o := audit.Options{Concurrency: concurrency, FirstParty: firstParty, Alerts: p.Alerts()}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -118,15 +117,6 @@ func readAuditImages(cmd *cobra.Command, kubeconfig, podsFile, imagesFile string
 		return nil, err
 	}
 	return audit.PodsFromCluster(cmd.Context(), rc)
-}
-
-// closeAlerts sends the alerts still queued, waiting at most 30 seconds.
-func closeAlerts(p *pipeline.Pipeline, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := p.Close(ctx); err != nil {
-		log.Warn("alerts still queued were not sent", "error", err)
-	}
 }
 
 func btoi(b bool) int {

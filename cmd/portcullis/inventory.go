@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/audit"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/server"
 	"github.com/portcullis-dev/portcullis/internal/ui"
 	"github.com/portcullis-dev/portcullis/inventory"
 	"github.com/portcullis-dev/portcullis/policy"
@@ -257,7 +258,7 @@ recorded (denied ones too), 1 some image could not be decided or recorded,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			defer closeAlerts(p, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			defer server.CloseAlerts(p, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
 			imp := importer{p: p, st: st, stderr: cmd.ErrOrStderr(), now: time.Now}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 				imp.progress = f

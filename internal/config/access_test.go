@@ -42,7 +42,7 @@ func TestAccessConfig(t *testing.T) {
 `},
 		{name: "limits defaults", yaml: base, check: func(t *testing.T, c *Config) {
 			l := c.Limits
-			if l.MaxConcurrentVerifications != 64 || l.RequestsPerSecond != 100 || l.RequestBurst != 500 || l.MaxSignatures != 32 ||
+			if l.MaxConcurrentVerifications != 64 || l.RequestsPerSecond != 200 || l.RequestBurst != 2000 || l.MaxRequestsPerClient != 256 || l.MaxSignatures != 32 ||
 				l.MaxSignatureBytes != 1<<20 || l.MaxHeaderBytes != 64<<10 || time.Duration(l.ReadHeaderTimeout) != 10*time.Second ||
 				time.Duration(l.IdleTimeout) != 2*time.Minute || time.Duration(l.VerificationQueueTimeout) != 10*time.Second {
 				t.Errorf("limits defaults = %+v", l)

@@ -131,10 +131,10 @@ type LimitsConfig struct {
 	// verification slot before failing 503. Default "10s".
 	VerificationQueueTimeout Duration `yaml:"verificationQueueTimeout"`
 	// RequestsPerSecond is each client's average request rate (client name
-	// when authenticated, else its address); over it, 429. Default 100; -1
+	// when authenticated, else its address); over it, 429. Default 200; -1
 	// disables.
 	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
-	// RequestBurst is how many requests a client may send at once. Default 500.
+	// RequestBurst is how many requests a client may send at once. Default 2000.
 	RequestBurst int `yaml:"requestBurst"`
 	// MaxSignatures caps the signature artifacts examined per decision.
 	// Default 32.
@@ -155,7 +155,7 @@ type LimitsConfig struct {
 	// (64 MiB); at least 4 times maxManifestBytes.
 	MaxBufferedBytes int64 `yaml:"maxBufferedBytes"`
 	// MaxRequestsPerClient caps one client's requests in flight (its
-	// connections being answered); over it, 429. Default 64.
+	// connections being answered); over it, 429. Default 256.
 	MaxRequestsPerClient int `yaml:"maxRequestsPerClient"`
 	// WriteTimeout bounds writing a body held in memory, and each 32 KiB
 	// of a streamed layer, to a client. Default "30s".

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -31,9 +31,9 @@ import (
 // telemetryFixture is newFixture with yaml appended to its config, built the
 // way serve builds it and served in-process. It returns the app and the
 // proxy's base URL.
-func telemetryFixture(t *testing.T, yaml string) (*fixture, *server, string) {
+func telemetryFixture(t *testing.T, yaml string) (*testsupport.Demo, *Server, string) {
 	t.Helper()
-	f := newFixture(t)
+	f := testsupport.NewDemo(t)
 	if yaml != "" {
 		fh, err := os.OpenFile(f.ConfigPath, os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
@@ -48,17 +48,17 @@ func telemetryFixture(t *testing.T, yaml string) (*fixture, *server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := buildServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 		defer cancel()
-		_ = a.telemetry.Shutdown(ctx)
+		_ = a.Telemetry.Shutdown(ctx)
 	})
-	a.telemetry.ServeMetrics()
-	return f, a, "http://" + testsupport.Serve(t, a.pipeline.Proxy())
+	a.Telemetry.ServeMetrics()
+	return f, a, "http://" + testsupport.Serve(t, a.Pipeline.Proxy())
 }
 
 func pull(t *testing.T, base, repo string, want int) {
@@ -123,9 +123,9 @@ func sampleWith(samples map[string]map[string]float64, name, label string) (floa
 
 func TestTelemetryMetrics(t *testing.T) {
 	_, a, base := telemetryFixture(t, "telemetry:\n  metrics: {listen: '127.0.0.1:0'}\n")
-	addr := a.telemetry.MetricsAddr()
-	if addr == "" || a.telemetry.Tracing() {
-		t.Fatalf("telemetry = %+v, want metrics only", a.telemetry)
+	addr := a.Telemetry.MetricsAddr()
+	if addr == "" || a.Telemetry.Tracing() {
+		t.Fatalf("telemetry = %+v, want metrics only", a.Telemetry)
 	}
 	pull(t, base, "signed", http.StatusOK)
 	pull(t, base, "unsigned", http.StatusForbidden)
@@ -167,7 +167,7 @@ func TestTelemetryMetrics(t *testing.T) {
 	// Shutdown closes the listener.
 	ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 	defer cancel()
-	if err := a.telemetry.Shutdown(ctx); err != nil {
+	if err := a.Telemetry.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
@@ -182,7 +182,7 @@ func TestCacheStatsSurviveReload(t *testing.T) {
 	f, a, base := telemetryFixture(t, "")
 	pull(t, base, "signed", http.StatusOK)
 	pull(t, base, "signed", http.StatusOK)
-	if s := a.pipeline.CacheStats(); s.Misses != 1 || s.Hits != 1 {
+	if s := a.Pipeline.CacheStats(); s.Misses != 1 || s.Hits != 1 {
 		t.Fatalf("CacheStats = %+v, want 1 miss and 1 hit", s)
 	}
 	policyPath := filepath.Join(filepath.Dir(f.ConfigPath), "policy.yaml")
@@ -190,14 +190,14 @@ func TestCacheStatsSurviveReload(t *testing.T) {
 	if err := os.WriteFile(policyPath, append(b, "# changed\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := a.pipeline.Reload(); !changed || err != nil {
+	if changed, err := a.Pipeline.Reload(); !changed || err != nil {
 		t.Fatalf("reload = %v, %v; want a change", changed, err)
 	}
-	if s := a.pipeline.CacheStats(); s.Misses != 1 || s.Hits != 1 {
+	if s := a.Pipeline.CacheStats(); s.Misses != 1 || s.Hits != 1 {
 		t.Errorf("CacheStats after reload = %+v, want the old cache's 1 miss and 1 hit kept", s)
 	}
 	pull(t, base, "signed", http.StatusOK) // a miss in the new cache
-	if s := a.pipeline.CacheStats(); s.Misses != 2 || s.Hits != 1 {
+	if s := a.Pipeline.CacheStats(); s.Misses != 2 || s.Hits != 1 {
 		t.Errorf("CacheStats = %+v, want 2 misses and 1 hit", s)
 	}
 }
@@ -245,14 +245,14 @@ func TestTelemetryTraces(t *testing.T) {
 	srv := httptest.NewServer(col)
 	defer srv.Close()
 	_, a, base := telemetryFixture(t, "telemetry:\n  traces: {otlpEndpoint: '"+srv.URL+"/otlp', sampleRatio: 1}\n")
-	if !a.telemetry.Tracing() || a.telemetry.MetricsAddr() != "" {
-		t.Fatalf("telemetry = %+v, want traces only", a.telemetry)
+	if !a.Telemetry.Tracing() || a.Telemetry.MetricsAddr() != "" {
+		t.Fatalf("telemetry = %+v, want traces only", a.Telemetry)
 	}
 	pull(t, base, "signed", http.StatusOK)
 	// Shutdown flushes the batch: no waiting for its timer.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.telemetry.Shutdown(ctx); err != nil {
+	if err := a.Telemetry.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 
@@ -298,16 +298,16 @@ func TestTelemetryTraces(t *testing.T) {
 // no listener, no exporter, no SDK.
 func TestTelemetryOff(t *testing.T) {
 	_, a, base := telemetryFixture(t, "")
-	if a.telemetry != nil {
-		t.Fatalf("telemetry = %+v, want nil without config", a.telemetry)
+	if a.Telemetry != nil {
+		t.Fatalf("telemetry = %+v, want nil without config", a.Telemetry)
 	}
 	pull(t, base, "signed", http.StatusOK) // the API without SDK is a no-op
 	// nil is a valid, inert *telemetry.
-	a.telemetry.ServeMetrics()
-	if err := a.telemetry.ObserveCache(a.pipeline); err != nil {
+	a.Telemetry.ServeMetrics()
+	if err := a.Telemetry.ObserveCache(a.Pipeline); err != nil {
 		t.Error(err)
 	}
-	if err := a.telemetry.Shutdown(context.Background()); err != nil {
+	if err := a.Telemetry.Shutdown(context.Background()); err != nil {
 		t.Error(err)
 	}
 }
@@ -323,7 +323,7 @@ func TestTelemetryIgnoresOTELEnv(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
 	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
 	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
-	if tel, err := startTelemetry(context.Background(), config.TelemetryConfig{}, slog.New(slog.DiscardHandler)); tel != nil || err != nil {
+	if tel, err := startTelemetry(context.Background(), config.TelemetryConfig{}, slog.New(slog.DiscardHandler), "test"); tel != nil || err != nil {
 		t.Fatalf("startTelemetry(no config) = %+v, %v; want nil, nil", tel, err)
 	}
 
@@ -334,7 +334,7 @@ func TestTelemetryIgnoresOTELEnv(t *testing.T) {
 	pull(t, base, "unsigned", http.StatusForbidden)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.telemetry.Shutdown(ctx); err != nil {
+	if err := a.Telemetry.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	col.mu.Lock()
