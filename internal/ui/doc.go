@@ -5,7 +5,8 @@
 // a Content-Security-Policy that forbids any): the recent decisions and
 // denials with their reasons, the share of recently decided images that
 // were signed, had a verified SBOM and had verified provenance, the
-// decision cache's hit ratio, and a search form. The shares are computed
+// decision cache's hit ratio, the inventory recorder's counts of records
+// written, dropped and lost, and a search form. The shares are computed
 // over the in-memory ring buffer (Recent), one count per image digest by
 // its newest decision; the inventory store offers no counts, so they
 // cover the decisions made since start that the buffer still holds.

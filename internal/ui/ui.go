@@ -29,6 +29,9 @@ type Sources struct {
 	Recent *Recent
 	// CacheStats reads the decision cache's counters.
 	CacheStats func() cache.Stats
+	// RecorderStats reads the inventory recorder's counts (records
+	// written, dropped with the queue full, lost to failed writes).
+	RecorderStats func() inventory.Stats
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log receives errors of inventory queries; default discards.
@@ -88,6 +91,7 @@ type view struct {
 	CacheRate string
 	CacheSeen bool
 	Cache     cache.Stats
+	Recorder  *inventory.Stats
 	Denials   []Entry
 	Decisions []Entry
 	// Search
@@ -110,6 +114,10 @@ func (h *handler) base() view {
 		v.Cache = h.src.CacheStats()
 		v.CacheSeen = true
 		v.CacheRate = hitRate(v.Cache)
+	}
+	if h.src.RecorderStats != nil && h.src.Inventory != nil {
+		st := h.src.RecorderStats()
+		v.Recorder = &st
 	}
 	return v
 }

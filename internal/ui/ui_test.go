@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
@@ -18,7 +23,9 @@ import (
 
 func TestStatusPage(t *testing.T) {
 	w := newWorld(t)
-	h := w.handler(func() cache.Stats { return cache.Stats{Hits: 3, Inherited: 1, Misses: 4, Shared: 2} })
+	h := New(Sources{Inventory: w.st, Recent: w.recent,
+		CacheStats:    func() cache.Stats { return cache.Stats{Hits: 3, Inherited: 1, Misses: 4, Shared: 2} },
+		RecorderStats: func() inventory.Stats { return inventory.Stats{Written: 12, Dropped: 3, Failed: 2} }})
 	code, hdr, body := get(t, h, "/ui")
 	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /ui = %d %s", code, hdr.Get("Content-Type"))
@@ -36,6 +43,7 @@ func TestStatusPage(t *testing.T) {
 		`id="provenance">25.0%<`,                // only web has provenance
 		"50.0% (3 hits, 1 inherited, 4 misses)", // (3+1)/(3+1+4)
 		`action="/ui/search"`,
+		"12 written, 3 dropped (queue full), 2 lost to failed writes",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
@@ -283,3 +291,42 @@ type statusRecorder struct {
 func (r *statusRecorder) Header() http.Header         { return r.header }
 func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *statusRecorder) WriteHeader(code int)        { r.code = code }
+
+// TestSearchPagination follows the "Next page" link the way a browser
+// would: from the href in the HTML.
+func TestSearchPagination(t *testing.T) {
+	w := newWorld(t)
+	var recs []inventory.Record
+	for i := range searchPageSize + 10 {
+		recs = append(recs, inventory.Record{Registry: "registry.example.com", Repository: fmt.Sprintf("bulk/app%03d", i),
+			Digest: digest.FromString(fmt.Sprint(i)), At: time.Now(), Outcome: "allow"})
+	}
+	if err := w.st.Record(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	h := w.handler(nil)
+	target := "/ui/search?q=" + url.QueryEscape("image:registry.example.com/bulk/*")
+	seen := map[string]bool{}
+	for pages := 0; target != ""; pages++ {
+		if pages == 3 {
+			t.Fatal("more than 2 pages for 60 images")
+		}
+		code, _, body := get(t, h, target)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s = %d", target, code)
+		}
+		for _, m := range regexp.MustCompile(`bulk/app\d{3}`).FindAllString(body, -1) {
+			if seen[m] {
+				t.Errorf("%s listed twice", m)
+			}
+			seen[m] = true
+		}
+		target = ""
+		if m := regexp.MustCompile(`<a id="next" href="([^"]+)"`).FindStringSubmatch(body); m != nil {
+			target = html.UnescapeString(m[1])
+		}
+	}
+	if len(seen) != searchPageSize+10 {
+		t.Errorf("the pages listed %d images, want %d", len(seen), searchPageSize+10)
+	}
+}
