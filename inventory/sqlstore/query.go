@@ -210,8 +210,9 @@ func (s *Store) page(ctx context.Context, p *inventory.Plan, q string, args []an
 			}
 			hits = append(hits, hit{id: id})
 		}
-		if h := &hits[len(hits)-1]; packages && !slices.Contains(h.matches, m) {
-			h.matches = append(h.matches, m)
+		if packages {
+			h := &hits[len(hits)-1]
+			h.matches = append(h.matches, m) // duplicates go in sortHits
 		}
 	}
 	return sortHits(hits), false, rows.Err()
@@ -240,17 +241,20 @@ func (s *Store) fillMatches(ctx context.Context, hits []hit, q string, args []an
 		if err := rows.Scan(&id, &m.Name, &m.Version, &m.PURL); err != nil {
 			return err
 		}
-		if h := byID[id]; h != nil && !slices.Contains(h.matches, m) {
-			h.matches = append(h.matches, m)
+		if h := byID[id]; h != nil {
+			h.matches = append(h.matches, m) // duplicates go in sortHits
 		}
 	}
 	sortHits(hits)
 	return rows.Err()
 }
 
+// sortHits sorts each hit's matches and drops duplicates (an image with
+// two SBOMs listing one package version).
 func sortHits(hits []hit) []hit {
 	for i := range hits {
 		sortMatches(hits[i].matches)
+		hits[i].matches = slices.Compact(hits[i].matches)
 	}
 	return hits
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ManyCandidates", func(t *testing.T) { testManyCandidates(t, h) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, h) })
 	t.Run("OutOfOrder", func(t *testing.T) { testOutOfOrder(t, h) })
+	t.Run("TwoSBOMsOnePackage", func(t *testing.T) { testTwoSBOMs(t, h) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
 	t.Run("Migration", func(t *testing.T) { testMigration(t, h) })
 }
@@ -363,6 +364,24 @@ func testOutOfOrder(t *testing.T, h Harness) {
 	img := query(t, st, inventory.Query{Image: reg + "/team/ooo"}).Images[0]
 	if img.Outcome != "deny" || img.Rule != "new-rule" || !img.FirstSeen.Equal(t0) || !img.LastSeen.Equal(t0.Add(time.Hour)) || img.Count != 2 || !slices.Equal(img.Tags, []string{"a", "b"}) {
 		t.Errorf("after an older record: outcome %q rule %q first %v last %v count %d tags %v", img.Outcome, img.Rule, img.FirstSeen, img.LastSeen, img.Count, img.Tags)
+	}
+}
+
+// testTwoSBOMs records an image with an SPDX and a CycloneDX SBOM that
+// both list lodash 4.17.20: the image is found once, with one match.
+func testTwoSBOMs(t *testing.T, h Harness) {
+	st := open(t, h)
+	dg := digest.FromString("two-sboms")
+	cdx := []byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","components":[{"type":"library","name":"lodash","version":"4.17.20","purl":"pkg:npm/lodash@4.17.20","licenses":[{"license":{"id":"MIT"}}]}]}`)
+	spdx := SPDX(Pkg{"lodash", "4.17.20", "pkg:npm/lodash@4.17.20", "MIT"})
+	record(t, st, inventory.FromDecision(Decision(reg, "team/two", dg, policy.Allow, "r",
+		Attestation(t, policy.PredicateSPDX, spdx, dg, true), Attestation(t, policy.PredicateCycloneDX, cdx, dg, true)), "", t0))
+	want := []inventory.Match{{Name: "lodash", Version: "4.17.20", PURL: "pkg:npm/lodash@4.17.20"}}
+	for _, q := range []inventory.Query{{PURL: "pkg:npm/lodash@<5"}, {Package: "lodash"}, {License: "mit"}} {
+		p := query(t, st, q)
+		if len(p.Images) != 1 || !slices.Equal(p.Images[0].Packages, want) {
+			t.Errorf("%+v: %d images, packages %+v; want one image with %+v", q, len(p.Images), p.Images, want)
+		}
 	}
 }
 
