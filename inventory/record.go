@@ -172,6 +172,12 @@ func FromDecision(d policy.Decision, tag string, at time.Time) Record {
 		if typ != policy.PredicateSPDX && typ != policy.PredicateCycloneDX {
 			continue
 		}
+		if a.Statement == nil {
+			// Answered from a decision cache, which keeps no statements:
+			// the verifier's flag stands, and the packages were recorded
+			// when the decision was made.
+			continue
+		}
 		sum := sha256.Sum256(a.Statement.RawPredicate)
 		dg := digest.NewDigestFromEncoded(digest.SHA256, fmt.Sprintf("%x", sum))
 		if seen[dg] {
@@ -197,7 +203,7 @@ func FromDecision(d policy.Decision, tag string, at time.Time) Record {
 // subject, or a BuildKit attestation about an image of the verified index:
 // the same test the policy applies before it reads an SBOM.
 func verifiedAbout(s policy.Subject, ev *policy.Evidence, a *policy.Attestation) bool {
-	if !a.Verified || a.Statement == nil {
+	if !a.Verified {
 		return false
 	}
 	return a.About == s.Digest || (a.Format == policy.FormatBuildKit && slices.Contains(ev.IndexImages, a.About))

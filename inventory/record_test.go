@@ -29,6 +29,12 @@ func sum(a policy.Attestation) digest.Digest {
 	return digest.NewDigestFromEncoded(digest.SHA256, fmt.Sprintf("%x", sha256.Sum256(a.Statement.RawPredicate)))
 }
 
+// slim is a as a decision cache keeps it: without its statement.
+func slim(a policy.Attestation) policy.Attestation {
+	a.Statement = nil
+	return a
+}
+
 func TestFromDecision(t *testing.T) {
 	spdx := storetest.Attestation(t, policy.PredicateSPDX, storetest.SPDX(lodash, log4j), subject, true)
 	spdxByOther := spdx
@@ -58,6 +64,9 @@ func TestFromDecision(t *testing.T) {
 		{"unverified SBOM: present, not read", []policy.Attestation{hidden}, nil, nil, []inventory.Predicate{{Type: policy.PredicateSPDX}}, ""},
 		{"unverified beside verified", []policy.Attestation{hidden, spdx}, nil, []digest.Digest{sum(spdx)}, []inventory.Predicate{{Type: policy.PredicateSPDX, Verified: true}}, ""},
 		{"provenance is a predicate, not an SBOM", []policy.Attestation{prov}, nil, nil, []inventory.Predicate{{Type: policy.PredicateSLSAProvenanceV1, Verified: true}}, ""},
+		// A decision answered from the cache has no statements: the SBOM
+		// stays verified, its packages were recorded when it was made.
+		{"verified SBOM answered from a cache", []policy.Attestation{slim(spdx)}, nil, nil, []inventory.Predicate{{Type: policy.PredicateSPDX, Verified: true}}, ""},
 		{"unreadable verified SBOM is noted", []policy.Attestation{unread}, nil, nil, []inventory.Predicate{{Type: policy.PredicateSPDX, Verified: true}}, "cannot be read"},
 		{"verified SBOM about another digest is not read", []policy.Attestation{other}, nil, nil, []inventory.Predicate{{Type: policy.PredicateSPDX}}, ""},
 		{"BuildKit SBOM about an image of the index", []policy.Attestation{buildkit}, []digest.Digest{child}, []digest.Digest{sum(buildkit)}, []inventory.Predicate{{Type: policy.PredicateSPDX, Verified: true}}, ""},
