@@ -251,10 +251,7 @@ recorded (denied ones too), 1 some image could not be decided or recorded,
 				return err
 			}
 			defer st.Close()
-			// No decision cache: a cached answer carries no attestation
-			// statements (the cache drops them), so an image met twice (two
-			// tags, one digest) would be recorded last without its SBOM.
-			p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler), pipeline.WithoutCache())
+			p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
