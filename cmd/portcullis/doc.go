@@ -13,4 +13,5 @@
 //   - doctor.go, doctor_kube.go: `doctor`, a node's bypass check, and the
 //     cluster's webhook configurations (--kubernetes).
 //   - admission.go: `admission certs`.
+//   - inventory.go: `inventory query|import|prune`.
 package main

@@ -59,6 +59,9 @@ type Config struct {
 	// Alerts sends denials (proxy, admission) and audit findings to Slack,
 	// a signed JSON webhook or PagerDuty (package alert). Default: none.
 	Alerts *alert.Config `yaml:"alerts"`
+	// Inventory records decisions and SBOM packages (inventory.go). Absent:
+	// SQLite at portcullis-data/inventory.db next to this file.
+	Inventory *InventoryConfig `yaml:"inventory"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -332,6 +335,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Telemetry.validate(c, add)
+	c.Inventory.validate(add)
 	if c.Access != nil {
 		c.Access.validate(c, add)
 	}

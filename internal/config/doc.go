@@ -15,4 +15,6 @@
 //   - access.go: inbound access control (mTLS client CAs, htpasswd, tokens,
 //     grants) compiled into a proxy.Access, and the startup log line.
 //   - telemetry.go: the telemetry section (metrics listener, OTLP traces).
+//   - inventory.go: the inventory section (sqlite by default next to this
+//     file, postgres, none) and OpenInventory, which opens its store.
 package config
