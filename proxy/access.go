@@ -453,3 +453,40 @@ func (s *Server) authorize(r *http.Request, t target) error {
 	s.log.InfoContext(r.Context(), "access denied", "client", id.name, "auth", id.method, "image", image)
 	return errorf(codeDenied, "portcullis: client %q may not read %s", sanitize(id.name), image)
 }
+
+// Guard puts another listener (the admin listener's status page and
+// inventory API) behind the proxy's access control: a request must
+// authenticate as the proxy's clients do (client certificate, basic,
+// bearer) unless anonymous access is granted, and handlers can ask CanRead
+// which images its client may see. Without an access section (a nil
+// Access) everything passes, as on the proxy.
+func (a *Access) Guard(next http.Handler) http.Handler {
+	if a == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := a.authenticate(r, nil)
+		if err == nil && id.anonymous() && a.AuthRequired() && len(a.anonymous) == 0 {
+			err = errUnauthenticated("authentication required")
+		}
+		if err != nil {
+			e := statusOf(err)
+			for k, v := range e.Header {
+				w.Header()[k] = v
+			}
+			http.Error(w, e.Message, e.Status)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
+	})
+}
+
+// CanRead reports whether the client Guard admitted for ctx may read image
+// ("<registry>/<repository>") through the proxy. Without access control,
+// every client may read everything.
+func (a *Access) CanRead(ctx context.Context, image string) bool {
+	if a == nil {
+		return true
+	}
+	return a.allowed(identityFrom(ctx), image)
+}

@@ -522,3 +522,43 @@ func TestPasswordCheckCached(t *testing.T) {
 		t.Errorf("checkPassword() with a refusing gate = %v, %v; want false, the gate's error", ok, err)
 	}
 }
+
+// TestGuard: the admin listener's pages take the proxy's credentials; a
+// client's view is limited to what it may read.
+func TestGuard(t *testing.T) {
+	acc, err := NewAccess(AccessConfig{
+		Tokens: map[string]string{"ci-token-0123456789abcdef": "ci"},
+		Grants: []Grant{{Clients: []string{"ci"}, Repositories: []string{"registry.example/lab/**"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []bool
+	h := acc.Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, acc.CanRead(r.Context(), "registry.example/lab/app"), acc.CanRead(r.Context(), "registry.example/other/app"))
+	}))
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong-token-0123456789", http.StatusUnauthorized}, {"Bearer ci-token-0123456789abcdef", http.StatusOK}} {
+		req := httptest.NewRequest(http.MethodGet, "/ui", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Authorization %q: %d, want %d", tc.auth, rec.Code, tc.want)
+		}
+		if tc.want == http.StatusUnauthorized && rec.Header().Get("Www-Authenticate") == "" {
+			t.Errorf("Authorization %q: 401 without a challenge", tc.auth)
+		}
+	}
+	if len(seen) != 2 || !seen[0] || seen[1] {
+		t.Errorf("CanRead for ci = %v, want lab readable and other not", seen)
+	}
+	var nilAcc *Access
+	if !nilAcc.CanRead(context.Background(), "any/thing") {
+		t.Error("without access control every image is readable")
+	}
+}

@@ -35,6 +35,7 @@ type Pipeline struct {
 	chain    *reloader
 	proxy    *proxy.Server
 	alerts   *alert.Dispatcher // nil: none configured
+	access   *proxy.Access     // nil: no access control
 	// defaultUpstream is the registry name of the default upstream ("" when
 	// none), for images naming this proxy (imageref.go).
 	defaultUpstream string
@@ -117,6 +118,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 			return nil, err
 		}
 		popts = append(popts, proxy.WithAccess(acc))
+		p.access = acc
 	}
 	popts = append(popts, o.proxyOpts...)
 	p.proxy, err = proxy.New(ups, &doorDecider{reloader: p.chain, alerts: p.alerts, recorder: o.recorder, observers: o.observers, now: time.Now}, popts...)
@@ -126,6 +128,10 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	}
 	return p, nil
 }
+
+// Access is the proxy's access control (nil without an access section), to
+// put other listeners behind the same rules (Access.Guard).
+func (p *Pipeline) Access() *proxy.Access { return p.access }
 
 // Alerts is the pipeline's alert dispatcher; nil (a no-op) when the config
 // has no alerts section.

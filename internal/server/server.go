@@ -13,6 +13,8 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
 	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/internal/tlsserve"
+	"github.com/portcullis-dev/portcullis/internal/ui"
+	"github.com/portcullis-dev/portcullis/inventory"
 )
 
 // Server is what `portcullis serve` runs: the decision pipeline, the
@@ -28,6 +30,10 @@ type Server struct {
 	proxyTLS *tls.Config // nil: plain HTTP
 	webhook  *admission.Webhook
 	admTLS   *tls.Config
+	// The inventory (inventory.go): nil store and recorder when off.
+	store    inventory.Store
+	recorder *inventory.Recorder
+	recent   *ui.Recent
 }
 
 // New builds everything cfg describes, reading every file it names, so that
@@ -39,7 +45,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		return nil, err
 	}
 	s := &Server{Telemetry: tel, cfg: cfg, log: log, version: version}
-	if err := s.build(opts); err != nil {
+	invOpts, err := s.openInventory(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.build(append(invOpts, opts...)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -56,6 +67,7 @@ func (s *Server) build(opts []pipeline.Option) error {
 	if err := s.Telemetry.ObserveCache(p); err != nil {
 		return err
 	}
+	s.mountUI()
 	if cfg.TLS.CertFile != "" {
 		r, err := tlsserve.NewReloader(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile), time.Duration(cfg.TLS.ReloadInterval), log)
 		if err != nil {
@@ -102,6 +114,7 @@ func (s *Server) Run(ctx context.Context) error {
 	config.LogAccess(cfg, log)
 	s.Telemetry.ServeMetrics()
 	go s.Pipeline.Watch(ctx, time.Duration(cfg.PolicyReloadInterval))
+	go s.prune(ctx)
 	log.Info("portcullis starting", "version", s.version)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -129,6 +142,7 @@ func (s *Server) Close() {
 	if s.Pipeline != nil {
 		CloseAlerts(s.Pipeline, s.log)
 	}
+	s.closeInventory()
 	ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 	defer cancel()
 	if err := s.Telemetry.Shutdown(ctx); err != nil {

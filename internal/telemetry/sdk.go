@@ -55,6 +55,7 @@ type SDK struct {
 	meters     *sdkmetric.MeterProvider
 	metricsLn  net.Listener
 	metricsSrv *http.Server
+	adminMux   *http.ServeMux // the admin listener's routes: /metrics, and what Handle adds
 	cacheReg   metric.Registration
 	// tracers is set when traces are on; spans leave through exporter.
 	tracers  *sdktrace.TracerProvider
@@ -134,6 +135,7 @@ func (t *SDK) startMetrics(listen string, res *resource.Resource) error {
 	}
 	t.metricsLn = ln
 	mux := http.NewServeMux()
+	t.adminMux = mux
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            slog.NewLogLogger(t.log.Handler(), slog.LevelWarn),
 		MaxRequestsInFlight: 4,
@@ -217,6 +219,16 @@ func (t *SDK) ObserveCache(r CacheStatser) error {
 }
 
 func clampInt64(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+// Handle adds a handler to the admin (metrics) listener, before
+// ServeMetrics; it reports false when there is no admin listener.
+func (t *SDK) Handle(pattern string, h http.Handler) bool {
+	if t == nil || t.adminMux == nil {
+		return false
+	}
+	t.adminMux.Handle(pattern, h)
+	return true
+}
 
 // ServeMetrics starts serving the metrics listener, if any.
 func (t *SDK) ServeMetrics() {
