@@ -1,0 +1,134 @@
+package redisstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/cache/redisstore"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// decider is one replica's policy engine: it answers from truth (missing:
+// a verified Allow) and counts its calls. block, when set, holds every
+// call until it is closed.
+type decider struct {
+	calls atomic.Int64
+	truth map[digest.Digest]policy.Outcome
+	block chan struct{}
+}
+
+func (f *decider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
+	f.calls.Add(1)
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return policy.Decision{}, ctx.Err()
+		}
+	}
+	o, ok := f.truth[s.Digest]
+	if !ok {
+		o = policy.Allow
+	}
+	return policy.Decision{Subject: s, Outcome: o, Rule: "rule", Reason: "decided by fake " + o.String(), Verified: o == policy.Allow}, nil
+}
+
+const registry = "registry.example.com"
+
+func subj(repo string, d digest.Digest, children ...digest.Digest) policy.Subject {
+	return policy.Subject{Registry: registry, Repository: repo, Digest: d, Children: children}
+}
+
+// world is one redis-server and what its replicas share.
+type world struct {
+	redis  *testsupport.Redis
+	hmac   []byte
+	prefix string
+	// wait is how long a replica waits for another's lease; long, so that
+	// no test depends on how fast the machine is.
+	wait time.Duration
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	return &world{redis: testsupport.NewRedis(t), hmac: randomKey(t), prefix: "portcullis-test:", wait: time.Minute}
+}
+
+func randomKey(t testing.TB) []byte {
+	t.Helper()
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// replica is one portcullis replica's decision cache: its own decider, its
+// own in-memory cache, the world's Redis.
+type replica struct {
+	*cache.Cache
+	next   *decider
+	shared *cache.Shared
+}
+
+func (w *world) replica(t testing.TB, gen string, next *decider) *replica {
+	t.Helper()
+	return w.replicaWithKey(t, gen, next, w.hmac)
+}
+
+func (w *world) replicaWithKey(t testing.TB, gen string, next *decider, key []byte) *replica {
+	t.Helper()
+	st, err := redisstore.New(redisstore.Options{Addr: w.redis.Addr, KeyPrefix: w.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	sh, err := cache.NewShared(st, key, cache.SharedOptions{Lease: w.wait, Wait: w.wait, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(next, gen, cache.Options{Shared: sh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &replica{Cache: c, next: next, shared: sh}
+}
+
+// client is a plain Redis client for the test to read and tamper with.
+func (w *world) client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: w.redis.Addr, DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// keys returns the Redis keys matching the glob.
+func keys(t testing.TB, c *redis.Client, glob string) []string {
+	t.Helper()
+	ks, err := c.Keys(context.Background(), glob).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+// waitFor polls cond until it holds, for at most a minute.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
