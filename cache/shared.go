@@ -283,6 +283,10 @@ func (sh *Shared) report(kind, msg string, args ...any) {
 // admission of its verified index, either, both or neither.
 type found struct {
 	own, admission *entry
+	// rejected: an entry was there but failed authentication. Whoever
+	// wrote the real one is done with the key, so there is nothing to wait
+	// for; the replica verifies and its entry replaces the bad one.
+	rejected bool
 }
 
 // fetch reads the subject's own decision and its admission in one round.
@@ -307,6 +311,7 @@ func (sh *Shared) fetch(ctx context.Context, k key) (found, error) {
 		d, expires, err := sh.open(names[i], v)
 		if err != nil {
 			sh.reject(ctx, names[i], err)
+			f.rejected = true
 			continue
 		}
 		e := &entry{d: d, expires: expires}
@@ -315,6 +320,7 @@ func (sh *Shared) fetch(ctx context.Context, k key) (found, error) {
 			// name, so only a bug could make them differ.
 			if d.Subject.Digest != k.digest {
 				sh.reject(ctx, names[i], errors.New("decision for another digest"))
+				f.rejected = true
 				continue
 			}
 			f.own = e
@@ -359,7 +365,7 @@ func (sh *Shared) await(ctx context.Context, k key) (found, *lease) {
 	waited := false
 	for {
 		f, err := sh.fetch(ctx, k)
-		if err != nil || f.own != nil || f.admission != nil {
+		if err != nil || f.own != nil || f.admission != nil || f.rejected {
 			return f, nil
 		}
 		var held bool

@@ -35,6 +35,16 @@ type Options struct {
 	PoolSize int
 }
 
+// go-redis logs every failed dial through one process-wide logger: with
+// Redis down, a line per miss. The cache reports these failures itself,
+// rate-limited and counted (cache.Shared), so the library's are dropped.
+// Set in init, before any client exists, so that no dial races the change.
+func init() { redis.SetLogger(discard{}) }
+
+type discard struct{}
+
+func (discard) Printf(context.Context, string, ...any) {}
+
 // DefaultTimeout is the connection timeout when Options.Timeout is zero.
 const DefaultTimeout = 250 * time.Millisecond
 
