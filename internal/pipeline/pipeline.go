@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +33,8 @@ type Pipeline struct {
 	verifier *verify.Verifier
 	chain    *reloader
 	proxy    *proxy.Server
+	shared   *cache.Shared
+	closer   io.Closer // the shared tier's Redis client; nil without one
 }
 
 // Option adjusts New.
@@ -76,10 +79,17 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, verifier: v}
-	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, !o.withoutCache) }
+	// One shared tier (one Redis client) for the pipeline's life, used by
+	// the caches of every generation; nil when cache.redis is absent.
+	shared, closer, err := cfg.SharedCache(log)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, verifier: v, shared: shared, closer: closer}
+	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, shared, !o.withoutCache) }
 	first, err := load()
 	if err != nil {
+		_ = p.Close()
 		return nil, err
 	}
 	p.chain = newReloader(first, load, log)
@@ -101,9 +111,27 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	popts = append(popts, o.proxyOpts...)
 	p.proxy, err = proxy.New(pups, p.chain, popts...)
 	if err != nil {
+		_ = p.Close()
 		return nil, err
 	}
 	return p, nil
+}
+
+// Close releases what the pipeline holds open beyond memory: the shared
+// tier's Redis connections.
+func (p *Pipeline) Close() error {
+	if p.closer == nil {
+		return nil
+	}
+	return p.closer.Close()
+}
+
+// SharedStats is the shared tier's counters; zero without one.
+func (p *Pipeline) SharedStats() cache.SharedStats {
+	if p.shared == nil {
+		return cache.SharedStats{}
+	}
+	return p.shared.Stats()
 }
 
 // Decide decides s under the policy in force, through its cache.
@@ -235,12 +263,13 @@ func addStats(a, b cache.Stats) cache.Stats {
 		Inherited: a.Inherited + b.Inherited,
 		Misses:    a.Misses + b.Misses,
 		Shared:    a.Shared + b.Shared,
+		Remote:    a.Remote + b.Remote,
 	}
 }
 
 // loadDecider reads the policy file (and the keys and trust roots it names)
 // and builds its decision chain on the pipeline's verifier.
-func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, withCache bool) (*deciderSet, error) {
+func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, shared *cache.Shared, withCache bool) (*deciderSet, error) {
 	pol, err := policy.Load(cfg.Path(cfg.Policy))
 	if err != nil {
 		return nil, err
@@ -265,6 +294,7 @@ func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots
 		TTL:     time.Duration(cfg.Cache.TTL),
 		DenyTTL: time.Duration(cfg.Cache.DenyTTL),
 		Limiter: slots,
+		Shared:  shared,
 	}
 	if trust.Live() {
 		// Trust material that changes at run time: one cache per
