@@ -58,7 +58,7 @@ type world struct {
 	wait time.Duration
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	return &world{redis: testsupport.NewRedis(t), hmac: randomKey(t), prefix: "portcullis-test:", wait: time.Minute}
 }
