@@ -60,7 +60,7 @@ func TestRedisOverlay(t *testing.T) {
 	}
 	objs := decodeAll(t, "kubernetes-redis", out)
 	var (
-		proxy, redis *appsv1.Deployment
+		proxy, redis  *appsv1.Deployment
 		svc, redisSvc *corev1.Service
 		cm            *corev1.ConfigMap
 		secrets       = map[string]*corev1.Secret{}
