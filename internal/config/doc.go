@@ -15,4 +15,6 @@
 //   - access.go: inbound access control (mTLS client CAs, htpasswd, tokens,
 //     grants) compiled into a proxy.Access, and the startup log line.
 //   - telemetry.go: the telemetry section (metrics listener, OTLP traces).
+//   - redis.go: cache.redis, the decision tier shared by replicas, and
+//     SharedCache, which builds it (HMAC key and password read from files).
 package config

@@ -7,11 +7,14 @@
 // through (docs/design.md, fact 11).
 //
 // A Pipeline owns all of its state; two in one process share nothing but
-// the process-wide OpenTelemetry providers.
+// the process-wide OpenTelemetry providers. With cache.redis, the caches of
+// every generation share one Redis client (cache.Shared) with the other
+// replicas; Close closes it.
 //
 // Files:
 //   - pipeline.go: Pipeline, New and its options, the upstream transports,
-//     and loading one policy's decision chain (engine, then cache).
+//     and loading one policy's decision chain (engine, then cache, with the
+//     shared tier when configured).
 //   - reload.go: swapping the whole chain when the policy, or a key or
 //     trust root it names, changes; SIGHUP and polling.
 //   - trustcache.go: for trust material that changes at run time (TUF
