@@ -24,6 +24,8 @@ type decider struct {
 	calls atomic.Int64
 	truth map[digest.Digest]policy.Outcome
 	block chan struct{}
+	// err, when set, is every call's answer: could not decide.
+	err error
 }
 
 func (f *decider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
@@ -34,6 +36,9 @@ func (f *decider) Decide(ctx context.Context, s policy.Subject) (policy.Decision
 		case <-ctx.Done():
 			return policy.Decision{}, ctx.Err()
 		}
+	}
+	if f.err != nil {
+		return policy.Decision{}, f.err
 	}
 	o, ok := f.truth[s.Digest]
 	if !ok {

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -169,5 +170,28 @@ func TestGenerationsNeverShare(t *testing.T) {
 		if ks := keys(t, rc, w.prefix+glob); len(ks) != want {
 			t.Errorf("Redis keys %s = %q, want %d", glob, ks, want)
 		}
+	}
+}
+
+// TestUndecidedIsNeverShared: a replica that could not decide (its
+// upstream failed) publishes nothing and gives its lease back, so another
+// replica verifies at once instead of waiting for a decision that will
+// not come.
+func TestUndecidedIsNeverShared(t *testing.T) {
+	w := newWorld(t)
+	a := w.replica(t, "gen1", &decider{err: errors.New("upstream unavailable")})
+	if _, err := a.Decide(t.Context(), subj("app", dA)); err == nil {
+		t.Fatal("A: Decide() with a failing engine = nil error")
+	}
+	rc := w.client(t)
+	if ks := keys(t, rc, w.prefix+"*"); len(ks) != 0 {
+		t.Errorf("Redis after a failed decision holds %q, want nothing (no entry, no lease)", ks)
+	}
+	b := w.replica(t, "gen1", &decider{})
+	if d, err := b.Decide(t.Context(), subj("app", dA)); err != nil || d.Outcome != policy.Allow {
+		t.Errorf("B: Decide() = %v, %v; want allow", d.Outcome, err)
+	}
+	if got := b.shared.Stats().Waits; got != 0 {
+		t.Errorf("B waited %d times for a lease A should have released", got)
 	}
 }
