@@ -130,6 +130,17 @@ func (c *Cache) Decide(ctx context.Context, s policy.Subject) (policy.Decision, 
 	}
 	k := c.key(s, s.Digest)
 	if d, ok := c.serve(k, s); ok {
+		if d.Outcome == policy.Deny && d.InheritedFrom == "" && c.opts.Shared != nil {
+			// Another replica may have admitted s since this one denied it
+			// on its own signatures; an admission outranks an own Deny
+			// (lookup), here as on a single replica. Only denies pay this
+			// round, and a failure keeps the deny.
+			if got, err := c.opts.Shared.fetch(ctx, k); err == nil && got.admission != nil {
+				if d, ok := c.adopt(k, s, found{admission: got.admission}); ok {
+					return d, nil
+				}
+			}
+		}
 		return d, nil
 	}
 	if err := ctx.Err(); err != nil {

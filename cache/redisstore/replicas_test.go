@@ -195,3 +195,28 @@ func TestUndecidedIsNeverShared(t *testing.T) {
 		t.Errorf("B waited %d times for a lease A should have released", got)
 	}
 }
+
+// TestAdmissionOutranksAnotherReplicasDeny: replica B denied a child on
+// its own signatures; then A admits the index that lists it. B answers the
+// child with the admission at once, as one replica would, rather than
+// serving its own deny until it expires.
+func TestAdmissionOutranksAnotherReplicasDeny(t *testing.T) {
+	w := newWorld(t)
+	truth := map[digest.Digest]policy.Outcome{dIndex: policy.Allow, dChild: policy.Deny}
+	a := w.replica(t, "gen1", &decider{truth: truth})
+	b := w.replica(t, "gen1", &decider{truth: truth})
+	if d, err := b.Decide(t.Context(), subj("app", dChild)); err != nil || d.Outcome != policy.Deny {
+		t.Fatalf("B: Decide(child) alone = %v, %v; want deny", d.Outcome, err)
+	}
+	if _, err := a.Decide(t.Context(), subj("app", dIndex, dChild)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // from Redis, then from B's memory
+		if d, err := b.Decide(t.Context(), subj("app", dChild)); err != nil || d.Outcome != policy.Allow || d.InheritedFrom != dIndex {
+			t.Errorf("B: Decide(child) after A admitted its index = %v (inherited from %q), %v; want allow from the index", d.Outcome, d.InheritedFrom, err)
+		}
+	}
+	if got := b.next.calls.Load(); got != 1 {
+		t.Errorf("B verified %d times, want 1 (the first, own deny)", got)
+	}
+}
