@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/redis/go-redis/v9"
@@ -188,6 +189,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 // per-call timeout, with the engine's answer, never an allow of its own.
 func TestSlowRedisDecidesLocally(t *testing.T) {
 	w := newWorld(t)
+	w.timeout = 200 * time.Millisecond // the default: a paused Redis is given up on
 	truth := map[digest.Digest]policy.Outcome{dB: policy.Deny}
 	a := w.replica(t, "gen1", &decider{truth: truth})
 	if _, err := a.Decide(context.Background(), subj("app", dA)); err != nil { // connect while it answers

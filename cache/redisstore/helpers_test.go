@@ -58,14 +58,15 @@ type world struct {
 	redis  *testsupport.Redis
 	hmac   []byte
 	prefix string
-	// wait is how long a replica waits for another's lease; long, so that
-	// no test depends on how fast the machine is.
-	wait time.Duration
+	// wait is how long a replica waits for another's lease, and timeout
+	// bounds each Redis call: long, so that no test depends on how fast
+	// the machine is (-race on a loaded machine is slow).
+	wait, timeout time.Duration
 }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	return &world{redis: testsupport.NewRedis(t), hmac: randomKey(t), prefix: "portcullis-test:", wait: time.Minute}
+	return &world{redis: testsupport.NewRedis(t), hmac: randomKey(t), prefix: "portcullis-test:", wait: time.Minute, timeout: 30 * time.Second}
 }
 
 func randomKey(t testing.TB) []byte {
@@ -92,12 +93,12 @@ func (w *world) replica(t testing.TB, gen string, next *decider) *replica {
 
 func (w *world) replicaWithKey(t testing.TB, gen string, next *decider, key []byte) *replica {
 	t.Helper()
-	st, err := redisstore.New(redisstore.Options{Addr: w.redis.Addr, KeyPrefix: w.prefix})
+	st, err := redisstore.New(redisstore.Options{Addr: w.redis.Addr, KeyPrefix: w.prefix, Timeout: w.timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	sh, err := cache.NewShared(st, key, cache.SharedOptions{Lease: w.wait, Wait: w.wait, Logger: slog.New(slog.DiscardHandler)})
+	sh, err := cache.NewShared(st, key, cache.SharedOptions{Lease: w.wait, Wait: w.wait, Timeout: w.timeout, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/cache/redisstore"
@@ -32,6 +33,9 @@ type RedisConfig struct {
 	// KeyPrefix starts every key, so deployments can share a database.
 	// Default "portcullis:".
 	KeyPrefix string `yaml:"keyPrefix"`
+	// Timeout bounds each call to Redis; past it the replica decides
+	// locally. Default "200ms".
+	Timeout Duration `yaml:"timeout"`
 	// HMACKeyFile holds the key that authenticates the entries, the same
 	// for every replica: at least 32 bytes (surrounding whitespace is
 	// trimmed), e.g. `openssl rand -base64 48`. Required.
@@ -49,6 +53,9 @@ func (r *RedisConfig) validate(c *Config, add func(string, ...any)) {
 	}
 	if r.DB < 0 {
 		add("cache.redis.db: %d is negative", r.DB)
+	}
+	if r.Timeout < 0 {
+		add("cache.redis.timeout: %v is negative", time.Duration(r.Timeout))
 	}
 	if r.HMACKeyFile == "" {
 		add("cache.redis.hmacKeyFile: required when Redis is on (a key of at least %d bytes shared by the replicas)", cache.MinSharedKeyBytes)
@@ -106,7 +113,11 @@ func (c *Config) SharedCache(log *slog.Logger) (*cache.Shared, io.Closer, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	o := redisstore.Options{Addr: r.Address, DB: r.DB, KeyPrefix: r.KeyPrefix}
+	timeout := time.Duration(r.Timeout)
+	if timeout == 0 {
+		timeout = cache.DefaultSharedTimeout
+	}
+	o := redisstore.Options{Addr: r.Address, DB: r.DB, KeyPrefix: r.KeyPrefix, Timeout: timeout}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = DefaultRedisKeyPrefix
 	}
@@ -139,7 +150,7 @@ func (c *Config) SharedCache(log *slog.Logger) (*cache.Shared, io.Closer, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sh, err := cache.NewShared(st, key, cache.SharedOptions{Logger: log.With("component", "cache.redis", "address", r.Address)})
+	sh, err := cache.NewShared(st, key, cache.SharedOptions{Timeout: timeout, Logger: log.With("component", "cache.redis", "address", r.Address)})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err

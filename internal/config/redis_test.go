@@ -16,12 +16,13 @@ func TestRedisConfig(t *testing.T) {
 		wantErr []string // empty: valid
 	}{
 		{"minimal", "    address: redis:6379\n    hmacKeyFile: hmac.key\n", nil},
-		{"everything", "    address: redis.example:6380\n    passwordFile: pw\n    db: 2\n    keyPrefix: 'x:'\n    tls: {}\n    hmacKeyFile: hmac.key\n", nil},
+		{"everything", "    address: redis.example:6380\n    passwordFile: pw\n    db: 2\n    keyPrefix: 'x:'\n    timeout: 150ms\n    tls: {}\n    hmacKeyFile: hmac.key\n", nil},
 		{"no hmac key", "    address: redis:6379\n", []string{"cache.redis.hmacKeyFile: required"}},
 		{"short hmac key", "    address: redis:6379\n    hmacKeyFile: short.key\n", []string{"cache.redis.hmacKeyFile: short.key holds 31 bytes, want at least 32"}},
 		{"missing hmac key file", "    address: redis:6379\n    hmacKeyFile: nowhere.key\n", []string{"cache.redis.hmacKeyFile", "nowhere.key"}},
 		{"no address", "    hmacKeyFile: hmac.key\n", []string{"cache.redis.address: required"}},
 		{"address without port", "    address: redis\n    hmacKeyFile: hmac.key\n", []string{`cache.redis.address: "redis" is not host:port`}},
+		{"negative timeout", "    address: redis:6379\n    timeout: -1s\n    hmacKeyFile: hmac.key\n", []string{"cache.redis.timeout"}},
 		{"negative db", "    address: redis:6379\n    db: -1\n    hmacKeyFile: hmac.key\n", []string{"cache.redis.db"}},
 		{"empty password file", "    address: redis:6379\n    passwordFile: empty\n    hmacKeyFile: hmac.key\n", []string{"cache.redis.passwordFile: empty is empty"}},
 		{"unknown field", "    address: redis:6379\n    hmacKey: inline\n", []string{"hmacKey"}},

@@ -50,7 +50,10 @@ func TestReplicasShareOneVerificationThroughRedis(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Write(t, "hmac.key", base64.StdEncoding.EncodeToString(key)+"\n")
-	d.AppendConfig(t, "\ncache:\n  redis:\n    address: "+r.Addr+"\n    keyPrefix: 'pipeline-test:'\n    hmacKeyFile: hmac.key\n")
+	d.AppendConfig(t, "\ncache:\n  redis:\n    address: "+r.Addr+"\n    keyPrefix: 'pipeline-test:'\n    hmacKeyFile: hmac.key\n"+
+		// Generous: a Redis call given up on under load would verify
+		// locally, and this test counts verifications.
+		"    timeout: 30s\n")
 	var replicas []*Pipeline
 	for range 3 {
 		replicas = append(replicas, buildPipeline(t, d.ConfigPath))
