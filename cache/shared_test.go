@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/portcullis-dev/portcullis/policy"
 )
@@ -102,5 +105,61 @@ func TestSharedDownDecidesLocally(t *testing.T) {
 				t.Errorf("%d log lines for the failures, want 1 (rate-limited):\n%s", lines, logs.String())
 			}
 		})
+	}
+}
+
+// garbageStore holds, under every name, a value that is not an entry (as a
+// writer to Redis could leave); its writes fail.
+type garbageStore struct{ downStore }
+
+func (*garbageStore) Get(_ context.Context, names ...string) ([][]byte, error) {
+	out := make([][]byte, len(names))
+	for i := range out {
+		out[i] = bytes.Repeat([]byte{'x'}, 40)
+	}
+	return out, nil
+}
+
+// TestSharedMetrics: rejected entries and failed calls reach the exported
+// counters under the names operators alert on.
+func TestSharedMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	prev := otel.GetMeterProvider()
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	t.Cleanup(func() { otel.SetMeterProvider(prev) })
+
+	key := bytes.Repeat([]byte("k"), 32)
+	for _, st := range []Store{&garbageStore{}, &downStore{}} {
+		sh, err := NewShared(st, key, SharedOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(&fakeDecider{}, "gen1", Options{Shared: sh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := c.Decide(t.Context(), subj("app", dA)); err != nil || d.Outcome != policy.Allow {
+			t.Fatalf("Decide() = %v, %v", d.Outcome, err)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, p := range sum.DataPoints {
+					got[m.Name] += p.Value
+				}
+			}
+		}
+	}
+	// The garbage store: two bad entries (decision and admission), then
+	// publishing the local decision fails (an error). The down store: its
+	// Get fails, and the backoff spares it the publish.
+	if got["portcullis.cache.shared.rejected"] != 2 || got["portcullis.cache.shared.errors"] < 2 {
+		t.Errorf("counters = %v, want rejected 2 and errors >= 2", got)
 	}
 }
