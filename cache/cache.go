@@ -220,7 +220,9 @@ func (c *Cache) serve(k key, s policy.Subject) (policy.Decision, bool) {
 		c.hits.Add(1)
 	}
 	c.record(s, e)
-	return clone(e.d), true
+	d := clone(e.d)
+	d.Cached = true
+	return d, true
 }
 
 // lookup finds the decision for s. A subject's own decision wins, except that

@@ -30,7 +30,7 @@ func TestDecide(t *testing.T) {
 		opts      Options
 		results   map[digest.Digest]fakeResult
 		steps     []step
-		wantCalls int64
+		wantCalls int
 		wantStats Stats
 	}{{
 		name:      "hit skips next",
@@ -208,7 +208,7 @@ func TestDecide(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			next := &fakeDecider{results: tt.results}
+			next := newFake(tt.results)
 			c, clock := newTestCache(t, next, tt.opts)
 			for i, st := range tt.steps {
 				clock.Advance(st.advance)
@@ -233,7 +233,7 @@ func TestDecide(t *testing.T) {
 					t.Errorf("step %d: Decide(%s).Subject mismatch (-want +got):\n%s", i, st.s, diff)
 				}
 			}
-			if got := next.calls.Load(); got != tt.wantCalls {
+			if got := next.Calls(); got != tt.wantCalls {
 				t.Errorf("calls to next = %d, want %d", got, tt.wantCalls)
 			}
 			if diff := cmp.Diff(tt.wantStats, c.Stats()); diff != "" {
@@ -244,7 +244,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestInheritedDecision(t *testing.T) {
-	next := &fakeDecider{}
+	next := newFake(nil)
 	c, _ := newTestCache(t, next, Options{})
 	if _, err := c.Decide(t.Context(), subj("app", dIndex, dChild)); err != nil {
 		t.Fatalf("Decide(index) = %v", err)
@@ -262,17 +262,18 @@ func TestInheritedDecision(t *testing.T) {
 		Results:       []policy.RuleResult{{Rule: "rule", Mode: policy.ModeEnforce, Passed: true}},
 		Verified:      true,
 		InheritedFrom: dIndex,
+		Cached:        true,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Decide(child) mismatch (-want +got):\n%s", diff)
 	}
-	if n := next.calls.Load(); n != 1 {
+	if n := next.Calls(); n != 1 {
 		t.Errorf("calls to next = %d, want 1", n)
 	}
 }
 
 func TestGenerationSeparatesDecisions(t *testing.T) {
-	next := &fakeDecider{}
+	next := newFake(nil)
 	s := subj("app", dA)
 	for _, gen := range []string{"gen1", "gen2", "gen1"} {
 		c, err := New(next, gen, Options{})
@@ -285,13 +286,13 @@ func TestGenerationSeparatesDecisions(t *testing.T) {
 			}
 		}
 	}
-	if got := next.calls.Load(); got != 3 {
+	if got := next.Calls(); got != 3 {
 		t.Errorf("calls to next = %d, want 3 (one per cache)", got)
 	}
 }
 
 func TestSubjectComesFromRequest(t *testing.T) {
-	c, _ := newTestCache(t, &fakeDecider{}, Options{})
+	c, _ := newTestCache(t, newFake(nil), Options{})
 	for _, tag := range []string{"v1", "latest"} {
 		s := subj("app", dA)
 		s.Tag = tag
@@ -306,7 +307,7 @@ func TestSubjectComesFromRequest(t *testing.T) {
 }
 
 func TestReturnedDecisionIsACopy(t *testing.T) {
-	c, _ := newTestCache(t, &fakeDecider{}, Options{})
+	c, _ := newTestCache(t, newFake(nil), Options{})
 	s := subj("app", dA)
 	// A miss, then hits: no caller's change may reach what the cache holds.
 	for i := range 3 {
@@ -322,20 +323,20 @@ func TestReturnedDecisionIsACopy(t *testing.T) {
 }
 
 func TestDecideRejectsInvalidDigest(t *testing.T) {
-	next := &fakeDecider{}
+	next := newFake(nil)
 	c, _ := newTestCache(t, next, Options{})
 	for _, d := range []digest.Digest{"", "sha256:abc", "latest"} {
 		if _, err := c.Decide(t.Context(), subj("app", d)); err == nil {
 			t.Errorf("Decide(digest %q) = nil error, want error", d)
 		}
 	}
-	if got := next.calls.Load(); got != 0 {
+	if got := next.Calls(); got != 0 {
 		t.Errorf("calls to next = %d, want 0", got)
 	}
 }
 
 func TestLookup(t *testing.T) {
-	next := &fakeDecider{results: map[digest.Digest]fakeResult{dA: {outcome: policy.Deny}}}
+	next := newFake(map[digest.Digest]fakeResult{dA: {outcome: policy.Deny}})
 	c, _ := newTestCache(t, next, Options{})
 	denied := subj("app", dA)
 
@@ -378,7 +379,7 @@ func TestLookup(t *testing.T) {
 			}
 		})
 	}
-	if got := next.calls.Load(); got != 2 {
+	if got := next.Calls(); got != 2 {
 		t.Errorf("calls to next = %d, want 2 (Lookup never verifies)", got)
 	}
 	if got := c.Stats(); got != before {
@@ -395,17 +396,17 @@ func TestNew(t *testing.T) {
 		want       Options // when no error
 		wantErr    bool
 	}{
-		{name: "defaults", next: &fakeDecider{}, generation: "g",
+		{name: "defaults", next: newFake(nil), generation: "g",
 			want: Options{Size: DefaultSize, TTL: DefaultTTL, DenyTTL: DefaultDenyTTL, ChildrenSize: DefaultChildrenSize}},
-		{name: "explicit", next: &fakeDecider{}, generation: "g",
+		{name: "explicit", next: newFake(nil), generation: "g",
 			opts: Options{Size: 1, TTL: time.Second, DenyTTL: time.Hour, ChildrenSize: 2},
 			want: Options{Size: 1, TTL: time.Second, DenyTTL: time.Hour, ChildrenSize: 2}},
 		{name: "nil next", generation: "g", wantErr: true},
-		{name: "empty generation", next: &fakeDecider{}, wantErr: true},
-		{name: "negative size", next: &fakeDecider{}, generation: "g", opts: Options{Size: -1}, wantErr: true},
-		{name: "negative ttl", next: &fakeDecider{}, generation: "g", opts: Options{TTL: -time.Second}, wantErr: true},
-		{name: "negative deny ttl", next: &fakeDecider{}, generation: "g", opts: Options{DenyTTL: -time.Second}, wantErr: true},
-		{name: "negative children size", next: &fakeDecider{}, generation: "g", opts: Options{ChildrenSize: -1}, wantErr: true},
+		{name: "empty generation", next: newFake(nil), wantErr: true},
+		{name: "negative size", next: newFake(nil), generation: "g", opts: Options{Size: -1}, wantErr: true},
+		{name: "negative ttl", next: newFake(nil), generation: "g", opts: Options{TTL: -time.Second}, wantErr: true},
+		{name: "negative deny ttl", next: newFake(nil), generation: "g", opts: Options{DenyTTL: -time.Second}, wantErr: true},
+		{name: "negative children size", next: newFake(nil), generation: "g", opts: Options{ChildrenSize: -1}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

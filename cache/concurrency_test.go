@@ -10,6 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -18,7 +19,8 @@ import (
 
 func TestConcurrentMissesShareOneCall(t *testing.T) {
 	const n = 50
-	next := &fakeDecider{block: make(chan struct{})}
+	next := newFake(nil)
+	next.Block = make(chan struct{})
 	c, _ := newTestCache(t, next, Options{})
 	s := subj("app", dA)
 
@@ -40,8 +42,8 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 		})
 	}
 	// The barrier: next holds its call until every caller is waiting on it.
-	waitFor(t, "all callers to wait", func() bool { return c.Stats().Misses == n })
-	close(next.block)
+	testsupport.WaitFor(t, "all callers to wait", func() bool { return c.Stats().Misses == n })
+	close(next.Block)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -49,7 +51,7 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if got := next.calls.Load(); got != 1 {
+	if got := next.Calls(); got != 1 {
 		t.Errorf("calls to next = %d, want 1", got)
 	}
 	if got, want := c.Stats(), (Stats{Misses: n, Shared: n - 1}); got != want {
@@ -58,7 +60,8 @@ func TestConcurrentMissesShareOneCall(t *testing.T) {
 }
 
 func TestCancelledWaiterReturnsPromptly(t *testing.T) {
-	next := &fakeDecider{block: make(chan struct{}), entered: make(chan context.Context, 1)}
+	next := newFake(nil)
+	next.Block, next.Entered = make(chan struct{}), make(chan context.Context, 1)
 	c, _ := newTestCache(t, next, Options{})
 	s := subj("app", dA)
 
@@ -69,7 +72,7 @@ func TestCancelledWaiterReturnsPromptly(t *testing.T) {
 		_, err := c.Decide(ctx, s)
 		first <- err
 	}()
-	callCtx := <-next.entered
+	callCtx := <-next.Entered
 
 	second := make(chan error, 1)
 	go func() {
@@ -79,7 +82,7 @@ func TestCancelledWaiterReturnsPromptly(t *testing.T) {
 		}
 		second <- err
 	}()
-	waitFor(t, "second caller to wait", func() bool { return c.Stats().Misses == 2 })
+	testsupport.WaitFor(t, "second caller to wait", func() bool { return c.Stats().Misses == 2 })
 
 	cancel()
 	select {
@@ -94,17 +97,18 @@ func TestCancelledWaiterReturnsPromptly(t *testing.T) {
 		t.Errorf("shared call context: %v, want not done while a caller waits", err)
 	}
 
-	close(next.block)
+	close(next.Block)
 	if err := <-second; err != nil {
 		t.Errorf("remaining Decide() = %v, want allow", err)
 	}
-	if got := next.calls.Load(); got != 1 {
+	if got := next.Calls(); got != 1 {
 		t.Errorf("calls to next = %d, want 1", got)
 	}
 }
 
 func TestLastWaiterLeavingCancelsCall(t *testing.T) {
-	next := &fakeDecider{block: make(chan struct{}), entered: make(chan context.Context, 2)}
+	next := newFake(nil)
+	next.Block, next.Entered = make(chan struct{}), make(chan context.Context, 2)
 	c, _ := newTestCache(t, next, Options{})
 	s := subj("app", dA)
 
@@ -114,7 +118,7 @@ func TestLastWaiterLeavingCancelsCall(t *testing.T) {
 		_, err := c.Decide(ctx, s)
 		done <- err
 	}()
-	callCtx := <-next.entered
+	callCtx := <-next.Entered
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Decide() = %v, want %v", err, context.Canceled)
@@ -126,24 +130,24 @@ func TestLastWaiterLeavingCancelsCall(t *testing.T) {
 	}
 
 	// Nothing was cached: the next caller verifies again.
-	close(next.block)
+	close(next.Block)
 	if _, err := c.Decide(t.Context(), s); err != nil {
 		t.Fatalf("Decide() = %v", err)
 	}
-	if got := next.calls.Load(); got != 2 {
+	if got := next.Calls(); got != 2 {
 		t.Errorf("calls to next = %d, want 2", got)
 	}
 }
 
 func TestPanicBecomesError(t *testing.T) {
-	next := &fakeDecider{results: map[digest.Digest]fakeResult{dA: {panic: true}}}
+	next := newFake(map[digest.Digest]fakeResult{dA: {panic: true}})
 	c, _ := newTestCache(t, next, Options{})
 	for range 2 {
 		if _, err := c.Decide(t.Context(), subj("app", dA)); err == nil {
 			t.Errorf("Decide() with a panicking next = nil error, want error")
 		}
 	}
-	if got := next.calls.Load(); got != 2 {
+	if got := next.Calls(); got != 2 {
 		t.Errorf("calls to next = %d, want 2", got)
 	}
 }

@@ -1,30 +1,19 @@
 package cache
 
 import (
-	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/internal/testsupport/decidertest"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-// fakeDecider counts calls, like statsManifest in distribution's
-// registry/proxy/proxymanifeststore_test.go, and answers from results.
-type fakeDecider struct {
-	calls   atomic.Int64
-	results map[digest.Digest]fakeResult // missing: a verified Allow
-	// block, when set, holds every call until it is closed or the call's
-	// context is done.
-	block chan struct{}
-	// entered, when set, receives each call's context as the call starts.
-	entered chan context.Context
-}
-
+// fakeResult is a scripted answer: a decision with outcome that is
+// verified or not (rule "rule", enforced), an error, or a panic.
 type fakeResult struct {
 	outcome  policy.Outcome
 	verified bool
@@ -34,53 +23,25 @@ type fakeResult struct {
 
 var errUpstream = errors.New("upstream unavailable")
 
-func (f *fakeDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
-	f.calls.Add(1)
-	if f.entered != nil {
-		f.entered <- ctx
-	}
-	if f.block != nil {
-		select {
-		case <-f.block:
-		case <-ctx.Done():
-			return policy.Decision{}, ctx.Err()
-		}
-	}
-	r, ok := f.results[s.Digest]
-	if !ok {
-		r = fakeResult{outcome: policy.Allow, verified: true}
-	}
-	if r.panic {
-		panic("boom")
-	}
-	if r.err != nil {
-		return policy.Decision{}, r.err
-	}
-	return policy.Decision{
-		Subject:  s,
+func (r fakeResult) result() decidertest.Result {
+	return decidertest.Result{Err: r.err, Panic: r.panic, Decision: policy.Decision{
 		Outcome:  r.outcome,
 		Rule:     "rule",
 		Reason:   "decided by fake",
 		Results:  []policy.RuleResult{{Rule: "rule", Mode: policy.ModeEnforce, Passed: r.verified}},
 		Verified: r.verified,
-	}, nil
+	}}
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newFake returns a decider that answers from results, and a verified
+// Allow for digests not in it. It counts calls, like statsManifest in
+// distribution's registry/proxy/proxymanifeststore_test.go.
+func newFake(results map[digest.Digest]fakeResult) *decidertest.Decider {
+	f := decidertest.New(fakeResult{outcome: policy.Allow, verified: true}.result())
+	for d, r := range results {
+		f.Set(d, r.result())
+	}
+	return f
 }
 
 var (
@@ -100,25 +61,13 @@ func subj(repo string, d digest.Digest, children ...digest.Digest) policy.Subjec
 	return policy.Subject{Registry: registry, Repository: repo, Digest: d, Children: children}
 }
 
-func newTestCache(t *testing.T, next Decider, opts Options) (*Cache, *fakeClock) {
+func newTestCache(t *testing.T, next Decider, opts Options) (*Cache, *testsupport.Clock) {
 	t.Helper()
 	c, err := New(next, "gen1", opts)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testsupport.NewClock(time.Unix(1_700_000_000, 0))
 	c.now = clock.Now
 	return c, clock
-}
-
-// waitFor polls cond until it holds or the test has waited too long.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestLimiterBoundsMissesOnly: with one slot, a verification in flight
@@ -17,14 +19,15 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := &fakeDecider{block: make(chan struct{}), entered: make(chan context.Context, 16)}
+	next := newFake(nil)
+	next.Block, next.Entered = make(chan struct{}), make(chan context.Context, 16)
 	c, _ := newTestCache(t, next, Options{Limiter: lim})
 
 	// Cache dB first (the decider lets it through), so it is a hit later.
 	warm := make(chan error, 1)
 	go func() { _, err := c.Decide(t.Context(), subj("app", dB)); warm <- err }()
-	<-next.entered
-	next.block <- struct{}{}
+	<-next.Entered
+	next.Block <- struct{}{}
 	if err := <-warm; err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +42,8 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 			flightErrs <- err
 		})
 	}
-	<-next.entered
-	waitFor(t, "all callers to join", func() bool { return c.Stats().Misses == 1+joiners+1 })
+	<-next.Entered
+	testsupport.WaitFor(t, "all callers to join", func() bool { return c.Stats().Misses == 1+joiners+1 })
 
 	// A different digest finds no slot.
 	_, err = c.Decide(t.Context(), subj("app", dC))
@@ -53,7 +56,7 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 		t.Errorf("cache hit with the slot taken: %v", err)
 	}
 
-	close(next.block)
+	close(next.Block)
 	wg.Wait()
 	close(flightErrs)
 	for err := range flightErrs {
@@ -65,7 +68,7 @@ func TestLimiterBoundsMissesOnly(t *testing.T) {
 	if _, err := c.Decide(t.Context(), subj("app", dC)); err != nil {
 		t.Errorf("Decide(dC) after the slot freed: %v", err)
 	}
-	if got := next.calls.Load(); got != 3 {
+	if got := next.Calls(); got != 3 {
 		t.Errorf("calls to next = %d, want 3 (dB, dA once for %d callers, dC)", got, joiners+1)
 	}
 }
@@ -78,5 +81,23 @@ func TestNewLimiterRejectsNonsense(t *testing.T) {
 		if _, err := NewLimiter(tc.n, tc.wait); err == nil {
 			t.Errorf("NewLimiter(%d, %v) = nil error", tc.n, tc.wait)
 		}
+	}
+}
+
+// TestCachedMarksAnswersFromMemory: a decision made now is not Cached; the
+// same decision answered from memory (own or inherited) is.
+func TestCachedMarksAnswersFromMemory(t *testing.T) {
+	c, _ := newTestCache(t, newFake(nil), Options{})
+	first, err := c.Decide(t.Context(), subj("app", dIndex, dChild))
+	if err != nil || first.Cached {
+		t.Fatalf("first Decide = %+v, %v; want a fresh decision (Cached false)", first, err)
+	}
+	again, err := c.Decide(t.Context(), subj("app", dIndex, dChild))
+	if err != nil || !again.Cached {
+		t.Errorf("second Decide Cached = %v, %v; want true", again.Cached, err)
+	}
+	child, err := c.Decide(t.Context(), subj("app", dChild))
+	if err != nil || !child.Cached || child.InheritedFrom != dIndex {
+		t.Errorf("inherited Decide = %+v, %v; want Cached and inherited from the index", child, err)
 	}
 }

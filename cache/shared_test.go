@@ -69,15 +69,16 @@ func TestSharedDownDecidesLocally(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			next := &fakeDecider{results: map[digest.Digest]fakeResult{}}
+			results := map[digest.Digest]fakeResult{}
 			var subjects []policy.Subject
 			for i := range 20 {
 				d := digest.FromString(fmt.Sprint("img", i))
 				if i%2 == 0 {
-					next.results[d] = fakeResult{outcome: policy.Deny}
+					results[d] = fakeResult{outcome: policy.Deny}
 				}
 				subjects = append(subjects, subj("app", d))
 			}
+			next := newFake(results)
 			c, err := New(next, "gen1", Options{Shared: sh})
 			if err != nil {
 				t.Fatal(err)
@@ -92,7 +93,7 @@ func TestSharedDownDecidesLocally(t *testing.T) {
 					t.Errorf("Decide(%d) with the store down = %v, %v; want %s", i, d.Outcome, err, want)
 				}
 			}
-			if got := next.calls.Load(); got != 20 {
+			if got := next.Calls(); got != 20 {
 				t.Errorf("local verifications = %d, want 20", got)
 			}
 			if n := st.calls.Load(); !tc.wantCalls(n) {
@@ -134,7 +135,7 @@ func TestSharedMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := New(&fakeDecider{}, "gen1", Options{Shared: sh})
+		c, err := New(newFake(nil), "gen1", Options{Shared: sh})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -51,6 +52,14 @@ func typeFor(apiVersion, kind string) (any, error) {
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "networking.k8s.io/v1/NetworkPolicy":
 		return &networkingv1.NetworkPolicy{}, nil
+	case "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration":
+		return &admissionregistrationv1.ValidatingWebhookConfiguration{}, nil
+	case "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration":
+		return &admissionregistrationv1.MutatingWebhookConfiguration{}, nil
+	case "cert-manager.io/v1/Certificate":
+		return &certificate{}, nil
+	case "cert-manager.io/v1/Issuer":
+		return &issuer{}, nil
 	}
 	return nil, fmt.Errorf("no schema for %s %s", apiVersion, kind)
 }

@@ -3,10 +3,7 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -63,25 +60,9 @@ func newKeylessAttestLab(t *testing.T) (l *lab, leaf, chain string) {
 // bundle referrer holding the certificate.
 func (l *lab) AttestKeyless(v int, ref, leaf, chain, typ string, predicate any) {
 	l.t.Helper()
-	b, err := json.Marshal(predicate)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	f := filepath.Join(l.t.TempDir(), "predicate.json")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	args := []string{"attest", "--key", l.Keys.Release.Key, "--certificate", leaf, "--type", typ, "--predicate", f, "-y"}
-	switch v {
-	case 2:
-		args = append(args, "--certificate-chain", chain, "--tlog-upload=false", "--allow-insecure-registry")
-		mustRun(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign2"), append(args, ref)...)
-	case 3:
-		args = append(args, "--signing-config", l.Keys.signingConfig, "--allow-http-registry")
-		mustRun(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign3"), append(args, ref)...)
-	default:
-		l.t.Fatalf("cosign version %d", v)
-	}
+	f := predicateFile(l.t, predicate)
+	l.cosignAttest(v, ref, []string{"attest", "--key", l.Keys.Release.Key, "--certificate", leaf, "--type", typ, "--predicate", f, "-y"},
+		[]string{"--certificate-chain", chain})
 }
 
 func TestKeylessAttestations(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // `portcullis verify` decides exactly as the proxy does: exit 0 allowed,
@@ -77,7 +79,7 @@ func TestVerifyCommand(t *testing.T) {
 		if r := l.portcullis("policy", "validate", filepath.Join(l.Dir, "policy.yaml")); r.Code != 0 {
 			t.Errorf("policy validate of the lab policy: %s", r)
 		}
-		bad := writeFile(t, filepath.Join(t.TempDir(), "bad.yaml"),
+		bad := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "bad.yaml"),
 			"unmatched: deny\nrules:\n  - name: r\n    images: [\"registry.lab/**\"]\n    signatures: {anyOf: [nobody]}\n")
 		if r := l.portcullis("policy", "validate", bad); r.Code != 1 {
 			t.Errorf("policy validate of a policy naming an unknown authority: exit %d, want 1:\n%s", r.Code, r.Out)

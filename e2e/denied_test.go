@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // An unsigned image is denied on every path to its manifest, and every
@@ -42,7 +44,7 @@ func TestUnsignedDenied(t *testing.T) {
 		}
 		assertPolicyMessage(t, "skopeo inspect", r.Out, repo, dig)
 
-		policyJSON := writeFile(t, tempPath(t, "policy.json"), `{"default":[{"type":"insecureAcceptAnything"}]}`)
+		policyJSON := testsupport.WriteFile(t, tempPath(t, "policy.json"), `{"default":[{"type":"insecureAcceptAnything"}]}`)
 		r = run(t, 2*time.Minute, l.Env, skopeo, "copy", "--policy", policyJSON, "--src-tls-verify=false",
 			"docker://"+l.ProxyRef(repo, dig), "oci:"+tempPath(t, "oci")+":x")
 		if r.Code == 0 {

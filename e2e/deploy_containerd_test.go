@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestDeployContainerdGenerated pulls through the certs.d tree written by
@@ -101,7 +103,7 @@ func testDeployContainerd(t *testing.T, o deployOpts) {
 		naive := filepath.Join(t.TempDir(), "certs.d")
 		// What every tutorial shows: the proxy as a [host] mirror, the
 		// registry as the server.
-		writeFile(t, filepath.Join(naive, regName, "hosts.toml"),
+		testsupport.WriteFile(t, filepath.Join(naive, regName, "hosts.toml"),
 			"server = \"http://"+regName+"\"\n\n[host.\""+l.ProxyURL+"\"]\n  capabilities = [\"pull\", \"resolve\"]\n"+caLine(l.CA))
 		ref := regName + "/lab/unsigned:v1"
 		r := pull(t, naive, ref)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // dockerd is a private Docker daemon (Debian's docker.io) started as root
@@ -54,18 +55,14 @@ func startDockerd(t *testing.T, configFile string) *dockerd {
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"), "-H", k.Host,
 		"--storage-driver=vfs", "--iptables=false", "--bridge=none", "--ip-masq=false")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	ready := testsupport.Eventually(60*time.Second, 250*time.Millisecond, func() bool {
 		if k.d.exited() {
 			t.Fatalf("dockerd exited at start (%v):\n%s", k.d.waitErr, k.d.log())
 		}
-		if r := run(t, 10*time.Second, k.env, cli, "version", "--format", "{{.Server.Version}}"); r.Code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dockerd not ready after 60s:\n%s", k.d.log())
-		}
-		time.Sleep(250 * time.Millisecond)
+		return run(t, 10*time.Second, k.env, cli, "version", "--format", "{{.Server.Version}}").Code == 0
+	})
+	if !ready {
+		t.Fatalf("dockerd not ready after 60s:\n%s", k.d.log())
 	}
 	return k
 }
@@ -86,24 +83,6 @@ func lookSystemToolPkg(t *testing.T, name, pkg string) string {
 	}
 	missing(t, fmt.Sprintf("%s is not installed (apt-get install -y %s)", name, pkg))
 	return ""
-}
-
-// mountsUnder lists the mount points at or below dir.
-func mountsUnder(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			out = append(out, fields[4])
-		}
-	}
-	return out
 }
 
 // TestDeployDocker runs dockerd with the daemon.json written by `portcullis
@@ -175,7 +154,7 @@ func TestDeployDocker(t *testing.T) {
 		if d.Code != 0 || !strings.Contains(d.Out, "refused by portcullis: enforced") {
 			t.Errorf("doctor with the generated daemon.json and the docker canary: %s", d)
 		}
-		mirrors := writeFile(t, filepath.Join(t.TempDir(), "daemon.json"), `{"registry-mirrors": ["`+l.ProxyURL+`"]}`)
+		mirrors := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "daemon.json"), `{"registry-mirrors": ["`+l.ProxyURL+`"]}`)
 		d = l.portcullisCLI(k.env, "doctor", "--proxy", l.ProxyURL, "--docker-config", mirrors)
 		if d.Code != 1 || !strings.Contains(d.Stdout, "registry-mirrors") {
 			t.Errorf("doctor on a daemon.json with registry-mirrors: want exit 1 naming it: %s", d)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestDeployPodmanSkopeo pulls with podman and skopeo through the
@@ -33,15 +35,15 @@ func TestDeployPodmanSkopeo(t *testing.T) {
 	}
 	// podman's own state in the temp dir, configured through the
 	// environment so that doctor's canary pulls the same way.
-	storage := writeFile(t, filepath.Join(dir, "storage.conf"), fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n",
+	storage := testsupport.WriteFile(t, filepath.Join(dir, "storage.conf"), fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n",
 		filepath.Join(dir, "run"), filepath.Join(dir, "graph")))
-	containers := writeFile(t, filepath.Join(dir, "containers.conf"), "[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n")
+	containers := testsupport.WriteFile(t, filepath.Join(dir, "containers.conf"), "[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n")
 	env := append(append([]string{}, l.Env...),
 		"CONTAINERS_REGISTRIES_CONF="+conf, "CONTAINERS_STORAGE_CONF="+storage, "CONTAINERS_CONF="+containers)
 	// podman insists that REGISTRY_AUTH_FILE (set by baseEnv) exists.
 	for _, kv := range env {
 		if f, ok := strings.CutPrefix(kv, "REGISTRY_AUTH_FILE="); ok {
-			writeFile(t, f, "{}\n")
+			testsupport.WriteFile(t, f, "{}\n")
 		}
 	}
 	pm := func(t *testing.T, args ...string) result {
@@ -103,7 +105,7 @@ func TestDeployPodmanSkopeo(t *testing.T) {
 			t.Errorf("doctor on the generated registries.conf: want exit 0 and 4 enforced canaries: %s", d)
 		}
 		// The proxy as a mirror: podman falls back to the location.
-		mirror := writeFile(t, filepath.Join(t.TempDir(), "registries.conf"), fmt.Sprintf(
+		mirror := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "registries.conf"), fmt.Sprintf(
 			"[[registry]]\nprefix = %q\nlocation = %q\ninsecure = true\n[[registry.mirror]]\nlocation = %q\ninsecure = true\n",
 			l.Reg.Addr, l.Reg.Addr, l.Proxy.Addr))
 		d = l.portcullisCLI(env, "doctor", "--proxy", l.ProxyURL, "--podman-config", mirror, "--registry", l.Reg.Addr, "--canary", "--runtime", "podman")

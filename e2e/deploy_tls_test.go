@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // TestDeployContainerdMTLS: the proxy admits only clients with a
@@ -103,18 +105,14 @@ func TestDeployTLSRotation(t *testing.T) {
 	// Rotate: a new pair from the same CA, written the way a Secret update
 	// or certbot would (new files over the old).
 	l.ca.issue(t, filepath.Join(l.Dir, "tls"), "portcullis", true)
-	deadline := time.Now().Add(10 * time.Second)
-	for servedSerial(t, l) == before {
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving serial %s 10s after the rotation", before)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !testsupport.Eventually(10*time.Second, 200*time.Millisecond, func() bool { return servedSerial(t, l) != before }) {
+		t.Fatalf("still serving serial %s 10s after the rotation", before)
 	}
 	rotated := servedSerial(t, l)
 	pullFresh(t)
 
 	// A broken replacement: logged, the rotated certificate kept.
-	writeFile(t, filepath.Join(l.Dir, "tls.crt"), "not a certificate\n")
+	testsupport.WriteFile(t, filepath.Join(l.Dir, "tls.crt"), "not a certificate\n")
 	time.Sleep(1500 * time.Millisecond) // > reloadInterval
 	if got := servedSerial(t, l); got != rotated {
 		t.Errorf("after a broken certificate the proxy serves serial %s, want the last good %s", got, rotated)

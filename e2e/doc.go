@@ -2,7 +2,8 @@
 // registry (and go-containerregistry's, in-process, for the referrers API),
 // the real portcullis binary, and real clients (crane, skopeo, podman,
 // cosign v2 and v3, oras, regctl, containerd's ctr, dockerd, the OCI
-// conformance suite), all on loopback.
+// conformance suite, kubectl against a real kube-apiserver), all on
+// loopback.
 //
 // Every test file carries the build tag e2e, so `go test ./...` skips them.
 // Run them with
@@ -26,6 +27,7 @@
 // Layout: harness_*_test.go are the helpers (tools and processes, the
 // registry, portcullis, images, cosign, containerd, keyless CAs,
 // attestations, deployment configs, HTTP, the referrers registry, the
-// supply-chain fixture, client listings, the conformance suite); the other
-// *_test.go files are the tests.
+// supply-chain fixture, client listings, the conformance suite, a real
+// etcd + kube-apiserver driven with kubectl and webhook configurations for
+// it); the other *_test.go files are the tests.
 package e2e

@@ -4,11 +4,12 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // Attestation labs: the usual registry + portcullis, with a policy whose
@@ -72,7 +73,7 @@ func newAttestLab(t *testing.T) *lab {
 	dir := t.TempDir()
 	listen := freeAddr(t)
 	cfg := writeConfig(t, dir, listen, reg.URL(), keys)
-	writeFile(t, filepath.Join(dir, "policy.yaml"), attestPolicy)
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), attestPolicy)
 	px := startProxy(t, dir, cfg, listen)
 	return &lab{t: t, Dir: dir, Reg: reg, Proxy: px, Keys: keys, Env: baseEnv(t.TempDir())}
 }
@@ -82,18 +83,18 @@ func newAttestLab(t *testing.T) *lab {
 // offline signing config).
 func (l *lab) Attest(v int, ref string, key keyPair, typ string, predicate any) {
 	l.t.Helper()
-	b, err := json.Marshal(predicate)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	f := filepath.Join(l.t.TempDir(), "predicate.json")
-	if err := os.WriteFile(f, b, 0o644); err != nil {
-		l.t.Fatal(err)
-	}
-	args := []string{"attest", "--key", key.Key, "--type", typ, "--predicate", f, "-y"}
+	f := predicateFile(l.t, predicate)
+	l.cosignAttest(v, ref, []string{"attest", "--key", key.Key, "--type", typ, "--predicate", f, "-y"}, nil)
+}
+
+// cosignAttest runs cosign attest (args) on ref with cosign major version
+// v: 2 with the flags only v2 takes (v2Args), no tlog, plain-HTTP registry;
+// 3 offline with the lab's signing config.
+func (l *lab) cosignAttest(v int, ref string, args, v2Args []string) {
+	l.t.Helper()
 	switch v {
 	case 2:
-		args = append(args, "--tlog-upload=false", "--allow-insecure-registry")
+		args = append(append(args, v2Args...), "--tlog-upload=false", "--allow-insecure-registry")
 		mustRun(l.t, cosignTimeout, l.cosignEnv(), tool(l.t, "cosign2"), append(args, ref)...)
 	case 3:
 		args = append(args, "--signing-config", l.Keys.signingConfig, "--allow-http-registry")
@@ -138,6 +139,17 @@ func (l *lab) expectDecision(repo, tag, dig string, allow bool, want ...string) 
 }
 
 // Predicates, shaped as the tools that make them write them.
+
+// predicateFile writes predicate as compact JSON to a temporary
+// predicate.json for cosign attest --predicate.
+func predicateFile(t testing.TB, predicate any) string {
+	t.Helper()
+	b, err := json.Marshal(predicate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testsupport.WriteFile(t, filepath.Join(t.TempDir(), "predicate.json"), string(b))
+}
 
 func provenance(builder, repo string) map[string]any {
 	return map[string]any{

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // containerd is a private containerd (own root, state, socket; CRI off)
@@ -38,7 +40,7 @@ func startContainerd(t *testing.T) *containerd {
 	}
 	c := &containerd{Dir: dir, Sock: filepath.Join(dir, "containerd.sock"), ctr: ctr, hosts: filepath.Join(dir, "certs.d")}
 	c.env = baseEnv(filepath.Join(dir, "home"))
-	cfg := writeFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf(`version = 2
+	cfg := testsupport.WriteFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
 disabled_plugins = [
@@ -71,20 +73,17 @@ disabled_plugins = [
 	})
 	c.d = startDaemon(t, "containerd", dir, c.env, bin,
 		"--config", cfg, "--root", filepath.Join(dir, "root"), "--state", filepath.Join(dir, "state"), "--address", c.Sock)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ready := testsupport.Eventually(30*time.Second, 100*time.Millisecond, func() bool {
 		if c.d.exited() {
 			t.Fatalf("containerd exited at start (%v):\n%s", c.d.waitErr, c.d.log())
 		}
-		if _, err := os.Stat(c.Sock); err == nil {
-			if r := run(t, 10*time.Second, c.env, ctr, "-a", c.Sock, "version"); r.Code == 0 {
-				break
-			}
+		if _, err := os.Stat(c.Sock); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd not ready after 30s:\n%s", c.d.log())
-		}
-		time.Sleep(100 * time.Millisecond)
+		return run(t, 10*time.Second, c.env, ctr, "-a", c.Sock, "version").Code == 0
+	})
+	if !ready {
+		t.Fatalf("containerd not ready after 30s:\n%s", c.d.log())
 	}
 	return c
 }
@@ -120,7 +119,7 @@ func isExecutable(p string) bool {
 // then silently talks to the registry itself.)
 func (c *containerd) Hosts(t testing.TB, host, server string) {
 	t.Helper()
-	writeFile(t, filepath.Join(c.hosts, host, "hosts.toml"), fmt.Sprintf(`server = %[1]q
+	testsupport.WriteFile(t, filepath.Join(c.hosts, host, "hosts.toml"), fmt.Sprintf(`server = %[1]q
 
 [host.%[1]q]
   capabilities = ["pull", "resolve"]
@@ -149,19 +148,7 @@ func (c *containerd) ImageDigest(t testing.TB, ref string) string {
 
 // unmountUnder lazily unmounts every mount point below dir, deepest first.
 func unmountUnder(t testing.TB, dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var points []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			points = append(points, fields[4])
-		}
-	}
+	points := mountsUnder(dir)
 	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 	for _, p := range points {
 		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
@@ -170,4 +157,22 @@ func unmountUnder(t testing.TB, dir string) {
 			t.Logf("unmounted leftover %s", p)
 		}
 	}
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			out = append(out, fields[4])
+		}
+	}
+	return out
 }

@@ -3,15 +3,10 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // A deploy lab is a registry and a portcullis in front of it in which the
@@ -68,8 +65,8 @@ func newDeployLab(t *testing.T, o deployOpts) *deployLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "cosign.pub"), string(pub))
-	writeFile(t, filepath.Join(dir, "policy.yaml"), fmt.Sprintf(deployPolicy, reg.Addr))
+	testsupport.WriteFile(t, filepath.Join(dir, "cosign.pub"), string(pub))
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), fmt.Sprintf(deployPolicy, reg.Addr))
 	cfg := fmt.Sprintf(`listen: %s
 upstreams:
   - registry: %s
@@ -93,7 +90,7 @@ log:
 	if o.Access != "" {
 		cfg += fmt.Sprintf(o.Access, caPath)
 	}
-	cfgPath := writeFile(t, filepath.Join(dir, "portcullis.yaml"), cfg)
+	cfgPath := testsupport.WriteFile(t, filepath.Join(dir, "portcullis.yaml"), cfg)
 	d := startDaemon(t, "portcullis", dir, baseEnv(dir), portcullisBin(t), "serve", "--config", cfgPath)
 	if o.TLS && o.Access != "" {
 		waitHTTP(t, d, "http://"+listen+"/v2/", 30*time.Second, 400) // TLS is up: plain HTTP gets 400
@@ -107,61 +104,32 @@ log:
 }
 
 // deployCA is a throwaway CA for the proxy's server certificate and for
-// client certificates (mTLS).
+// client certificates (mTLS), its certificate written to File. It is valid
+// for a day: the suite can outlive testsupport's default hour.
 type deployCA struct {
+	*testsupport.CA
 	File string // PEM certificate
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 }
 
 func newDeployCA(t *testing.T, dir string) *deployCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "portcullis e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	f := writeFile(t, filepath.Join(dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	return &deployCA{File: f, cert: cert, key: key}
+	ca := testsupport.NewCA(t, testsupport.CAName("portcullis e2e CA"), testsupport.CAValidFor(24*time.Hour))
+	return &deployCA{CA: ca, File: testsupport.WriteFile(t, filepath.Join(dir, "ca.pem"), string(ca.PEM()))}
 }
 
 // issue writes prefix.crt and prefix.key: a server certificate for
 // 127.0.0.1 and localhost, or a client certificate with CN cn.
 func (ca *deployCA) issue(t *testing.T, prefix, cn string, server bool) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: cn}, KeyUsage: x509.KeyUsageDigitalSignature}
+	usage := x509.ExtKeyUsageClientAuth
 	if server {
 		tmpl.IPAddresses, tmpl.DNSNames = []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		usage = x509.ExtKeyUsageServerAuth
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writeFile(t, prefix+".crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	keyFile = writeFile(t, prefix+".key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
+	_, certPEM, keyPEM := ca.Issue(t, tmpl, usage)
+	certFile = testsupport.WriteFile(t, prefix+".crt", string(certPEM))
+	keyFile = testsupport.WriteFile(t, prefix+".key", string(keyPEM))
 	return certFile, keyFile
 }
 
@@ -175,23 +143,7 @@ func waitHTTPS(t *testing.T, d *daemon, url, caPath string) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pemBytes)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if d.exited() {
-			t.Fatalf("%s exited before it was ready (%v):\n%s", d.name, d.waitErr, d.log())
-		}
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s after 30s (%v)", d.name, url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHTTPWith(t, client, d, url, 30*time.Second, http.StatusOK)
 }
 
 // pushCanary puts an image at portcullis/canary:deny on the registry, so

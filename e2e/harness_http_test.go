@@ -102,8 +102,14 @@ func freeAddr(t testing.TB) string {
 // daemon dies, or the deadline passes.
 func waitHTTP(t testing.TB, d *daemon, url string, timeout time.Duration, accept ...int) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	waitHTTPWith(t, client, d, url, timeout, accept...)
+}
+
+// waitHTTPWith is waitHTTP with another client (TLS, say).
+func waitHTTPWith(t testing.TB, client *http.Client, d *daemon, url string, timeout time.Duration, accept ...int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	var last string
 	for attempt := 0; ; attempt++ {
 		if d.exited() {

@@ -3,22 +3,16 @@
 package e2e
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // Keyless signing offline: a private CA made here issues a Fulcio-style
@@ -33,8 +27,7 @@ const (
 
 // privateCA is a root and an issuing intermediate on disk.
 type privateCA struct {
-	root, inter *x509.Certificate
-	interKey    *ecdsa.PrivateKey
+	*testsupport.FulcioCA
 	// ChainPEM is intermediate then root (cosign's --certificate-chain).
 	ChainPEM string
 	// TrustedRoot is a trusted_root.json holding only this CA.
@@ -44,23 +37,10 @@ type privateCA struct {
 func newPrivateCA(t testing.TB, dir string) *privateCA {
 	t.Helper()
 	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lab-root", Organization: []string{"lab.invalid"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	root := createCert(t, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
-	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "lab-inter", Organization: []string{"lab.invalid"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, BasicConstraintsValid: true, IsCA: true,
-	}
-	inter := createCert(t, interTmpl, root, interKey.Public(), rootKey)
-	ca := &privateCA{root: root, inter: inter, interKey: interKey}
-	ca.ChainPEM = writeFile(t, filepath.Join(dir, "chain.pem"), string(certPEM(inter))+string(certPEM(root)))
+	names := testsupport.FulcioNames{Organization: "lab.invalid", Root: "lab-root", Intermediate: "lab-inter"}
+	ca := &privateCA{FulcioCA: testsupport.NewFulcioCA(t, names, now.Add(-time.Hour), now.Add(24*time.Hour))}
+	root, inter := ca.Root, ca.Inter
+	ca.ChainPEM = testsupport.WriteFile(t, filepath.Join(dir, "chain.pem"), string(testsupport.CertsPEM(inter, root)))
 
 	b64 := func(c *x509.Certificate) map[string]string {
 		return map[string]string{"rawBytes": base64.StdEncoding.EncodeToString(c.Raw)}
@@ -78,25 +58,8 @@ func newPrivateCA(t testing.TB, dir string) *privateCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca.TrustedRoot = writeFile(t, filepath.Join(dir, "trusted_root.json"), string(raw))
+	ca.TrustedRoot = testsupport.WriteFile(t, filepath.Join(dir, "trusted_root.json"), string(raw))
 	return ca
-}
-
-func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, priv crypto.Signer) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
-	if err != nil {
-		t.Fatalf("x509.CreateCertificate: %v", err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func certPEM(c *x509.Certificate) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
 // IssueLeaf writes a leaf certificate for the public key in pubPath, for
@@ -115,25 +78,9 @@ func (ca *privateCA) IssueLeaf(t testing.TB, dir, pubPath, subject, issuer strin
 	if err != nil {
 		t.Fatalf("%s: %v", pubPath, err)
 	}
-	utf8Issuer, err := asn1.MarshalWithParams(issuer, "utf8")
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:   big.NewInt(now.UnixNano()),
-		NotBefore:      now.Add(-time.Minute),
-		NotAfter:       now.Add(time.Hour),
-		EmailAddresses: []string{subject},
-		KeyUsage:       x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		ExtraExtensions: []pkix.Extension{
-			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}, Value: []byte(issuer)},
-			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: utf8Issuer},
-		},
-	}
-	leaf := createCert(t, tmpl, ca.inter, pub, ca.interKey)
-	return writeFile(t, filepath.Join(dir, "leaf.pem"), string(certPEM(leaf)))
+	leaf := ca.Leaf(t, pub, subject, issuer, now.Add(-time.Minute), now.Add(time.Hour))
+	return testsupport.WriteFile(t, filepath.Join(dir, "leaf.pem"), string(testsupport.CertsPEM(leaf)))
 }
 
 // keylessAuthorities are the lab's keyless authorities: ci (the lab
@@ -196,16 +143,8 @@ func newKeylessLabWith(t *testing.T, policy string) (l *lab, leaf, chain string)
 	ca := newPrivateCA(t, dir)
 	leaf = ca.IssueLeaf(t, dir, keys.Release.Pub, keylessSubject, keylessIssuer)
 	listen := freeAddr(t)
-	writeFile(t, filepath.Join(dir, "policy.yaml"), policy)
-	cfg := writeFile(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`listen: %s
-upstreams:
-  - registry: registry.lab
-    url: %s
-    default: true
-policy: policy.yaml
-log:
-  level: debug
-`, listen, reg.URL()))
+	cfg := writeConfig(t, dir, listen, reg.URL(), keys)
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), policy) // in place of labPolicy
 	px := startProxy(t, dir, cfg, listen)
 	l = &lab{t: t, Dir: dir, Reg: reg, Proxy: px, Keys: keys, Env: baseEnv(t.TempDir())}
 	return l, leaf, ca.ChainPEM

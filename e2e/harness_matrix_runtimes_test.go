@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // The three runtime families, as the matrix drives them through the proxy:
@@ -109,11 +111,11 @@ func startFamilies(t *testing.T, proxyAddr string) []family {
 
 	ctd := startContainerd(t)
 	ctd.Hosts(t, proxyAddr, "http://"+proxyAddr)
-	dk := startDockerd(t, writeFile(t, filepath.Join(t.TempDir(), "daemon.json"),
+	dk := startDockerd(t, testsupport.WriteFile(t, filepath.Join(t.TempDir(), "daemon.json"),
 		fmt.Sprintf(`{"insecure-registries": [%q]}`, proxyAddr)))
 	pmEnv := containersEnv(t, "podman")
 	skEnv := containersEnv(t, "skopeo")
-	policy := writeFile(t, filepath.Join(t.TempDir(), "policy.json"), `{"default":[{"type":"insecureAcceptAnything"}]}`)
+	policy := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "policy.json"), `{"default":[{"type":"insecureAcceptAnything"}]}`)
 
 	return []family{
 		{Name: "containerd", CanRun: true, Pull: func(t *testing.T, ref string) pullOutcome {
@@ -148,19 +150,19 @@ func startFamilies(t *testing.T, proxyAddr string) []family {
 func containersEnv(t *testing.T, name string) []string {
 	t.Helper()
 	dir := t.TempDir()
-	storage := writeFile(t, filepath.Join(dir, "storage.conf"), fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n",
+	storage := testsupport.WriteFile(t, filepath.Join(dir, "storage.conf"), fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n",
 		filepath.Join(dir, "run"), filepath.Join(dir, "graph")))
 	// runc may not raise rlimits here (no CAP_SYS_RESOURCE in this
 	// sandbox), and podman's defaults raise nofile and nproc: ask for less.
-	conf := writeFile(t, filepath.Join(dir, "containers.conf"), "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n"+
+	conf := testsupport.WriteFile(t, filepath.Join(dir, "containers.conf"), "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n"+
 		"[engine]\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n")
-	regs := writeFile(t, filepath.Join(dir, "registries.conf"), "unqualified-search-registries = []\n")
+	regs := testsupport.WriteFile(t, filepath.Join(dir, "registries.conf"), "unqualified-search-registries = []\n")
 	env := append(baseEnv(filepath.Join(dir, "home")),
 		"CONTAINERS_REGISTRIES_CONF="+regs, "CONTAINERS_STORAGE_CONF="+storage, "CONTAINERS_CONF="+conf)
 	// podman insists that REGISTRY_AUTH_FILE (set by baseEnv) exists.
 	for _, kv := range env {
 		if f, ok := strings.CutPrefix(kv, "REGISTRY_AUTH_FILE="); ok {
-			writeFile(t, f, "{}\n")
+			testsupport.WriteFile(t, f, "{}\n")
 		}
 	}
 	t.Logf("%s storage in %s", name, dir)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 var (
@@ -74,9 +76,9 @@ func writeConfig(t testing.TB, dir, listen, upstreamURL string, keys *keyset) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "cosign.pub"), string(pub))
-	writeFile(t, filepath.Join(dir, "policy.yaml"), labPolicy)
-	return writeFile(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`listen: %s
+	testsupport.WriteFile(t, filepath.Join(dir, "cosign.pub"), string(pub))
+	testsupport.WriteFile(t, filepath.Join(dir, "policy.yaml"), labPolicy)
+	return testsupport.WriteFile(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`listen: %s
 upstreams:
   - registry: registry.lab
     url: %s

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // registry is a distribution registry (v3) with filesystem storage in a
@@ -25,7 +27,7 @@ func startRegistry(t testing.TB) *registry {
 	bin := tool(t, "registry")
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	cfg := writeFile(t, filepath.Join(dir, "config.yml"), fmt.Sprintf(`version: 0.1
+	cfg := testsupport.WriteFile(t, filepath.Join(dir, "config.yml"), fmt.Sprintf(`version: 0.1
 log:
   level: warn
   accesslog:

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // SBOMs made by the real syft CLI from a node_modules tree, as a build
@@ -39,7 +41,7 @@ func writeJSON(t testing.TB, path string, v any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, path, string(b)+"\n")
+	testsupport.WriteFile(t, path, string(b)+"\n")
 }
 
 // syftSBOMs runs the real syft on dir and returns its SPDX JSON and

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // suiteArtifactType is the artifact type the conformance suite filters the
@@ -63,7 +65,7 @@ func (l *lab) PushSupplyChain(repo string) supplyChain {
 // returns the artifact's manifest digest.
 func (l *lab) AttachArtifact(ref, artifactType, body string) string {
 	l.t.Helper()
-	f := writeFile(l.t, filepath.Join(l.t.TempDir(), "note.txt"), body+"\n")
+	f := testsupport.WriteFile(l.t, filepath.Join(l.t.TempDir(), "note.txt"), body+"\n")
 	r := run(l.t, orasTimeout, l.Env, tool(l.t, "oras"), "attach", "--plain-http", "--disable-path-validation",
 		"--format", "json", "--artifact-type", artifactType, ref, f+":text/plain")
 	var out struct {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 var (
@@ -43,6 +44,7 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(sharedDir)
 	code := m.Run()
+	runExitHooks()
 	// Repeat every missing prerequisite at the end, where it is seen even
 	// without -v (go test hides the logs of skipped tests then).
 	if len(missingSeen) > 0 {
@@ -61,6 +63,30 @@ var (
 	missingMu   sync.Mutex
 	missingSeen []string
 )
+
+var (
+	exitMu    sync.Mutex
+	exitHooks []func()
+)
+
+// atExit registers f to run after every test, before sharedDir is removed,
+// for what several tests share and no single test's cleanup may stop (the
+// Kubernetes cluster). Hooks run last registered first.
+func atExit(f func()) {
+	exitMu.Lock()
+	defer exitMu.Unlock()
+	exitHooks = append(exitHooks, f)
+}
+
+func runExitHooks() {
+	exitMu.Lock()
+	hooks := exitHooks
+	exitHooks = nil
+	exitMu.Unlock()
+	for i := len(hooks) - 1; i >= 0; i-- {
+		hooks[i]()
+	}
+}
 
 // findRepoRoot asks the go command for the module root, falling back to the
 // parent of the package directory (tests run in e2e/).
@@ -169,24 +195,6 @@ type result struct {
 	Err    error
 }
 
-// lockedBuffer lets stdout and stderr copiers write one buffer.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func (r result) String() string {
 	return fmt.Sprintf("exit %d (%v)\n%s", r.Code, r.Err, r.Out)
 }
@@ -200,8 +208,8 @@ func run(t testing.TB, timeout time.Duration, env []string, bin string, args ...
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
-	cmd.WaitDelay = 5 * time.Second // do not hang on pipes held by grandchildren
-	var all, stdout lockedBuffer
+	cmd.WaitDelay = 5 * time.Second    // do not hang on pipes held by grandchildren
+	var all, stdout testsupport.Buffer // stdout and stderr copiers write all at once
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(&stdout, &all), &all
 	start := time.Now()
 	err := cmd.Run()
@@ -243,6 +251,20 @@ type daemon struct {
 
 func startDaemon(t testing.TB, name, dir string, env []string, bin string, args ...string) *daemon {
 	t.Helper()
+	d := spawnDaemon(t, name, dir, env, bin, args...)
+	t.Cleanup(func() {
+		d.stop(t)
+		if t.Failed() {
+			t.Logf("--- last lines of %s log (%s) ---\n%s", name, d.logPath, tailFile(d.logPath, 6000))
+		}
+	})
+	return d
+}
+
+// spawnDaemon is startDaemon without the cleanup: the caller stops it (for
+// daemons that outlive the test that started them, or must stop in order).
+func spawnDaemon(t testing.TB, name, dir string, env []string, bin string, args ...string) *daemon {
+	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -264,12 +286,6 @@ func startDaemon(t testing.TB, name, dir string, env []string, bin string, args 
 		logf.Close()
 		close(d.done)
 	}()
-	t.Cleanup(func() {
-		d.stop(t)
-		if t.Failed() {
-			t.Logf("--- last lines of %s log (%s) ---\n%s", name, logPath, tailFile(logPath, 6000))
-		}
-	})
 	return d
 }
 
@@ -282,9 +298,15 @@ func (d *daemon) exited() bool {
 	}
 }
 
+// logger is what stop needs of a testing.TB; daemons stopped after the
+// last test log elsewhere.
+type logger interface {
+	Logf(format string, args ...any)
+}
+
 // stop sends SIGTERM to the daemon and, after a grace period, SIGKILL to its
 // process group.
-func (d *daemon) stop(t testing.TB) {
+func (d *daemon) stop(t logger) {
 	d.stopped.Do(func() {
 		if d.exited() {
 			return
@@ -313,16 +335,4 @@ func tailFile(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
-}
-
-// writeFile writes a test fixture, failing the test on error.
-func writeFile(t testing.TB, path, content string) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -63,7 +63,8 @@ const maxEvaluations = 64
 // Rules without them cost no extra upstream request.
 func (e *Engine) evidence(ctx context.Context, s Subject, rules []*Rule) (*Evidence, error) {
 	auths := e.policy.authoritiesFor(rules)
-	needs := slices.ContainsFunc(rules, (*Rule).needsAttestations)
+	col := e.policy.collect // evidence.go: gathered for audit and the inventory
+	needs := col != nil || slices.ContainsFunc(rules, (*Rule).needsAttestations)
 	if !needs {
 		if len(auths) == 0 {
 			return nil, nil
@@ -81,7 +82,7 @@ func (e *Engine) evidence(ctx context.Context, s Subject, rules []*Rule) (*Evide
 	if !ok {
 		return nil, errNoAttestationVerifier
 	}
-	ev, err := av.VerifyAttestations(ctx, s, auths, e.policy.attestationQuery(rules))
+	ev, err := av.VerifyAttestations(ctx, s, auths, e.policy.attestationQuery(rules, col))
 	if err != nil {
 		return nil, err
 	}

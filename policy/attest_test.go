@@ -359,13 +359,12 @@ func TestAttestationRequirements(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v := &fakeAttVerifier{fakeVerifier: fakeVerifier{ev: tt.ev(t)}}
 			e := attEngine(t, v)
-			start := time.Now()
+			// The cost limit is proven by its reason ("cost limit
+			// exceeded"), not by a wall-clock bound: how long it takes is
+			// the benchmarks' business.
 			d, err := e.Decide(context.Background(), subject(tt.repo))
 			if err != nil {
 				t.Fatalf("Decide() = %v", err)
-			}
-			if el := time.Since(start); el > 10*time.Second {
-				t.Errorf("Decide() took %v", el)
 			}
 			if d.Verified != tt.wantPassed {
 				t.Errorf("Decide().Verified = %v, want %v (reason %q)", d.Verified, tt.wantPassed, d.Reason)

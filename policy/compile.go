@@ -87,6 +87,7 @@ func (c *compiler) compile(spec *policySpec) *Policy {
 			p.rules = append(p.rules, r)
 		}
 	}
+	c.evidence(spec, p, declared) // evidence.go
 	return p
 }
 

@@ -211,8 +211,9 @@ func (c *compiler) fromList(from []string, path string) []string {
 // needsAttestations reports whether a rule reads attestations.
 func (r *Rule) needsAttestations() bool { return len(r.Attestations) > 0 || r.SBOM != nil }
 
-// attestationQuery builds the query for the matching rules.
-func (p *Policy) attestationQuery(rules []*Rule) AttestationQuery {
+// attestationQuery builds the query for the matching rules and, when not
+// nil, the evidence section's collection.
+func (p *Policy) attestationQuery(rules []*Rule, col *Collection) AttestationQuery {
 	by, index := map[string]bool{}, map[string]bool{}
 	types, formats := map[string]bool{}, map[string]bool{}
 	add := func(names, from, pts []string) {
@@ -229,6 +230,9 @@ func (p *Policy) attestationQuery(rules []*Rule) AttestationQuery {
 		for _, t := range pts {
 			types[t] = true
 		}
+	}
+	if col != nil {
+		add(col.By, col.From, col.PredicateTypes)
 	}
 	for _, r := range rules {
 		for _, a := range r.Attestations {

@@ -30,6 +30,11 @@
 // AttestationVerifier interface; a rule that needs them fails closed with a
 // Verifier that cannot provide them.
 //
+// The evidence section (evidence.go) makes every decision of a matched image
+// also gather SBOMs and provenance for the audit and the inventory, without
+// changing an outcome; slsa.builders grades verified provenance into an SLSA
+// build level (Decision.SLSA).
+//
 // Two kinds of "no" are kept apart on purpose. A Decision with Outcome Deny
 // means the subject is untrusted; the proxy answers 403. An error means the
 // engine could not decide (an upstream failed, a signature could not be read);

@@ -77,6 +77,10 @@ func (e *Engine) Decide(ctx context.Context, s Subject) (Decision, error) {
 	docs := map[*Attestation]sbomDoc{}
 
 	d := Decision{Subject: s, Outcome: Allow, Evidence: ev, Verified: true}
+	if e.policy.gradesSLSA(rules) {
+		lvl := e.policy.slsaLevel(ev) // evidence.go
+		d.SLSA = &lvl
+	}
 	failed := -1 // index into d.Results of the failing rule that sets the outcome
 	for _, r := range rules {
 		res := RuleResult{Rule: r.Name, Mode: r.Mode, Passed: true}

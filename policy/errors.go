@@ -56,7 +56,7 @@ func init() {
 	for _, v := range []any{
 		policySpec{}, authoritySpec{}, keySpec{}, ruleSpec{}, signatureSpec{}, thresholdSpec{},
 		keylessSpec{}, identitySpec{}, tufSpec{},
-		attestationSpec{}, sbomSpec{},
+		attestationSpec{}, sbomSpec{}, evidenceSpec{}, slsaSpec{}, builderSpec{},
 	} {
 		t := reflect.TypeOf(v)
 		var names []string

@@ -23,6 +23,9 @@ type policySpec struct {
 	Unmatched   string          `yaml:"unmatched"`
 	Authorities []authoritySpec `yaml:"authorities"`
 	Rules       []ruleSpec      `yaml:"rules"`
+	// Evidence and SLSA are in evidence.go.
+	Evidence *evidenceSpec `yaml:"evidence"`
+	SLSA     *slsaSpec     `yaml:"slsa"`
 }
 
 type authoritySpec struct {

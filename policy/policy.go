@@ -14,6 +14,8 @@ type Policy struct {
 	authorityOrder []string
 	rules          []*Rule
 	generation     string
+	collect        *Collection // evidence.go; nil: rules' needs only
+	builders       []Builder
 }
 
 // Rule is one compiled rule.

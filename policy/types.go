@@ -191,6 +191,13 @@ type Decision struct {
 	// InheritedFrom is the index digest this decision was inherited from,
 	// when a child manifest was admitted by its verified index.
 	InheritedFrom digest.Digest
+	// SLSA is the graded SLSA build level (evidence.go); nil when neither a
+	// matching rule nor the evidence section gathers provenance.
+	SLSA *SLSALevel
+	// Cached is set by a decision cache that answered from memory (its own
+	// or an inherited decision): nothing was verified for this answer. Doors
+	// log such answers at debug level, not as new decisions.
+	Cached bool
 }
 
 // RuleResult is how one matching rule judged the subject.

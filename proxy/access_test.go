@@ -3,30 +3,26 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
-	"github.com/portcullis-dev/portcullis/policy"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 const (
@@ -122,8 +118,8 @@ func TestAccessControl(t *testing.T) {
 			for repo, want := range tc.want {
 				for _, p := range routes(repo) {
 					for _, method := range []string{http.MethodGet, http.MethodHead} {
-						e.up.reset()
-						calls := e.dec.calls()
+						e.up.ResetRequests()
+						calls := e.dec.Calls()
 						got := do(t, method, e.px.URL+p, tc.hdr...)
 						if want == ok {
 							if got.status != http.StatusOK {
@@ -133,10 +129,10 @@ func TestAccessControl(t *testing.T) {
 						}
 						code := map[int]string{unauth: "UNAUTHORIZED", denied: "DENIED"}[want]
 						wantError(t, p+" as "+tc.client, got, method, want, code)
-						if n := len(e.up.requests()); n != 0 {
+						if n := len(e.up.Requests()); n != 0 {
 							t.Errorf("%s %s as %s: upstream saw %d requests, want 0", method, p, tc.client, n)
 						}
-						if n := e.dec.calls() - calls; n != 0 {
+						if n := e.dec.Calls() - calls; n != 0 {
 							t.Errorf("%s %s as %s: %d decisions, want 0", method, p, tc.client, n)
 						}
 						ch := got.header.Get("WWW-Authenticate")
@@ -197,7 +193,7 @@ func TestAccessPing(t *testing.T) {
 					}
 				}
 			}
-			if n := len(e.up.requests()); n != 0 {
+			if n := len(e.up.Requests()); n != 0 {
 				t.Errorf("ping reached the upstream %d times, want 0", n)
 			}
 		})
@@ -236,17 +232,17 @@ func TestAccessRemoteClient(t *testing.T) {
 // while clients send right and wrong credentials and the upstream demands the
 // proxy's own, and greps it for every secret.
 func TestCredentialsNotLogged(t *testing.T) {
-	var buf syncBuffer
+	var buf testsupport.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	up := newUpstream(t, "registry.example")
 	img := up.pushImage(t, "lab/app:v1")
 	body := rawManifest(t, img)
-	up.setFault(bearerAuth(up.srv.URL + "/token"))
+	up.SetFault(bearerAuth(up.srv.URL + "/token"))
 	cfg := up.config(true)
 	cfg.Auth = authn.FromConfig(authn.AuthConfig{Username: upUser, Password: upPassword})
 	dec := newFakeDecider()
 	dec.allow(digest.FromBytes(body))
-	dec.setErr(nil)
+	dec.SetErr(nil)
 	px := startProxy(t, dec, []Upstream{cfg}, WithLogger(log), WithAccess(newAccess(t, testAccess(t))), WithRateLimit(1000, 1000))
 	secrets := []string{alicePassword, bobPassword, ciToken, upPassword, upToken, "wrong-" + alicePassword, "bogus-token-abcdefghijkl"}
 	clients := [][]string{
@@ -269,9 +265,9 @@ func TestCredentialsNotLogged(t *testing.T) {
 		}
 	}
 	// Undecided and upstream failures are logged at warn: make some.
-	dec.setErr(&policy.UndecidedError{Err: errors.New("verification failed")})
+	dec.SetErr(&policy.UndecidedError{Err: errors.New("verification failed")})
 	do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/v1", basicHeader("alice", alicePassword)...)
-	up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusBadGateway)
 		return true
 	})
@@ -292,65 +288,11 @@ func TestCredentialsNotLogged(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// testCA issues client certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T, cn string) *testCA {
+// clientCert issues a client certificate for tmpl.
+func clientCert(t *testing.T, ca *testsupport.CA, tmpl *x509.Certificate) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-func (ca *testCA) issue(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	pair, _, _ := ca.Issue(t, tmpl, x509.ExtKeyUsageClientAuth)
+	return &pair
 }
 
 // TestAccessClientCertificates serves the proxy over TLS with client
@@ -369,15 +311,15 @@ func TestAccessClientCertificates(t *testing.T) {
 			{Clients: []string{"node-a", "node-b.example", "spiffe://cluster/ns/x/sa/y", "alice"}, Repositories: []string{"registry.example/lab/**"}},
 		},
 	}
-	srv, err := New([]Upstream{up.config(true)}, dec, WithLogger(discardSlog()), WithAccess(newAccess(t, c)))
+	srv, err := New(testSet(t, up.config(true)), dec, WithLogger(discardSlog()), WithAccess(newAccess(t, c)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := newTestCA(t, "clients")
-	rogue := newTestCA(t, "rogue")
+	ca := testsupport.NewCA(t, testsupport.CAName("clients"))
+	rogue := testsupport.NewCA(t, testsupport.CAName("rogue"))
 	ts := httptest.NewUnstartedServer(srv)
 	ts.Config.ErrorLog = discardLogger() // the rogue handshake is expected to fail
-	ts.TLS = &tls.Config{ClientCAs: ca.pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+	ts.TLS = &tls.Config{ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 
@@ -388,15 +330,15 @@ func TestAccessClientCertificates(t *testing.T) {
 		hdr        []string
 		lab, other int // statuses for lab/app and secret/app; 0 = handshake fails
 	}{
-		{name: "CN", cert: ptr(ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}})), lab: 200, other: 403},
-		{name: "DNS SAN only", cert: ptr(ca.issue(t, &x509.Certificate{DNSNames: []string{"node-b.example"}})), lab: 200, other: 403},
-		{name: "URI SAN only", cert: ptr(ca.issue(t, &x509.Certificate{URIs: []*url.URL{spiffe}})), lab: 200, other: 403},
-		{name: "CN without a grant", cert: ptr(ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node-z"}})), lab: 403, other: 403},
-		{name: "no name at all", cert: ptr(ca.issue(t, &x509.Certificate{})), lab: 401, other: 401},
-		{name: "certificate wins over a wrong Authorization", cert: ptr(ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}})), hdr: basicHeader("alice", "wrong"), lab: 200, other: 403},
+		{name: "CN", cert: clientCert(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}}), lab: 200, other: 403},
+		{name: "DNS SAN only", cert: clientCert(t, ca, &x509.Certificate{DNSNames: []string{"node-b.example"}}), lab: 200, other: 403},
+		{name: "URI SAN only", cert: clientCert(t, ca, &x509.Certificate{URIs: []*url.URL{spiffe}}), lab: 200, other: 403},
+		{name: "CN without a grant", cert: clientCert(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: "node-z"}}), lab: 403, other: 403},
+		{name: "no name at all", cert: clientCert(t, ca, &x509.Certificate{}), lab: 401, other: 401},
+		{name: "certificate wins over a wrong Authorization", cert: clientCert(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}}), hdr: basicHeader("alice", "wrong"), lab: 200, other: 403},
 		{name: "no certificate, password", hdr: basicHeader("alice", alicePassword), lab: 200, other: 403},
 		{name: "no certificate, anonymous", lab: 401, other: 401},
-		{name: "certificate from another CA", cert: ptr(rogue.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}}))},
+		{name: "certificate from another CA", cert: clientCert(t, rogue, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -410,7 +352,7 @@ func TestAccessClientCertificates(t *testing.T) {
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr}
 			for repo, want := range map[string]int{"lab/app": tc.lab, "secret/app": tc.other} {
-				up.reset()
+				up.ResetRequests()
 				req, _ := http.NewRequest(http.MethodGet, ts.URL+"/v2/"+repo+"/manifests/v1", nil)
 				for i := 0; i+1 < len(tc.hdr); i += 2 {
 					req.Header.Set(tc.hdr[i], tc.hdr[i+1])
@@ -430,8 +372,8 @@ func TestAccessClientCertificates(t *testing.T) {
 				if resp.StatusCode != want {
 					t.Errorf("GET %s = %d, want %d", repo, resp.StatusCode, want)
 				}
-				if want != 200 && len(up.requests()) != 0 {
-					t.Errorf("GET %s refused, but the upstream saw %d requests", repo, len(up.requests()))
+				if want != 200 && len(up.Requests()) != 0 {
+					t.Errorf("GET %s refused, but the upstream saw %d requests", repo, len(up.Requests()))
 				}
 			}
 		})
@@ -442,8 +384,8 @@ func TestAccessClientCertificates(t *testing.T) {
 // (the listener asked for one but did not verify it) never names a client,
 // and neither does a verified one when ClientCerts is off.
 func TestAccessClientCertificatesIgnoredWhenOff(t *testing.T) {
-	ca := newTestCA(t, "clients")
-	cert := ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}})
+	ca := testsupport.NewCA(t, testsupport.CAName("clients"))
+	cert := clientCert(t, ca, &x509.Certificate{Subject: pkix.Name{CommonName: "node-a"}})
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	grants := []Grant{{Clients: []string{"node-a"}, Repositories: []string{"registry.example/**"}}}
 	tests := []struct {
@@ -452,8 +394,8 @@ func TestAccessClientCertificatesIgnoredWhenOff(t *testing.T) {
 		state       tls.ConnectionState
 		want        string
 	}{
-		{"verified, on", true, tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, ca.cert}}}, "node-a"},
-		{"verified, off", false, tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, ca.cert}}}, ""},
+		{"verified, on", true, tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, ca.Cert}}}, "node-a"},
+		{"verified, off", false, tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf, ca.Cert}}}, ""},
 		{"unverified, on", true, tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}, ""},
 	}
 	for _, tc := range tests {

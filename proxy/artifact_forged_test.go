@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // runnableTar is a tar archive holding an executable script, as a forged
@@ -124,7 +126,7 @@ func TestInspectLayer(t *testing.T) {
 // whose config is a runnable image config and whose layer claims
 // layerType, and returns the manifest bytes (pushed under tag, and as a
 // blob for the /blobs/ route).
-func forgedArtifact(t *testing.T, u *upstream, tag, configType, layerType string, layer []byte) []byte {
+func forgedArtifact(t *testing.T, u *fakeUpstream, tag, configType, layerType string, layer []byte) []byte {
 	t.Helper()
 	cfg := []byte(`{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/run"]},"rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(layer).String() + `"]}}`)
 	cfgD := u.pushBlob(t, "lab/app", cfg)
@@ -171,11 +173,11 @@ func TestForgedArtifactsDecided(t *testing.T) {
 				name := fmt.Sprintf("%s layer typed %s, config %s", l.name, lt, ct)
 				for _, path := range []string{"/manifests/" + tag, "/manifests/" + md.String(), "/blobs/" + md.String()} {
 					for _, method := range []string{http.MethodGet, http.MethodHead} {
-						before := e.dec.calls()
+						before := e.dec.Calls()
 						got := do(t, method, e.px.URL+"/v2/lab/app"+path)
 						if l.proof {
-							if got.status != http.StatusOK || e.dec.calls() != before {
-								t.Errorf("%s %s (%s) = %d after %d decisions, want 200 undecided", method, path, name, got.status, e.dec.calls()-before)
+							if got.status != http.StatusOK || e.dec.Calls() != before {
+								t.Errorf("%s %s (%s) = %d after %d decisions, want 200 undecided", method, path, name, got.status, e.dec.Calls()-before)
 							}
 							continue
 						}
@@ -269,17 +271,11 @@ func TestArtifactProofFailures(t *testing.T) {
 		e.dec.deny(digest.FromBytes(m), "r", "unsigned")
 		layerPath := "/v2/lab/app/blobs/" + digest.FromBytes(layer).String()
 		fault := tc.fault
-		e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path != layerPath {
-				return false
-			}
-			fault(w)
-			return true
-		})
+		e.up.SetFault(testsupport.OnPath(layerPath, func(w http.ResponseWriter, _ *http.Request) { fault(w) }))
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}
-	e.up.setFault(nil)
+	e.up.SetFault(nil)
 }
 
 // TestArtifactIndexEmbeddingDecided: a referrers-like index is undecided only
@@ -298,7 +294,7 @@ func TestArtifactIndexEmbeddingDecided(t *testing.T) {
 	plain := index(entry(""))
 	withData := index(entry(`,"data":"` + base64.StdEncoding.EncodeToString(child) + `"`))
 	withURLs := index(entry(`,"urls":["https://elsewhere.example/child"]`))
-	e.up.setFault(overlay(map[string][]byte{
+	e.up.SetFault(overlay(map[string][]byte{
 		"/v2/lab/app/manifests/plain": plain,
 		"/v2/lab/app/manifests/data":  withData,
 		"/v2/lab/app/manifests/urls":  withURLs,
@@ -346,15 +342,9 @@ func TestArtifactConfigFailures(t *testing.T) {
 		}
 		cfgPath := "/v2/lab/app/blobs/" + doc.Config.Digest
 		fault := tc.fault
-		e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path != cfgPath {
-				return false
-			}
-			fault(w)
-			return true
-		})
+		e.up.SetFault(testsupport.OnPath(cfgPath, func(w http.ResponseWriter, _ *http.Request) { fault(w) }))
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+tag)
 		wantError(t, tc.name, got, http.MethodGet, tc.status, tc.code)
 	}
-	e.up.setFault(nil)
+	e.up.SetFault(nil)
 }

@@ -34,7 +34,7 @@ func bundleReferrer(subject digest.Digest, mediaType string, size int) []byte {
 // size in the manifest changed to match, and so does the config: "{}" for
 // the empty type, else an image config naming the layers as cosign writes
 // it. The manifest is returned, not put.
-func materialize(t *testing.T, u *upstream, repo string, sample []byte, content func(i int) []byte) []byte {
+func materialize(t *testing.T, u *fakeUpstream, repo string, sample []byte, content func(i int) []byte) []byte {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(sample, &m); err != nil {
@@ -100,7 +100,7 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 	e.up.putManifest(t, "lab/app", "bundle", ociManifest, bundle)
 	// ggcr's registry refuses an index whose children it lacks: serve these
 	// from the fault handler.
-	e.up.setFault(overlay(map[string][]byte{
+	e.up.SetFault(overlay(map[string][]byte{
 		"/v2/lab/app/manifests/" + refTag:          refIndex,
 		"/v2/lab/app/manifests/referrers-with-att": refIndexAtt,
 	}, ociIndex))
@@ -132,12 +132,12 @@ func TestArtifactsServedWithoutDecision(t *testing.T) {
 			}
 		}
 	}
-	if n := e.dec.calls(); n != 0 {
-		t.Errorf("Decide calls for artifacts = %d, want 0: %v", n, e.dec.seen())
+	if n := e.dec.Calls(); n != 0 {
+		t.Errorf("Decide calls for artifacts = %d, want 0: %v", n, e.dec.Subjects())
 	}
 	// Each layer was looked at once: proofs are remembered by digest.
 	layerGets := map[string]int{}
-	for _, r := range e.up.requests() {
+	for _, r := range e.up.Requests() {
 		if r.Method == http.MethodGet && strings.Contains(r.Path, "/blobs/") {
 			layerGets[r.Path]++
 		}
@@ -174,7 +174,7 @@ func TestArtifactLookalikesDecided(t *testing.T) {
 	platformIndex := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
 		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"` + childD.String() + `",` +
 		`"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","platform":{"architecture":"amd64","os":"linux"}}]}`)
-	e.up.setFault(overlay(map[string][]byte{"/v2/lab/app/manifests/platidx": platformIndex}, "application/vnd.oci.image.index.v1+json"))
+	e.up.SetFault(overlay(map[string][]byte{"/v2/lab/app/manifests/platidx": platformIndex}, "application/vnd.oci.image.index.v1+json"))
 
 	tests := []struct {
 		name, ref string
@@ -187,10 +187,10 @@ func TestArtifactLookalikesDecided(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			before := e.dec.calls()
+			before := e.dec.Calls()
 			got := do(t, method, e.px.URL+"/v2/lab/app/manifests/"+tc.ref)
 			wantError(t, tc.name, got, method, http.StatusForbidden, "DENIED")
-			s := e.dec.seen()
+			s := e.dec.Subjects()
 			if len(s) != before+1 || s[len(s)-1].Digest != tc.want {
 				t.Errorf("%s %s: decider saw %v, want one call for %s", method, tc.name, s[before:], tc.want)
 			}

@@ -66,14 +66,14 @@ func TestUpstreamCredentials(t *testing.T) {
 				cfg := up.config(true)
 				switch scheme {
 				case "basic":
-					up.setFault(basicAuth)
+					up.SetFault(basicAuth)
 				case "bearer":
-					up.setFault(bearerAuth(up.srv.URL + "/token"))
+					up.SetFault(bearerAuth(up.srv.URL + "/token"))
 				}
 				if scheme != "anonymous" {
 					cfg.Auth = authn.FromConfig(authn.AuthConfig{Username: upUser, Password: password})
 				}
-				up.reset()
+				up.ResetRequests()
 				dec := newFakeDecider()
 				dec.allow(digest.FromBytes(body))
 				px := startProxy(t, dec, []Upstream{cfg})
@@ -110,7 +110,7 @@ func TestUpstreamCredentials(t *testing.T) {
 						}
 					}
 				}
-				reqs := up.requests()
+				reqs := up.Requests()
 				if len(reqs) == 0 {
 					t.Fatalf("upstream saw no requests")
 				}

@@ -60,7 +60,7 @@ func TestBlobPassThrough(t *testing.T) {
 			}
 		})
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls for layers and configs = %d, want 0", n)
 	}
 }
@@ -81,12 +81,12 @@ func TestBlobLargeRange(t *testing.T) {
 		t.Fatalf("layer is %d bytes, want > 1024", len(layer))
 	}
 	d := digest.FromBytes(layer)
-	e.up.reset()
+	e.up.ResetRequests()
 	got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/blobs/"+d.String(), "Range", "bytes=100-199")
 	if got.status != http.StatusPartialContent || !bytes.Equal(got.body, layer[100:200]) {
 		t.Errorf("GET ranged large blob = %d (%d bytes), want 206 with bytes 100-199", got.status, len(got.body))
 	}
-	for _, r := range e.up.requests() {
+	for _, r := range e.up.Requests() {
 		if r.Method == http.MethodGet && r.Header.Get("Range") == "" && r.Path != "/v2/" {
 			t.Errorf("upstream got a whole-blob GET %s for a ranged request of a large blob", r.Path)
 		}
@@ -133,12 +133,12 @@ func TestBlobManifestFallback(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.dec.calls()
+			before := e.dec.Calls()
 			got := do(t, tc.method, e.px.URL+"/v2/lab/app/blobs/"+tc.dgst.String(), tc.hdr...)
-			if e.dec.calls() == before {
+			if e.dec.Calls() == before {
 				t.Errorf("%s /blobs/%s: decider not consulted", tc.method, tc.dgst)
 			}
-			if s := e.dec.seen(); len(s) > 0 && s[len(s)-1].Digest != tc.dgst {
+			if s := e.dec.Subjects(); len(s) > 0 && s[len(s)-1].Digest != tc.dgst {
 				t.Errorf("%s /blobs/%s: decided on %s", tc.method, tc.dgst, s[len(s)-1].Digest)
 			}
 			if tc.status == http.StatusForbidden {
@@ -156,7 +156,7 @@ func TestBlobManifestFallback(t *testing.T) {
 			}
 		})
 	}
-	if got, want := e.dec.seen()[0].MediaType, string(mt); got != want {
+	if got, want := e.dec.Subjects()[0].MediaType, string(mt); got != want {
 		t.Errorf("blob subject MediaType = %q, want %q", got, want)
 	}
 }
@@ -171,7 +171,7 @@ func TestBlobKnownDenied(t *testing.T) {
 	}}
 	px := startProxy(t, dec, []Upstream{up.config(true)})
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		up.reset()
+		up.ResetRequests()
 		got := do(t, method, px.URL+"/v2/lab/app/blobs/"+denied.String())
 		wantError(t, "known-denied blob", got, method, http.StatusForbidden, "DENIED")
 		if method == http.MethodGet {
@@ -180,7 +180,7 @@ func TestBlobKnownDenied(t *testing.T) {
 				t.Errorf("GET known-denied blob message = %q, want %q", msg, want)
 			}
 		}
-		if n := len(up.requests()); n != 0 {
+		if n := len(up.Requests()); n != 0 {
 			t.Errorf("%s known-denied blob: upstream requests = %d, want 0", method, n)
 		}
 	}

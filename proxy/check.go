@@ -18,9 +18,18 @@ func (s *Server) Check(ctx context.Context, image string) (policy.Decision, erro
 	if !ok || c == nil {
 		return policy.Decision{}, fmt.Errorf("%q: the registry part must be one of the configured upstreams: %s", image, s.registryList())
 	}
-	repo, refStr := rest, "latest"
+	// repo[:tag][@digest]: with both, the digest is what is fetched (a tag
+	// beside it is a label, as for every runtime) and the tag is kept for
+	// the decision's subject.
+	repo, refStr, pinnedTag := rest, "latest", ""
 	if i := strings.Index(rest, "@"); i >= 0 {
 		repo, refStr = rest[:i], rest[i+1:]
+		if j := strings.LastIndex(repo, ":"); j > strings.LastIndex(repo, "/") {
+			repo, pinnedTag = repo[:j], repo[j+1:]
+			if !tagGrammar.MatchString(pinnedTag) {
+				return policy.Decision{}, errorf(codeManifestUnk, "portcullis: invalid tag %q", sanitize(pinnedTag))
+			}
+		}
 	} else if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 		repo, refStr = rest[:i], rest[i+1:]
 	}
@@ -47,5 +56,9 @@ func (s *Server) Check(ctx context.Context, image string) (policy.Decision, erro
 	if err != nil {
 		return policy.Decision{}, err
 	}
-	return s.judge(ctx, t, ref.tag, m)
+	tag := ref.tag
+	if tag == "" {
+		tag = pinnedTag
+	}
+	return s.judge(ctx, t, tag, m)
 }

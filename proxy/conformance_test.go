@@ -17,10 +17,10 @@ func TestInvalidReferenceIsUnknownManifest(t *testing.T) {
 	e.up.pushImage(t, "lab/app:v1")
 	for _, ref := range []string{".INVALID_MANIFEST_NAME", "-v1", strings.Repeat("a", 129)} {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			e.up.reset()
+			e.up.ResetRequests()
 			got := do(t, method, e.px.URL+"/v2/lab/app/manifests/"+ref)
 			wantError(t, ref, got, method, http.StatusNotFound, "MANIFEST_UNKNOWN")
-			if n := len(e.up.requests()); n != 0 {
+			if n := len(e.up.Requests()); n != 0 {
 				t.Errorf("%s %s: upstream requests = %d, want 0", method, ref, n)
 			}
 		}
@@ -40,7 +40,7 @@ func TestUnsatisfiableRangeKeepsContentRange(t *testing.T) {
 		{"bytes */2048\r\nX-Evil: 1", ""},
 		{"bytes 0-1/2048", ""},
 	} {
-		e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Path != path {
 				return false
 			}

@@ -16,7 +16,14 @@
 // Upstream selection follows containerd's ?ns= parameter, then a first path
 // segment naming a configured registry, then the default upstream. The proxy
 // authenticates to upstreams with its own credentials and never forwards the
-// client's Authorization header.
+// client's Authorization header. The upstreams are the process's one
+// upstream set (internal/upstream), shared with the verifier: one
+// authenticated transport per repository, so a cold decision pings and
+// exchanges a token once for the proxy and the verifier together (upstream.go).
+// What the verifier reads for a request is charged to that request's memory
+// hold by ChargeResponse, a filter the verifier puts in the context of its
+// own requests; the proxy's requests carry no filter, since readBody charges
+// what the proxy holds.
 //
 // Redirects from an upstream (blob storage on another host) are followed by
 // the proxy, not passed to the client: in the deployments portcullis is made

@@ -107,11 +107,11 @@ func TestUpstreamLies(t *testing.T) {
 			t.Run(tc.name+" "+method, func(t *testing.T) {
 				if tc.fault != nil {
 					f := tc.fault
-					e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+					e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 						return strings.HasPrefix(r.URL.Path, path) && f(w, r)
 					})
 				}
-				defer e.up.setFault(nil)
+				defer e.up.SetFault(nil)
 				got := do(t, method, e.px.URL+path+tc.ref)
 				if tc.status != http.StatusOK {
 					wantError(t, tc.ref, got, method, tc.status, "UNAVAILABLE")
@@ -218,8 +218,8 @@ func TestFaults(t *testing.T) {
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			t.Run(tc.name+" "+method, func(t *testing.T) {
-				e.up.setFault(tc.fault)
-				e.dec.setErr(tc.decErr)
+				e.up.SetFault(tc.fault)
+				e.dec.SetErr(tc.decErr)
 				p := tc.path
 				if p == "" {
 					p = path
@@ -236,8 +236,8 @@ func TestFaults(t *testing.T) {
 					}
 				}
 
-				e.up.setFault(nil)
-				e.dec.setErr(nil)
+				e.up.SetFault(nil)
+				e.dec.SetErr(nil)
 				if after := do(t, method, e.px.URL+path); after.status != http.StatusOK {
 					t.Errorf("%s after %q = %d, want 200", method, tc.name, after.status)
 				}
@@ -264,7 +264,7 @@ func TestUpstreamConnectionRefused(t *testing.T) {
 	if got := do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/v1?ns=live.example"); got.status != http.StatusOK {
 		t.Errorf("GET via live upstream after a refused connection = %d, want 200", got.status)
 	}
-	if dec.calls() != 1 {
-		t.Errorf("Decide calls = %d, want 1 (only the live upstream's manifest)", dec.calls())
+	if dec.Calls() != 1 {
+		t.Errorf("Decide calls = %d, want 1 (only the live upstream's manifest)", dec.Calls())
 	}
 }

@@ -73,11 +73,11 @@ func FuzzRoute(f *testing.F) {
 		f.Add(s[0], s[1], s[2])
 	}
 	u := &url.URL{Scheme: "https", Host: "upstream.invalid"}
-	s, err := New([]Upstream{
-		{Registry: "reg1.example", URL: u, Default: true},
-		{Registry: "reg2.example", URL: u},
-		{Registry: "docker.io", URL: u},
-	}, newFakeDecider())
+	s, err := New(testSet(f,
+		Upstream{Registry: "reg1.example", URL: u, Default: true},
+		Upstream{Registry: "reg2.example", URL: u},
+		Upstream{Registry: "docker.io", URL: u},
+	), newFakeDecider())
 	if err != nil {
 		f.Fatal(err)
 	}

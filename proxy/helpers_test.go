@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log"
@@ -13,31 +12,30 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/internal/testsupport/decidertest"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-// fakeDecider decides by digest from a table, counts calls and records the
-// subjects it saw. Digests not in the table are denied by rule "default".
-type fakeDecider struct {
-	mu       sync.Mutex
-	table    map[digest.Digest]policy.Decision
-	err      error // returned for every call when set
-	subjects []policy.Subject
-}
+// fakeDecider is decidertest's scripted decider; digests not in its table
+// are denied by rule "default".
+type fakeDecider struct{ *decidertest.Decider }
 
 func newFakeDecider() *fakeDecider {
-	return &fakeDecider{table: map[digest.Digest]policy.Decision{}}
+	return &fakeDecider{decidertest.New(decidertest.Result{
+		Decision: policy.Decision{Outcome: policy.Deny, Rule: "default", Reason: "not in the test table"},
+	})}
 }
 
 func (f *fakeDecider) allow(d digest.Digest) { f.set(d, policy.Allow, "ok", "signed") }
@@ -45,52 +43,15 @@ func (f *fakeDecider) allow(d digest.Digest) { f.set(d, policy.Allow, "ok", "sig
 func (f *fakeDecider) deny(d digest.Digest, rule, reason string) { f.set(d, policy.Deny, rule, reason) }
 
 func (f *fakeDecider) set(d digest.Digest, o policy.Outcome, rule, reason string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.table[d] = policy.Decision{Outcome: o, Rule: rule, Reason: reason, Verified: o == policy.Allow}
-}
-
-func (f *fakeDecider) setErr(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-func (f *fakeDecider) Decide(_ context.Context, s policy.Subject) (policy.Decision, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.subjects = append(f.subjects, s)
-	if f.err != nil {
-		return policy.Decision{}, f.err
-	}
-	d, ok := f.table[s.Digest]
-	if !ok {
-		d = policy.Decision{Outcome: policy.Deny, Rule: "default", Reason: "not in the test table"}
-	}
-	d.Subject = s
-	return d, nil
-}
-
-func (f *fakeDecider) calls() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.subjects)
-}
-
-func (f *fakeDecider) seen() []policy.Subject {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]policy.Subject(nil), f.subjects...)
+	f.Set(d, decidertest.Result{Decision: policy.Decision{Outcome: o, Rule: rule, Reason: reason, Verified: o == policy.Allow}})
 }
 
 // allowedDecided returns the digests this fake decided Allow or Warn on.
 func (f *fakeDecider) allowedDecided() map[digest.Digest]bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	out := map[digest.Digest]bool{}
-	for _, s := range f.subjects {
-		if d, ok := f.table[s.Digest]; ok && d.Outcome != policy.Deny && f.err == nil {
-			out[s.Digest] = true
+	for _, a := range f.Answers() {
+		if a.Err == nil && a.Decision.Outcome != policy.Deny {
+			out[a.Decision.Subject.Digest] = true
 		}
 	}
 	return out
@@ -108,68 +69,28 @@ func (l *lookupDecider) Lookup(s policy.Subject) (policy.Decision, bool) {
 	return d, ok
 }
 
-// recorded is one request an upstream received.
-type recorded struct {
-	Method, Path string
-	Header       http.Header
-}
-
-// upstream is ggcr's in-process registry behind a fault-injecting handler
-// (as in ggcr pkg/v1/remote/error_roundtrip_test.go).
-type upstream struct {
-	name string // the registry name the proxy knows it by
-	reg  http.Handler
+// fakeUpstream is testsupport's in-process registry (faults, a request log)
+// under the registry name the proxy knows it by.
+type fakeUpstream struct {
+	*testsupport.Registry
+	name string
 	srv  *httptest.Server
 	url  *url.URL
-
-	mu    sync.Mutex
-	fault func(w http.ResponseWriter, r *http.Request) bool // true: handled
-	reqs  []recorded
 }
 
-func newUpstream(t *testing.T, regName string) *upstream {
+func newUpstream(t *testing.T, regName string) *fakeUpstream {
 	t.Helper()
-	u := &upstream{name: regName, reg: registry.New(registry.WithReferrersSupport(true), registry.Logger(discardLogger()))}
-	u.srv = httptest.NewServer(u)
-	t.Cleanup(u.srv.Close)
-	u.url, _ = url.Parse(u.srv.URL)
+	r := testsupport.NewRegistry(t)
+	u := &fakeUpstream{Registry: r, name: regName, srv: r.Server}
+	u.url, _ = url.Parse(r.Server.URL)
 	return u
 }
 
-func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.reqs = append(u.reqs, recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()})
-	f := u.fault
-	u.mu.Unlock()
-	if f != nil && f(w, r) {
-		return
-	}
-	u.reg.ServeHTTP(w, r)
-}
-
-func (u *upstream) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.fault = f
-}
-
-func (u *upstream) reset() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.reqs = nil
-}
-
-func (u *upstream) requests() []recorded {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]recorded(nil), u.reqs...)
-}
-
-func (u *upstream) config(def bool) Upstream {
+func (u *fakeUpstream) config(def bool) Upstream {
 	return Upstream{Registry: u.name, URL: u.url, Default: def}
 }
 
-func (u *upstream) ref(t *testing.T, repoRef string) name.Reference {
+func (u *fakeUpstream) ref(t *testing.T, repoRef string) name.Reference {
 	t.Helper()
 	r, err := name.ParseReference(u.url.Host+"/"+repoRef, name.Insecure)
 	if err != nil {
@@ -179,7 +100,7 @@ func (u *upstream) ref(t *testing.T, repoRef string) name.Reference {
 }
 
 // pushImage writes a random image at repo:tag and returns it.
-func (u *upstream) pushImage(t *testing.T, repoTag string) v1.Image {
+func (u *fakeUpstream) pushImage(t *testing.T, repoTag string) v1.Image {
 	t.Helper()
 	img, err := random.Image(1024, 2)
 	if err != nil {
@@ -192,7 +113,7 @@ func (u *upstream) pushImage(t *testing.T, repoTag string) v1.Image {
 }
 
 // pushIndex writes a random index of two images at repo:tag.
-func (u *upstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
+func (u *fakeUpstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
 	t.Helper()
 	idx, err := random.Index(512, 1, 2)
 	if err != nil {
@@ -205,7 +126,7 @@ func (u *upstream) pushIndex(t *testing.T, repoTag string) v1.ImageIndex {
 }
 
 // putManifest PUTs raw manifest bytes at repo/manifests/ref.
-func (u *upstream) putManifest(t *testing.T, repo, ref, mediaType string, body []byte) digest.Digest {
+func (u *fakeUpstream) putManifest(t *testing.T, repo, ref, mediaType string, body []byte) digest.Digest {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, u.srv.URL+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(body))
 	req.Header.Set("Content-Type", mediaType)
@@ -222,7 +143,7 @@ func (u *upstream) putManifest(t *testing.T, repo, ref, mediaType string, body [
 
 // pushBlob uploads raw bytes as a blob of repo (distribution serves
 // manifests on /blobs/ too; ggcr's registry keeps them apart).
-func (u *upstream) pushBlob(t *testing.T, repo string, body []byte) digest.Digest {
+func (u *fakeUpstream) pushBlob(t *testing.T, repo string, body []byte) digest.Digest {
 	t.Helper()
 	r, err := name.NewRepository(u.url.Host+"/"+repo, name.Insecure)
 	if err != nil {
@@ -263,12 +184,22 @@ func startProxy(t *testing.T, d Decider, ups []Upstream, opts ...Option) *httpte
 	return ts
 }
 
+// testSet is the shared upstream set of ups over the default transport.
+func testSet(tb testing.TB, ups ...Upstream) *upstream.Set {
+	tb.Helper()
+	set, err := upstream.New(ups, http.DefaultTransport)
+	if err != nil {
+		tb.Fatalf("upstream.New() = %v", err)
+	}
+	return set
+}
+
 // startProxyServer is startProxy that also returns the proxy, for tests
 // that look inside it.
 func startProxyServer(t *testing.T, d Decider, ups []Upstream, opts ...Option) (*httptest.Server, *Server) {
 	t.Helper()
 	opts = append([]Option{WithLogger(discardSlog())}, opts...)
-	srv, err := New(ups, d, opts...)
+	srv, err := New(testSet(t, ups...), d, opts...)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
@@ -279,7 +210,7 @@ func startProxyServer(t *testing.T, d Decider, ups []Upstream, opts ...Option) (
 
 // env is one upstream "registry.example" (the default) behind a proxy.
 type env struct {
-	up       *upstream
+	up       *fakeUpstream
 	dec      *fakeDecider
 	px       *httptest.Server
 	pxServer *Server

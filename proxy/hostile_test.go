@@ -161,7 +161,7 @@ func TestHostileUpstreamManifests(t *testing.T) {
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
 			t.Run(tc.name+" "+method, func(t *testing.T) {
-				e.up.setFault(tc.fault)
+				e.up.SetFault(tc.fault)
 				start := time.Now()
 				got := do(t, method, e.px.URL+path)
 				if tc.maxDelay > 0 && time.Since(start) > tc.maxDelay {
@@ -185,7 +185,7 @@ func TestHostileUpstreamManifests(t *testing.T) {
 						t.Errorf("%s: message %q contains %q", tc.name, msg, bad)
 					}
 				}
-				e.up.setFault(nil)
+				e.up.SetFault(nil)
 				if after := do(t, method, e.px.URL+path); after.status != http.StatusOK {
 					t.Errorf("%s after %q = %d, want 200", method, tc.name, after.status)
 				}
@@ -254,7 +254,7 @@ func TestHostileUpstreamBlobs(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e.up.setFault(tc.fault)
+			e.up.SetFault(tc.fault)
 			start := time.Now()
 			got := do(t, http.MethodGet, e.px.URL+blobPath)
 			wantError(t, "blob "+tc.name, got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
@@ -264,7 +264,7 @@ func TestHostileUpstreamBlobs(t *testing.T) {
 			if el := time.Since(start); el > timeout+2*time.Second {
 				t.Errorf("GET blob %s took %v", tc.name, el)
 			}
-			e.up.setFault(served)
+			e.up.SetFault(served)
 			if after := do(t, http.MethodGet, e.px.URL+blobPath); after.status != http.StatusOK || !bytes.Equal(after.body, body) {
 				t.Errorf("GET blob after %q = %d, want 200 and the bytes", tc.name, after.status)
 			}
@@ -343,10 +343,10 @@ func TestInvalidNamesMore(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			e.up.reset()
+			e.up.ResetRequests()
 			got := do(t, method, e.px.URL+tc.path)
 			wantError(t, tc.path, got, method, tc.status, tc.code)
-			if n := len(e.up.requests()); n != 0 {
+			if n := len(e.up.Requests()); n != 0 {
 				t.Errorf("%s %s: upstream requests = %d, want 0", method, tc.path, n)
 			}
 			if _, msg := errorCode(got.body); strings.ContainsAny(msg, "\x00\r\n") {
@@ -356,10 +356,10 @@ func TestInvalidNamesMore(t *testing.T) {
 	}
 	// The longest valid name passes the grammar and reaches the upstream
 	// (which does not have it).
-	e.up.reset()
+	e.up.ResetRequests()
 	got := do(t, http.MethodGet, e.px.URL+"/v2/"+long255+"/manifests/v1")
 	wantError(t, "255-character name", got, http.MethodGet, 404, "NAME_UNKNOWN")
-	if len(e.up.requests()) == 0 {
+	if len(e.up.Requests()) == 0 {
 		t.Errorf("255-character name never reached the upstream")
 	}
 }
@@ -373,7 +373,7 @@ func TestSlowLayerStillStreams(t *testing.T) {
 	layer := bytes.Repeat([]byte{0x1f, 0x8b, 0x08, 0x00}, 1024) // gzip magic, 4 KiB
 	d := digest.FromBytes(layer)
 	path := "/v2/lab/app/blobs/" + d.String()
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != path {
 			return false
 		}

@@ -1,18 +1,17 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/portcullis-dev/portcullis/cache"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 func TestRateLimit(t *testing.T) {
@@ -40,7 +39,7 @@ func TestRateLimit(t *testing.T) {
 		{"bob's first login, address over its limit", basicHeader("bob", bobPassword), 429},
 	}
 	for _, tc := range tests {
-		e.up.reset()
+		e.up.ResetRequests()
 		got := do(t, http.MethodGet, e.px.URL+path, tc.hdr...)
 		if got.status != tc.status {
 			t.Fatalf("%s: status = %d, want %d (body %s)", tc.name, got.status, tc.status, got.body)
@@ -53,7 +52,7 @@ func TestRateLimit(t *testing.T) {
 		if err != nil || ra < 1 || ra > 2 {
 			t.Errorf("%s: Retry-After = %q, want 1 or 2 seconds", tc.name, got.header.Get("Retry-After"))
 		}
-		if n := len(e.up.requests()); n != 0 {
+		if n := len(e.up.Requests()); n != 0 {
 			t.Errorf("%s: upstream saw %d requests, want 0", tc.name, n)
 		}
 	}
@@ -91,37 +90,10 @@ func TestLimitOptionsValidate(t *testing.T) {
 		{"nil slots", WithVerificationSlots(nil)},
 		{"nil access", WithAccess(nil)},
 	} {
-		if _, err := New([]Upstream{{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}}, newFakeDecider(), tc.opt); err == nil {
+		if _, err := New(testSet(t, Upstream{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}), newFakeDecider(), tc.opt); err == nil {
 			t.Errorf("New(%s) = nil error, want one", tc.name)
 		}
 	}
-}
-
-// gatedDecider blocks every Decide until released, counting those in flight.
-type gatedDecider struct {
-	*fakeDecider
-	gate     chan struct{}
-	mu       sync.Mutex
-	inFlight int
-	peak     int
-}
-
-func (g *gatedDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
-	g.mu.Lock()
-	g.inFlight++
-	g.peak = max(g.peak, g.inFlight)
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		g.inFlight--
-		g.mu.Unlock()
-	}()
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-		return policy.Decision{}, ctx.Err()
-	}
-	return g.fakeDecider.Decide(ctx, s)
 }
 
 // limitedCache is the pipeline's arrangement: the decision cache in front of
@@ -146,7 +118,8 @@ func limitedCache(t *testing.T, d Decider, wait time.Duration) (*cache.Cache, Op
 // digest being verified join that verification instead of queueing.
 func TestMaxConcurrentDecisions(t *testing.T) {
 	up := newUpstream(t, "registry.example")
-	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
+	g := newFakeDecider()
+	g.Block = make(chan struct{}) // every decision waits here until released
 	var paths []string
 	for _, tag := range []string{"a", "b", "c"} {
 		img := up.pushImage(t, "lab/app:"+tag)
@@ -161,7 +134,7 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 	for range 1 + joiners {
 		go func() { first <- do(t, http.MethodGet, px.URL+paths[0]) }()
 	}
-	waitFor(t, func() bool { return c.Stats().Misses == 1+joiners })
+	testsupport.WaitFor(t, "the joiners to wait", func() bool { return c.Stats().Misses == 1+joiners })
 
 	got := do(t, http.MethodGet, px.URL+paths[1])
 	wantError(t, "queued decision", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
@@ -171,7 +144,7 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 	got = do(t, http.MethodHead, px.URL+paths[2])
 	wantError(t, "queued HEAD", got, http.MethodHead, http.StatusServiceUnavailable, "UNAVAILABLE")
 
-	close(g.gate) // release everything from now on
+	close(g.Block) // release everything from now on
 	for range 1 + joiners {
 		if r := <-first; r.status != http.StatusOK {
 			t.Errorf("a request joining the verification = %d, want 200", r.status)
@@ -182,8 +155,8 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 			t.Errorf("GET %s after the slot freed = %d, want 200", p, r.status)
 		}
 	}
-	if g.peak != 1 {
-		t.Errorf("peak concurrent decisions = %d, want 1", g.peak)
+	if _, peak := g.InFlight(); peak != 1 {
+		t.Errorf("peak concurrent decisions = %d, want 1", peak)
 	}
 }
 
@@ -191,7 +164,8 @@ func TestMaxConcurrentDecisions(t *testing.T) {
 // does not wait for a slot.
 func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	up := newUpstream(t, "registry.example")
-	g := &gatedDecider{fakeDecider: newFakeDecider(), gate: make(chan struct{})}
+	g := newFakeDecider()
+	g.Block = make(chan struct{}) // every decision waits here until released
 	slow := up.pushImage(t, "lab/app:slow")
 	known := up.pushImage(t, "lab/app:known")
 	g.allow(digest.FromBytes(rawManifest(t, slow)))
@@ -202,31 +176,20 @@ func TestMaxConcurrentDecisionsCacheHitsPass(t *testing.T) {
 	// Decide "known" once, through the gate, so that the cache holds it.
 	warm := make(chan response, 1)
 	go func() { warm <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known") }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
-	g.gate <- struct{}{}
+	testsupport.WaitFor(t, "one decision in flight", func() bool { n, _ := g.InFlight(); return n == 1 })
+	g.Block <- struct{}{}
 	if r := <-warm; r.status != http.StatusOK {
 		t.Fatalf("warming GET = %d, want 200", r.status)
 	}
 
 	first := make(chan response, 1)
 	go func() { first <- do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/slow") }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.inFlight == 1 })
+	testsupport.WaitFor(t, "one decision in flight", func() bool { n, _ := g.InFlight(); return n == 1 })
 	if got := do(t, http.MethodGet, px.URL+"/v2/lab/app/manifests/known"); got.status != http.StatusOK {
 		t.Errorf("cached decision while the slot is taken = %d, want 200 (body %s)", got.status, got.body)
 	}
-	close(g.gate)
+	close(g.Block)
 	<-first
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustURL(s string) *url.URL {

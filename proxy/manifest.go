@@ -139,11 +139,16 @@ func (s *Server) judge(ctx context.Context, t target, tag string, m *manifest) (
 		return policy.Decision{}, err
 	}
 	level := s.log.InfoContext
-	if !d.Verified && d.Outcome != policy.Deny {
+	switch {
+	case d.Cached:
+		// A remembered answer is not a new decision: at info level a warm
+		// proxy would write a line per pull (the counters count hits).
+		level = s.log.DebugContext
+	case !d.Verified && d.Outcome != policy.Deny:
 		level = s.log.WarnContext // warn and audit failures, unmatched allows
 	}
 	level(ctx, "decision", "image", subj.String(), "tag", tag, "outcome", d.Outcome.String(),
-		"rule", d.Rule, "reason", d.Reason, "verified", d.Verified)
+		"rule", d.Rule, "reason", d.Reason, "verified", d.Verified, "cached", d.Cached)
 	return d, nil
 }
 
@@ -163,15 +168,57 @@ func (s *Server) proveArtifactBounded(ctx context.Context, t target, m *manifest
 
 // fetchManifest GETs a manifest (HEAD is answered from a GET too: the bytes
 // must be hashed to know what the client would get).
+//
+// A tag this proxy has fetched before is first asked with a HEAD: when the
+// upstream names a digest whose bytes are in the manifest cache, those bytes
+// — hashed when they were fetched, so they are that digest's — are used
+// and no GET is spent (registries that count manifest GETs against pull
+// quotas do not count HEADs). The digest is only a pointer into the cache:
+// whatever it names is decided on its own bytes, so a lying or stale
+// Docker-Content-Digest can at worst select another manifest the upstream
+// served, which is judged like any other. Anything else — no cached bytes,
+// no or a malformed header, a failed HEAD — falls back to the GET.
 func (s *Server) fetchManifest(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {
 	if m, ok := s.manifests.get(t, ref.digest, accept); ok {
 		return m, nil
 	}
+	if ref.tag != "" && s.manifests.seen(t, ref.tag) {
+		if d, ok := s.headDigest(ctx, t, ref, accept); ok {
+			if m, ok := s.manifests.get(t, d, accept); ok {
+				return m, nil
+			}
+		}
+	}
 	m, err := s.fetchManifestUpstream(ctx, t, ref, accept)
 	if err == nil {
 		s.manifests.add(t, m)
+		if ref.tag != "" {
+			s.manifests.see(t, ref.tag)
+		}
 	}
 	return m, err
+}
+
+// headDigest asks the upstream which digest ref names now. ok is false for
+// any answer that is not a 200 with a well-formed digest.
+func (s *Server) headDigest(ctx context.Context, t target, ref reference, accept []string) (digest.Digest, bool) {
+	hdr := http.Header{"Accept": accept}
+	if len(accept) == 0 {
+		hdr["Accept"] = defaultAccept
+	}
+	resp, err := t.up.do(ctx, http.MethodHead, t.repository, "manifests/"+ref.String(), "", hdr)
+	if err != nil {
+		return "", false
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", false
+	}
+	d, err := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
+	if err != nil || !d.Algorithm().Available() {
+		return "", false
+	}
+	return d, true
 }
 
 func (s *Server) fetchManifestUpstream(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {

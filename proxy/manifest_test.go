@@ -145,7 +145,7 @@ func TestManifestSubject(t *testing.T) {
 			dec := newFakeDecider()
 			px := startProxy(t, dec, []Upstream{e.up.config(true)})
 			do(t, http.MethodHead, px.URL+tc.path)
-			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.seen()); diff != "" {
+			if diff := cmp.Diff([]policy.Subject{tc.want}, dec.Subjects()); diff != "" {
 				t.Errorf("HEAD %s: Decide subjects mismatch (-want +got):\n%s", tc.path, diff)
 			}
 		})
@@ -165,14 +165,12 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 
 	var mu sync.Mutex
 	gets := 0
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path != "/v2/lab/app/manifests/moving" {
 			return false
 		}
 		mu.Lock()
-		if r.Method == http.MethodGet {
-			gets++
-		}
+		gets++ // HEADs too: the tag has moved for every request after the first
 		n := gets
 		mu.Unlock()
 		body := bBody
@@ -203,6 +201,48 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 	}
 	if want := []int{200, 403, 403, 403}; !cmp.Equal(statuses, want) {
 		t.Errorf("statuses = %v, want %v", statuses, want)
+	}
+}
+
+// TestTagHeadLagsGet: the upstream's HEAD still names image A (cached,
+// allowed) while its GET already serves B (denied). The proxy takes the
+// HEAD's word and serves A's cached bytes — decided, allowed, exactly A —
+// and never serves B's bytes under any label.
+func TestTagHeadLagsGet(t *testing.T) {
+	e := newEnv(t)
+	a := e.up.pushImage(t, "lab/app:a")
+	b := e.up.pushImage(t, "lab/app:b")
+	aBody, bBody := rawManifest(t, a), rawManifest(t, b)
+	mt, _ := a.MediaType()
+	e.dec.allow(digest.FromBytes(aBody))
+	e.dec.deny(digest.FromBytes(bBody), "r", "unsigned")
+	var mu sync.Mutex
+	gets := 0
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v2/lab/app/manifests/lagging" {
+			return false
+		}
+		mu.Lock()
+		if r.Method == http.MethodGet {
+			gets++
+		}
+		n := gets
+		mu.Unlock()
+		body := bBody
+		if r.Method == http.MethodHead || n <= 1 {
+			body = aBody // the HEAD lags behind
+		}
+		serveRaw(w, r, string(mt), body)
+		return true
+	})
+	for i := range 3 {
+		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/lagging")
+		if got.status != http.StatusOK || !bytes.Equal(got.body, aBody) {
+			t.Errorf("request %d = %d (A's bytes %v), want 200 with exactly A's decided bytes", i, got.status, bytes.Equal(got.body, aBody))
+		}
+		if !e.dec.allowedDecided()[digest.FromBytes(got.body)] {
+			t.Errorf("request %d served undecided bytes", i)
+		}
 	}
 }
 
@@ -241,7 +281,7 @@ func TestCheck(t *testing.T) {
 	goodD, badD := digest.FromBytes(rawManifest(t, good)), digest.FromBytes(rawManifest(t, bad))
 	e.dec.allow(goodD)
 	e.dec.deny(badD, "r", "unsigned")
-	srv, err := New([]Upstream{e.up.config(true)}, e.dec, WithLogger(discardSlog()))
+	srv, err := New(testSet(t, e.up.config(true)), e.dec, WithLogger(discardSlog()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +294,8 @@ func TestCheck(t *testing.T) {
 		{"registry.example/lab/app:v1", "/v2/lab/app/manifests/v1", policy.Allow, goodD},
 		{"registry.example/lab/app:v2", "/v2/lab/app/manifests/v2", policy.Deny, badD},
 		{"registry.example/lab/app@" + badD.String(), "/v2/lab/app/manifests/" + badD.String(), policy.Deny, badD},
+		// A tag beside a digest is a label: the digest is fetched and decided.
+		{"registry.example/lab/app:v1@" + badD.String(), "/v2/lab/app/manifests/" + badD.String(), policy.Deny, badD},
 	}
 	for _, tc := range tests {
 		d, err := srv.Check(context.Background(), tc.image)
@@ -274,7 +316,10 @@ func TestCheck(t *testing.T) {
 			}
 		}
 	}
-	for _, image := range []string{"other.example/lab/app:v1", "lab/app:v1", "registry.example/Lab/app:v1"} {
+	if d, err := srv.Check(context.Background(), "registry.example/lab/app:v2@"+goodD.String()); err != nil || d.Subject.Tag != "v2" || d.Subject.Digest != goodD {
+		t.Errorf("Check(app:v2@good) = %+v, %v; want the good digest decided with tag v2 kept", d.Subject, err)
+	}
+	for _, image := range []string{"other.example/lab/app:v1", "lab/app:v1", "registry.example/Lab/app:v1", "registry.example/lab/app:bad tag@" + goodD.String()} {
 		if _, err := srv.Check(context.Background(), image); err == nil {
 			t.Errorf("Check(%q) error = nil, want an error", image)
 		}

@@ -14,14 +14,19 @@ import (
 // and digest. Bytes addressed by their digest never change, so a request by
 // digest (containerd fetches every index and platform manifest that way) is
 // answered without an upstream round trip — which also spares upstream pull
-// quotas that count manifest GETs. Tags are never answered from here: they
-// move.
+// quotas that count manifest GETs.
 //
 // It is keyed by repository, not by digest alone: access control and
 // upstream contents are per repository. The policy decision is not cached
 // here: every hit is still decided (by the decision cache, usually).
+//
+// Tags are never answered from here by themselves: they move. tags only
+// remembers which tags were fetched, so that fetchManifest asks the
+// upstream with a HEAD first for those (a first pull of a tag costs no
+// extra request).
 type manifestCache struct {
 	lru      *expirable.LRU[manifestKey, *manifest]
+	tags     *expirable.LRU[manifestKey, struct{}] // digest field unused
 	bytes    atomic.Int64
 	maxBytes int64
 }
@@ -43,7 +48,23 @@ func newManifestCache(maxBytes int64, ttl time.Duration) *manifestCache {
 	c.lru = expirable.NewLRU[manifestKey, *manifest](1<<16, func(_ manifestKey, m *manifest) {
 		c.bytes.Add(-int64(len(m.body)))
 	}, ttl)
+	c.tags = expirable.NewLRU[manifestKey, struct{}](1<<16, nil, ttl)
 	return c
+}
+
+// seen reports whether tag was fetched from t's repository within the TTL.
+func (c *manifestCache) seen(t target, tag string) bool {
+	if c == nil {
+		return false
+	}
+	return c.tags.Contains(manifestKey{registry: t.registryName(), repository: t.repository + ":" + tag})
+}
+
+// see remembers that tag was fetched from t's repository.
+func (c *manifestCache) see(t target, tag string) {
+	if c != nil {
+		c.tags.Add(manifestKey{registry: t.registryName(), repository: t.repository + ":" + tag}, struct{}{})
+	}
 }
 
 func (c *manifestCache) get(t target, d digest.Digest, accept []string) (*manifest, bool) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 )
 
 // Bodies the proxy holds in memory — manifests, JSON blobs being sniffed,
@@ -127,25 +129,25 @@ func (h *hold) free() {
 	b.mu.Unlock()
 }
 
-// ChargeTransport wraps the transport the verifier reads with, so that the
-// bodies it reads — signature manifests, payloads, attestations, which it
-// holds whole — are charged to the memory hold of the request the decision
-// is made for, like the proxy's own reads. Requests made outside a proxy
-// request (portcullis verify) are not charged.
-func ChargeTransport(rt http.RoundTripper) http.RoundTripper { return &chargeTransport{base: rt} }
-
-type chargeTransport struct{ base http.RoundTripper }
-
-func (t *chargeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.Body == nil {
-		return resp, err
+// ChargeResponse is the response filter (upstream.ResponseFilter) the
+// verifier applies to its own reads, so that the bodies it reads —
+// signature manifests, payloads, attestations, which it holds whole — are
+// charged to the memory hold of the request the decision is made for, like
+// the proxy's own reads. The hold travels in the request's context; requests
+// made outside a proxy request (portcullis verify) are not charged. The
+// proxy's own upstream requests carry no filter: readBody charges what they
+// hold, once.
+func ChargeResponse(req *http.Request, resp *http.Response) (*http.Response, error) {
+	if resp.Body == nil {
+		return resp, nil
 	}
 	if h, _ := req.Context().Value(holdKey{}).(*hold); h != nil {
 		resp.Body = &chargedBody{ReadCloser: resp.Body, ctx: req.Context(), h: h}
 	}
 	return resp, nil
 }
+
+var _ upstream.ResponseFilter = ChargeResponse
 
 // chargedBody charges each read to a hold; over the budget the read fails
 // (the decision then could not be made: 503).

@@ -46,7 +46,7 @@ func TestRouting(t *testing.T) {
 			if d := digest.FromBytes(got.body); d != tc.digest {
 				t.Errorf("GET %s served %s, want %s", tc.path, d, tc.digest)
 			}
-			s := dec.seen()
+			s := dec.Subjects()
 			if last := s[len(s)-1]; last.Registry != tc.registry || last.Repository != tc.repo {
 				t.Errorf("GET %s decided on %s/%s, want %s/%s", tc.path, last.Registry, last.Repository, tc.registry, tc.repo)
 			}
@@ -96,25 +96,25 @@ func TestInvalidNames(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			e.up.reset()
+			e.up.ResetRequests()
 			got := do(t, method, e.px.URL+tc.path)
 			wantError(t, tc.path, got, method, http.StatusBadRequest, tc.code)
-			if n := len(e.up.requests()); n != 0 {
+			if n := len(e.up.Requests()); n != 0 {
 				t.Errorf("%s %s: upstream requests = %d, want 0", method, tc.path, n)
 			}
 		}
 	}
 	// A control character in a name never reaches the upstream and is not
 	// echoed raw.
-	e.up.reset()
+	e.up.ResetRequests()
 	got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app%0a/manifests/v1")
 	if _, msg := errorCode(got.body); got.status < 400 || got.status > 499 || strings.ContainsAny(msg, "\n\r") {
 		t.Errorf("GET name with newline = %d %q, want a 4xx without raw control characters", got.status, got.body)
 	}
-	if n := len(e.up.requests()); n != 0 {
+	if n := len(e.up.Requests()); n != 0 {
 		t.Errorf("GET name with newline: upstream requests = %d, want 0", n)
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
 }
@@ -135,10 +135,10 @@ func TestWritesUnsupported(t *testing.T) {
 	}
 	for _, p := range paths {
 		for _, method := range []string{http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete} {
-			e.up.reset()
+			e.up.ResetRequests()
 			got := do(t, method, e.px.URL+p)
 			wantError(t, p, got, method, http.StatusMethodNotAllowed, "UNSUPPORTED")
-			for _, r := range e.up.requests() {
+			for _, r := range e.up.Requests() {
 				if r.Method != http.MethodGet && r.Method != http.MethodHead {
 					t.Errorf("%s %s reached the upstream as %s %s", method, p, r.Method, r.Path)
 				}
@@ -170,7 +170,7 @@ func TestLinkRewrite(t *testing.T) {
 	e := newEnv(t)
 	e.up.pushImage(t, "lab/app:a")
 	var link string
-	e.up.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if !strings.HasSuffix(r.URL.Path, "/tags/list") {
 			return false
 		}
@@ -227,7 +227,7 @@ func TestReferrersPassThrough(t *testing.T) {
 	if got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/"+refD.String()); got.status != http.StatusOK || !bytes.Equal(got.body, ref) {
 		t.Errorf("GET referrer manifest = %d, want 200 with its bytes", got.status)
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
 }

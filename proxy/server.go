@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -61,20 +62,9 @@ type Server struct {
 // Option configures a Server.
 type Option func(*Server, *options) error
 
-type options struct {
-	transport http.RoundTripper
-}
-
-// WithTransport sets the one RoundTripper used for every upstream request.
-func WithTransport(t http.RoundTripper) Option {
-	return func(_ *Server, o *options) error {
-		if t == nil {
-			return errors.New("nil transport")
-		}
-		o.transport = t
-		return nil
-	}
-}
+// options holds what configures construction only; none today (the
+// upstream transport belongs to the shared upstream.Set).
+type options struct{}
 
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option {
@@ -167,11 +157,13 @@ func WithDecisionTimeout(d time.Duration) Option {
 }
 
 // New returns a proxy for the upstreams that asks d about every manifest.
-func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
+// The upstream set is shared with the verifier, so that both use one
+// authenticated transport per repository.
+func New(upstreams *upstream.Set, d Decider, opts ...Option) (*Server, error) {
 	if d == nil {
 		return nil, errors.New("proxy: nil decider")
 	}
-	if len(upstreams) == 0 {
+	if upstreams == nil {
 		return nil, errors.New("proxy: no upstreams")
 	}
 	s := &Server{
@@ -187,7 +179,7 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 		writeTimeout:     DefaultWriteTimeout,
 		maxArtifactLayer: DefaultMaxArtifactLayerBytes,
 	}
-	o := &options{transport: http.DefaultTransport}
+	o := &options{}
 	for _, opt := range opts {
 		if err := opt(s, o); err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
@@ -211,23 +203,12 @@ func New(upstreams []Upstream, d Decider, opts ...Option) (*Server, error) {
 	if s.notManifests, err = lru.New[digest.Digest, struct{}](maxLayerVerdicts); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	for i := range upstreams {
-		up := upstreams[i]
-		if err := up.validate(); err != nil {
-			return nil, fmt.Errorf("proxy: %w", err)
-		}
-		if s.byName[up.Registry] != nil {
-			return nil, fmt.Errorf("proxy: upstream %s configured twice", up.Registry)
-		}
-		c, err := newClient(&up, o.transport)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: %w", err)
-		}
-		s.byName[up.Registry] = c
-		if up.Default {
-			if s.defaultUp != nil {
-				return nil, fmt.Errorf("proxy: upstreams %s and %s are both default", s.defaultUp.up.Registry, up.Registry)
-			}
+	// The set has validated the upstreams: names unique, at most one
+	// default.
+	for _, u := range upstreams.All() {
+		c := newClient(u)
+		s.byName[c.up.Registry] = c
+		if u == upstreams.Default() {
 			s.defaultUp = c
 		}
 	}

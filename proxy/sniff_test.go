@@ -137,7 +137,7 @@ func TestBlobLargeJSON(t *testing.T) {
 	if got.status != http.StatusPartialContent || !bytes.Equal(got.body, sbom[10:20]) {
 		t.Errorf("ranged GET large SBOM blob = %d %q, want 206 %q", got.status, got.body, sbom[10:20])
 	}
-	if n := e.dec.calls(); n != 0 {
+	if n := e.dec.Calls(); n != 0 {
 		t.Errorf("Decide calls = %d, want 0", n)
 	}
 	// An upstream that serves other bytes for the digest is caught while
@@ -145,7 +145,7 @@ func TestBlobLargeJSON(t *testing.T) {
 	lie := append([]byte{}, sbom...)
 	lie[len(lie)-3] = ' '
 	lieD := e.up.pushBlob(t, "lab/app", append(append([]byte{}, sbom...), ' '))
-	e.up.setFault(overlay(map[string][]byte{"/v2/lab/app/blobs/" + lieD.String(): lie}, "application/octet-stream"))
+	e.up.SetFault(overlay(map[string][]byte{"/v2/lab/app/blobs/" + lieD.String(): lie}, "application/octet-stream"))
 	got = do(t, http.MethodGet, e.px.URL+"/v2/lab/app/blobs/"+lieD.String())
 	wantError(t, "large JSON blob with other bytes", got, http.MethodGet, http.StatusServiceUnavailable, "UNAVAILABLE")
 }
@@ -160,9 +160,9 @@ func TestNotManifestVerdictNeedsTheDigestsBytes(t *testing.T) {
 	d := e.up.pushBlob(t, "lab/app", rawManifest(t, img))
 	e.dec.deny(d, "r", "unsigned")
 	path := "/v2/lab/app/blobs/" + d.String()
-	e.up.setFault(overlay(map[string][]byte{path: []byte(`{"not":"a manifest"}`)}, "application/octet-stream"))
+	e.up.SetFault(overlay(map[string][]byte{path: []byte(`{"not":"a manifest"}`)}, "application/octet-stream"))
 	_ = do(t, http.MethodGet, e.px.URL+path) // served as it came; the client checks the digest
-	e.up.setFault(nil)
+	e.up.SetFault(nil)
 	got := do(t, http.MethodGet, e.px.URL+path, "Range", "bytes=0-99")
 	wantError(t, "ranged manifest after a lying answer", got, http.MethodGet, http.StatusForbidden, "DENIED")
 }

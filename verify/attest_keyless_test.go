@@ -18,6 +18,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -50,7 +51,7 @@ func attachKeylessAtt(t *testing.T, img image, pt string, env []byte, l leaf) {
 	layer := pushBlob(t, img, env, dsseMediaType)
 	layer.Annotations = map[string]string{
 		sigAnnotation: "", cosignPredicateAnnotation: pt,
-		certAnnotation: string(pemCerts(l.cert)), chainAnnotation: string(pemCerts(l.ca.inter, l.ca.root)),
+		certAnnotation: string(testsupport.CertsPEM(l.cert)), chainAnnotation: string(testsupport.CertsPEM(l.ca.Inter, l.ca.Root)),
 	}
 	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfg, Layers: []ocispec.Descriptor{layer}}
 	m.SchemaVersion = 2
@@ -111,8 +112,8 @@ func TestVerifyAttestationsKeyless(t *testing.T) {
 	otherCA := newFulcioCA(t)
 	vs := newVirtualSigstore(t)
 	now := time.Now()
-	dev := fca.issue(t, devEmail, oidcIssuer, now.Add(-time.Minute))
-	stranger := otherCA.issue(t, devEmail, oidcIssuer, now.Add(-time.Minute))
+	dev := newLeaf(t, fca, devEmail, oidcIssuer, now.Add(-time.Minute))
+	stranger := newLeaf(t, otherCA, devEmail, oidcIssuer, now.Add(-time.Minute))
 	pred := map[string]any{"runDetails": map[string]any{"builder": map[string]any{"id": "https://github.com/actions/runner"}}}
 	const releaseIdentity = "- {issuer: " + oidcIssuer + ", subject: release@lab.invalid}"
 
@@ -151,7 +152,7 @@ func TestVerifyAttestationsKeyless(t *testing.T) {
 		},
 		{
 			name: "identity matches through a certificateChain authority: verified for ci",
-			auth: authSpec{trust: "certificateChain", data: pemCerts(fca.inter, fca.root), identities: devIdentity, tlog: "skip"}, signer: dev,
+			auth: authSpec{trust: "certificateChain", data: testsupport.CertsPEM(fca.Inter, fca.Root), identities: devIdentity, tlog: "skip"}, signer: dev,
 			want: provV1 + " ci true",
 		},
 		{

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 )
 
 // Discovery: where signature artifacts live and how they are fetched. These
@@ -24,9 +26,12 @@ import (
 // lookup is one repository in which artifacts about a subject are looked up:
 // the subject's own repository or an authority's Repository override.
 type lookup struct {
-	up     *upstream
-	repo   name.Repository
-	limits Limits
+	v *Verifier
+	// registry and repoName are the upstream's name and the repository in
+	// it, as the shared transports are keyed; repo is the same for ggcr.
+	registry, repoName string
+	repo               name.Repository
+	limits             Limits
 	// prefix is "" for the subject's own repository, otherwise
 	// "<registry>/<repository>" so sources say where they were found.
 	prefix string
@@ -59,13 +64,24 @@ func cosignTag(d digest.Digest, suffix string) string {
 	return d.Algorithm().String() + "-" + d.Encoded() + "." + suffix
 }
 
-// call runs fn with the upstream's shared Puller and ctx. After a failure
-// other than "not found" or a size limit, the Puller is replaced (see reset).
+// call runs fn with the repository's shared authenticated transport and
+// ctx. The Verifier's limits (size caps, the memory charge) ride in ctx: the
+// transport is a *transport.Wrapper that ggcr uses as is, so it makes no
+// ping, token exchange or retry of its own. A transport whose
+// authentication failed (a 401 after ggcr's own token refresh, or a failed
+// refresh: see upstream.AuthFailed) is dropped, so the next call
+// authenticates anew.
 func (l *lookup) call(ctx context.Context, fn func(opts ...remote.Option) error) error {
-	p := l.up.current()
-	err := fn(remote.Reuse(p), remote.WithContext(ctx))
-	if err != nil && !isNotFound(err) && !errors.Is(err, ErrTooLarge) {
-		l.up.reset(p)
+	for _, f := range l.v.filters {
+		ctx = upstream.WithResponseFilter(ctx, f)
+	}
+	t, err := l.v.upstreams.Transport(ctx, l.registry, l.repoName)
+	if err != nil {
+		return err
+	}
+	err = fn(remote.WithTransport(t), remote.WithContext(ctx))
+	if upstream.AuthFailed(err, l.repo.RegistryStr(), l.repo.RepositoryStr()) {
+		l.v.upstreams.Forget(l.registry, l.repoName, t)
 	}
 	return err
 }

@@ -8,11 +8,25 @@
 // the digest of the exact manifest bytes the proxy will serve. The verifier
 // never resolves a tag for the subject; it works on Subject.Digest only.
 //
-// Registry names map to hosts through the []Registry given to New. Each
-// registry has one long-lived go-containerregistry Puller, so ping and
-// bearer-token exchanges are reused across decisions; every call hands it
-// over with remote.Reuse and remote.WithContext(ctx). Credentials are the
-// configured Registry.Auth or anonymous, never authn.DefaultKeychain.
+// Registry names map to hosts through the Upstreams given to New: the
+// process's one upstream set (internal/upstream), shared with the proxy. It
+// keeps one authenticated go-containerregistry transport per repository, so
+// the ping and bearer-token exchange are made once per repository for the
+// proxy and the verifier together and reused across decisions. Every call
+// (lookup.call) hands that transport, a *transport.Wrapper, to ggcr with
+// remote.WithTransport and remote.WithContext(ctx): ggcr uses it as is, with
+// no ping, token exchange or retry of its own; a transport still refused
+// with 401 after ggcr's token refresh is dropped (Upstreams.Forget). A
+// transient upstream failure is therefore an error for this decision (503,
+// not cached), not retried here. Credentials are the configured upstream's
+// or anonymous, never authn.DefaultKeychain.
+//
+// Because the transports are shared, the verifier's limits cannot wrap
+// them: the body caps (transport.go, by path: manifests and referrers
+// against MaxManifestBytes, blobs against the larger blob limit) and the
+// optional memory charge (WithCharge; cmd/ passes proxy.ChargeResponse) ride
+// in the context of the verifier's own requests (upstream.WithResponseFilter)
+// and are applied by the shared base transport, below authentication.
 //
 // Authorities are grouped by where their signatures live: the subject's
 // repository, or Authority.Repository ("<registry>/<repository>", cosign's
@@ -201,7 +215,8 @@
 //   - No surprise network (docs/design.md, fact 9): trust material is built from the
 //     authority's key alone (root.NewTrustedPublicKeyMaterial), so nothing
 //     reaches for the public-good TUF repository, Rekor or Fulcio; all
-//     requests go to the configured registries through the given transport.
+//     requests go to the configured registries through the shared upstream
+//     transports.
 //   - The payload's docker-reference (the name the signer used) is not
 //     checked, as cosign does not by default: the digest binds the content.
 //

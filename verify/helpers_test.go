@@ -13,16 +13,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
+	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -38,55 +34,53 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // testRegistryName is the registry name policies use for the fake upstream.
 const testRegistryName = "registry.test"
 
-// upstreamServer is an in-process registry (go-containerregistry's
-// pkg/registry) with an optional fault-injecting wrapper and a request log.
+// upstreamServer is an in-process registry (testsupport.Registry) whose
+// faults answer with a status, and whose requests read as "METHOD /path".
 type upstreamServer struct {
-	*httptest.Server
+	*testsupport.Registry
 	host string
-
-	mu    sync.Mutex
-	fault func(*http.Request) int // status to answer instead, 0 = pass
-	paths []string
 }
 
 func startRegistry(t testing.TB, referrers bool) *upstreamServer {
 	t.Helper()
-	u := &upstreamServer{}
-	reg := registry.New(registry.WithReferrersSupport(referrers), registry.Logger(log.New(io.Discard, "", 0)))
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.paths = append(u.paths, r.Method+" "+r.URL.Path)
-		fault := u.fault
-		u.mu.Unlock()
-		if fault != nil {
-			if code := fault(r); code != 0 {
-				w.WriteHeader(code)
-				return
-			}
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(u.Close)
-	u.host = strings.TrimPrefix(u.URL, "http://")
-	return u
+	var opts []testsupport.RegistryOption
+	if !referrers {
+		opts = append(opts, testsupport.WithoutReferrers())
+	}
+	r := testsupport.NewRegistry(t, opts...)
+	return &upstreamServer{Registry: r, host: r.Host}
 }
 
+// setFault answers with f's status instead of the registry when it is not
+// 0 (nil: no fault).
 func (u *upstreamServer) setFault(f func(*http.Request) int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.fault = f
+	if f == nil {
+		u.SetFault(nil)
+		return
+	}
+	u.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if code := f(r); code != 0 {
+			w.WriteHeader(code)
+			return true
+		}
+		return false
+	})
 }
 
 func (u *upstreamServer) requests() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]string(nil), u.paths...)
+	var out []string
+	for _, r := range u.Requests() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
 }
 
 func (u *upstreamServer) repo(t testing.TB, repo string) name.Repository {
@@ -356,12 +350,22 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 // newVerifier returns a Verifier for u under testRegistryName.
 func newVerifier(t testing.TB, u *upstreamServer, opts ...Option) *Verifier {
 	t.Helper()
-	opts = append([]Option{WithTransport(baseTransport)}, opts...)
-	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, opts...)
+	v, err := New(testUpstreams(t, u.host, baseTransport), opts...)
 	if err != nil {
 		t.Fatalf("New() = %v", err)
 	}
 	return v
+}
+
+// testUpstreams is the shared upstream set with host, plain http, under
+// testRegistryName, over base.
+func testUpstreams(tb testing.TB, host string, base http.RoundTripper) *upstream.Set {
+	tb.Helper()
+	set, err := upstream.New([]upstream.Config{{Registry: testRegistryName, URL: &url.URL{Scheme: "http", Host: host}}}, base)
+	if err != nil {
+		tb.Fatalf("upstream.New() = %v", err)
+	}
+	return set
 }
 
 func verifyOnce(t testing.TB, v *Verifier, s policy.Subject, auths ...*policy.Authority) (*policy.Evidence, error) {

@@ -1,21 +1,15 @@
 package verify
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +34,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -56,43 +51,13 @@ const (
 )
 
 // fulcioCA is a root and an intermediate that issue Fulcio-style leaves.
-type fulcioCA struct {
-	root, inter *x509.Certificate
-	interKey    *ecdsa.PrivateKey
-}
+type fulcioCA = testsupport.FulcioCA
 
 func newFulcioCA(t testing.TB) *fulcioCA {
 	t.Helper()
 	now := time.Now()
-	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rootTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-root", Organization: []string{"portcullis.test"}},
-		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	root := mustCert(t, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
-	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	interTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test-intermediate", Organization: []string{"portcullis.test"}},
-		NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	inter := mustCert(t, interTmpl, root, interKey.Public(), rootKey)
-	return &fulcioCA{root: root, inter: inter, interKey: interKey}
-}
-
-func mustCert(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, priv crypto.Signer) *x509.Certificate {
-	t.Helper()
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
-	if err != nil {
-		t.Fatalf("x509.CreateCertificate() = %v", err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	names := testsupport.FulcioNames{Organization: "portcullis.test", Root: "test-root", Intermediate: "test-intermediate"}
+	return testsupport.NewFulcioCA(t, names, now.Add(-48*time.Hour), now.Add(48*time.Hour))
 }
 
 // leaf is a signing key with its short-lived certificate.
@@ -102,36 +67,12 @@ type leaf struct {
 	ca   *fulcioCA
 }
 
-// issue makes a leaf for subject (an email, or a URI when it contains
-// "://") from issuer, valid from notBefore for ten minutes, with Fulcio's
-// issuer extensions (1.3.6.1.4.1.57264.1.1 raw, .1.8 DER UTF8String).
-func (c *fulcioCA) issue(t testing.TB, subject, issuer string, notBefore time.Time) leaf {
+// newLeaf makes a leaf from c for subject (an email, or a URI when it
+// contains "://") from issuer, valid from notBefore for ten minutes.
+func newLeaf(t testing.TB, c *fulcioCA, subject, issuer string, notBefore time.Time) leaf {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	v2, err := asn1.MarshalWithParams(issuer, "utf8")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		NotBefore:    notBefore, NotAfter: notBefore.Add(10 * time.Minute),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		ExtraExtensions: []pkix.Extension{
-			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}, Value: []byte(issuer)},
-			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}, Value: v2},
-		},
-	}
-	if strings.Contains(subject, "://") {
-		u, err := url.Parse(subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = []*url.URL{u}
-	} else {
-		tmpl.EmailAddresses = []string{subject}
-	}
-	return leaf{cert: mustCert(t, tmpl, c.inter, key.Public(), c.interKey), key: key, ca: c}
+	return leaf{cert: c.Leaf(t, key.Public(), subject, issuer, notBefore, notBefore.Add(10*time.Minute)), key: key, ca: c}
 }
 
 func (l leaf) sign(t testing.TB, msg []byte) []byte {
@@ -142,14 +83,6 @@ func (l leaf) sign(t testing.TB, msg []byte) []byte {
 		t.Fatal(err)
 	}
 	return sig
-}
-
-func pemCerts(certs ...*x509.Certificate) []byte {
-	var b []byte
-	for _, c := range certs {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return b
 }
 
 // trustedRootJSON writes a trusted_root.json with ca's chain and, as asked,
@@ -185,7 +118,7 @@ func trustedRootJSON(t testing.TB, c *fulcioCA, vs *ca.VirtualSigstore, tlogs, c
 		tsa = vs.TimestampingAuthorities()
 	}
 	fca := &root.FulcioCertificateAuthority{
-		Root: c.root, Intermediates: []*x509.Certificate{c.inter},
+		Root: c.Root, Intermediates: []*x509.Certificate{c.Inter},
 		ValidityPeriodStart: time.Now().Add(-48 * time.Hour), URI: "https://fulcio.lab.invalid",
 	}
 	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, []root.CertificateAuthority{fca}, ct, tsa, rekor)
@@ -250,7 +183,7 @@ func rekorBundle(t testing.TB, vs *ca.VirtualSigstore, l leaf, payloadBytes, sig
 			"data": map[string]any{"hash": map[string]string{"algorithm": "sha256", "value": hex.EncodeToString(sum[:])}},
 			"signature": map[string]any{
 				"content":   base64.StdEncoding.EncodeToString(sig),
-				"publicKey": map[string]string{"content": base64.StdEncoding.EncodeToString(pemCerts(l.cert))},
+				"publicKey": map[string]string{"content": base64.StdEncoding.EncodeToString(testsupport.CertsPEM(l.cert))},
 			},
 		},
 	})
@@ -322,11 +255,11 @@ func signKeylessLegacy(t testing.TB, img image, sigs ...keylessLegacy) {
 	}
 	for _, s := range sigs {
 		p, sig, b := legacyPieces(t, img, s)
-		chain := pemCerts(s.leaf.ca.inter, s.leaf.ca.root)
+		chain := testsupport.CertsPEM(s.leaf.ca.Inter, s.leaf.ca.Root)
 		if s.noChain {
 			chain = nil
 		}
-		opts := []static.Option{static.WithLayerMediaType(ctypes.SimpleSigningMediaType), static.WithCertChain(pemCerts(s.leaf.cert), chain)}
+		opts := []static.Option{static.WithLayerMediaType(ctypes.SimpleSigningMediaType), static.WithCertChain(testsupport.CertsPEM(s.leaf.cert), chain)}
 		if b != nil {
 			opts = append(opts, static.WithBundle(b))
 		}

@@ -9,6 +9,7 @@ import (
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -77,121 +78,121 @@ func TestKeyless(t *testing.T) {
 	}{
 		{
 			name: "right identity and issuer, logged: allowed",
-			sig:  logged(fca.issue(t, devEmail, oidcIssuer, fresh), inWindow),
+			sig:  logged(newLeaf(t, fca, devEmail, oidcIssuer, fresh), inWindow),
 			auth: requireAll, wantIdentity: devEmail, wantLogged: true,
 		},
 		{
 			name:         "workflow URI matched by regexp: allowed",
-			sig:          logged(fca.issue(t, workflow, oidcIssuer, fresh), inWindow),
+			sig:          logged(newLeaf(t, fca, workflow, oidcIssuer, fresh), inWindow),
 			auth:         authSpec{trust: "trustedRoot", data: full, identities: workflowIdentity, tlog: "require", sct: "skip"},
 			wantIdentity: workflow, wantLogged: true,
 		},
 		{
 			name:         "second identity in the list matches: allowed",
-			sig:          logged(fca.issue(t, workflow, oidcIssuer, fresh), inWindow),
+			sig:          logged(newLeaf(t, fca, workflow, oidcIssuer, fresh), inWindow),
 			auth:         authSpec{trust: "trustedRoot", data: full, identities: devIdentity + "\n" + workflowIdentity, tlog: "require", sct: "skip"},
 			wantIdentity: workflow, wantLogged: true,
 		},
 		{
 			name:       "wrong subject: denied, reason names found and expected",
-			sig:        logged(fca.issue(t, "dev@evil.example", oidcIssuer, fresh), inWindow),
+			sig:        logged(newLeaf(t, fca, "dev@evil.example", oidcIssuer, fresh), inWindow),
 			auth:       requireAll,
 			wantReason: "certificate identity dev@evil.example (issuer " + oidcIssuer + ") matches none of: " + devEmail + " (issuer " + oidcIssuer + ")",
 		},
 		{
 			name:       "wrong issuer: denied",
-			sig:        logged(fca.issue(t, devEmail, "https://oidc.evil.example", fresh), inWindow),
+			sig:        logged(newLeaf(t, fca, devEmail, "https://oidc.evil.example", fresh), inWindow),
 			auth:       requireAll,
 			wantReason: "certificate identity " + devEmail + " (issuer https://oidc.evil.example) matches none of",
 		},
 		{
 			name:       "regexp is anchored: evil.example/acme with a prefix does not match",
-			sig:        logged(fca.issue(t, "https://evil.example/acme/x", oidcIssuer, fresh), inWindow),
+			sig:        logged(newLeaf(t, fca, "https://evil.example/acme/x", oidcIssuer, fresh), inWindow),
 			auth:       authSpec{trust: "trustedRoot", data: full, identities: acmeIdentity, tlog: "require", sct: "skip"},
 			wantReason: "certificate identity https://evil.example/acme/x",
 		},
 		{
 			name:         "regexp anchored, exact shape: allowed",
-			sig:          logged(fca.issue(t, "https://evil.example/acme", oidcIssuer, fresh), inWindow),
+			sig:          logged(newLeaf(t, fca, "https://evil.example/acme", oidcIssuer, fresh), inWindow),
 			auth:         authSpec{trust: "trustedRoot", data: full, identities: acmeIdentity, tlog: "require", sct: "skip"},
 			wantIdentity: "https://evil.example/acme", wantLogged: true,
 		},
 		{
 			name:       "certificate from another CA: denied",
-			sig:        logged(otherCA.issue(t, devEmail, oidcIssuer, fresh), inWindow),
+			sig:        logged(newLeaf(t, otherCA, devEmail, oidcIssuer, fresh), inWindow),
 			auth:       requireAll,
 			wantReason: "certificate",
 		},
 		{
 			name:       "expired certificate, no log or TSA time: denied",
-			sig:        signed{leaf: fca.issue(t, devEmail, oidcIssuer, expired)},
+			sig:        signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, expired)},
 			auth:       skipAll,
 			wantReason: "not now, and the signature has no verified signing time",
 		},
 		{
 			name:         "expired certificate, logged while valid: allowed at the log's time",
-			sig:          logged(fca.issue(t, devEmail, oidcIssuer, expired), atSigning),
+			sig:          logged(newLeaf(t, fca, devEmail, oidcIssuer, expired), atSigning),
 			auth:         requireAll,
 			wantIdentity: devEmail, wantLogged: true,
 		},
 		{
 			name:       "logged after the certificate expired: denied",
-			sig:        logged(fca.issue(t, devEmail, oidcIssuer, expired), inWindow),
+			sig:        logged(newLeaf(t, fca, devEmail, oidcIssuer, expired), inWindow),
 			auth:       requireAll,
 			wantReason: "certificate",
 		},
 		{
 			name:         "tlog skip, RFC 3161 timestamp: allowed at the TSA's time",
-			sig:          signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh), tsa: vs},
+			sig:          signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh), tsa: vs},
 			auth:         skipAll,
 			wantIdentity: devEmail, wantTSA: true,
 		},
 		{
 			name:       "timestamp from an untrusted TSA: denied",
-			sig:        signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh), tsa: rogue},
+			sig:        signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh), tsa: rogue},
 			auth:       skipAll,
 			wantReason: "timestamp",
 		},
 		{
 			name:         "tlog skip, valid now, no timestamps: allowed",
-			sig:          signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh)},
+			sig:          signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh)},
 			auth:         skipAll,
 			wantIdentity: devEmail,
 		},
 		{
 			name:       "tlog required but absent: denied",
-			sig:        signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh)},
+			sig:        signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh)},
 			auth:       requireAll,
 			wantReason: "transparency-log entry required (tlog: require)",
 		},
 		{
 			name:       "log entry signed by an untrusted Rekor: denied",
-			sig:        signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh), logged: rogue, integrated: inWindow},
+			sig:        signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh), logged: rogue, integrated: inWindow},
 			auth:       requireAll,
 			wantReason: "log",
 		},
 		{
 			name:       "log entry copied from another signature: denied",
-			sig:        signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh), logged: vs, integrated: inWindow, copied: true},
+			sig:        signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh), logged: vs, integrated: inWindow, copied: true},
 			auth:       requireAll,
 			wantReason: "",
 		},
 		{
 			name:       "SCT required but absent: denied",
-			sig:        logged(fca.issue(t, devEmail, oidcIssuer, fresh), inWindow),
+			sig:        logged(newLeaf(t, fca, devEmail, oidcIssuer, fresh), inWindow),
 			auth:       authSpec{trust: "trustedRoot", data: full, identities: devIdentity, tlog: "require", sct: "require"},
 			wantReason: "signed certificate timestamp",
 		},
 		{
 			name:         "certificateChain PEM trust: allowed",
-			sig:          signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh)},
-			auth:         authSpec{trust: "certificateChain", data: pemCerts(fca.inter, fca.root), identities: devIdentity, tlog: "skip", sct: "skip"},
+			sig:          signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh)},
+			auth:         authSpec{trust: "certificateChain", data: testsupport.CertsPEM(fca.Inter, fca.Root), identities: devIdentity, tlog: "skip", sct: "skip"},
 			wantIdentity: devEmail,
 		},
 		{
 			name:       "certificateChain of another CA: denied",
-			sig:        signed{leaf: fca.issue(t, devEmail, oidcIssuer, fresh)},
-			auth:       authSpec{trust: "certificateChain", data: pemCerts(otherCA.inter, otherCA.root), identities: devIdentity, tlog: "skip", sct: "skip"},
+			sig:        signed{leaf: newLeaf(t, fca, devEmail, oidcIssuer, fresh)},
+			auth:       authSpec{trust: "certificateChain", data: testsupport.CertsPEM(otherCA.Inter, otherCA.Root), identities: devIdentity, tlog: "skip", sct: "skip"},
 			wantReason: "certificate",
 		},
 	}
@@ -268,8 +269,8 @@ func TestKeylessLegacyBundleBinding(t *testing.T) {
 	vs := newVirtualSigstore(t)
 	now := time.Now()
 	a := keylessAuth(t, "ci", "trustedRoot", trustedRootJSON(t, fca, vs, true, false, false), devIdentity, "require", "skip")
-	dev := fca.issue(t, devEmail, oidcIssuer, now.Add(-time.Minute))
-	dev2 := fca.issue(t, devEmail, oidcIssuer, now.Add(-time.Minute))
+	dev := newLeaf(t, fca, devEmail, oidcIssuer, now.Add(-time.Minute))
+	dev2 := newLeaf(t, fca, devEmail, oidcIssuer, now.Add(-time.Minute))
 	at := now.Add(30 * time.Second)
 
 	tests := []struct {
@@ -337,7 +338,7 @@ func TestKeylessLegacyBundleBinding(t *testing.T) {
 // annotation there is no path to the root.
 func TestKeylessRoots(t *testing.T) {
 	fca := newFulcioCA(t)
-	a := keylessAuth(t, "ci", "roots", pemCerts(fca.root), devIdentity, "skip", "skip")
+	a := keylessAuth(t, "ci", "roots", testsupport.CertsPEM(fca.Root), devIdentity, "skip", "skip")
 	for _, tc := range []struct {
 		name    string
 		noChain bool
@@ -349,7 +350,7 @@ func TestKeylessRoots(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			u := startRegistry(t, false)
 			img := u.pushImage(t, "lab/app")
-			signKeylessLegacy(t, img, keylessLegacy{leaf: fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)), noChain: tc.noChain})
+			signKeylessLegacy(t, img, keylessLegacy{leaf: newLeaf(t, fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute)), noChain: tc.noChain})
 			ev, err := verifyOnce(t, newVerifier(t, u), img.subject(), a)
 			if err != nil {
 				t.Fatalf("Verify() = %v", err)
@@ -386,7 +387,7 @@ func TestKeylessKeySignature(t *testing.T) {
 	}
 
 	img2 := u.pushImage(t, "lab/app")
-	signKeylessLegacy(t, img2, keylessLegacy{leaf: fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute))})
+	signKeylessLegacy(t, img2, keylessLegacy{leaf: newLeaf(t, fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute))})
 	ev, err = verifyOnce(t, newVerifier(t, u), img2.subject(), k.authority("release", policy.TLogSkip))
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +406,7 @@ func TestKeylessNoSurpriseNetwork(t *testing.T) {
 	vs := newVirtualSigstore(t)
 	u := startRegistry(t, true)
 	img := u.pushImage(t, "lab/app")
-	dev := fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute))
+	dev := newLeaf(t, fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute))
 	at := time.Now().Add(30 * time.Second)
 	signKeylessLegacy(t, img, keylessLegacy{leaf: dev, vs: vs, integrated: at, tsa: vs})
 	raw, _ := makeKeylessBundle(t, keylessBundle{leaf: dev, about: img.digest, vs: vs, integrated: at, tsa: vs})
@@ -413,7 +414,7 @@ func TestKeylessNoSurpriseNetwork(t *testing.T) {
 	a := keylessAuth(t, "ci", "trustedRoot", trustedRootJSON(t, fca, vs, true, true, true), devIdentity, "require", "skip")
 
 	ours := &failingTransport{t: t, allow: u.host, base: baseTransport}
-	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, WithTransport(ours))
+	v, err := New(testUpstreams(t, u.host, ours))
 	if err != nil {
 		t.Fatal(err)
 	}

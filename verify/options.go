@@ -3,7 +3,8 @@ package verify
 import (
 	"errors"
 	"fmt"
-	"net/http"
+
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 )
 
 // Limits bound what one decision may read from an upstream. A zero field
@@ -72,22 +73,23 @@ func (l Limits) Validate() error {
 }
 
 type options struct {
-	transport http.RoundTripper
-	limits    Limits
+	charges []upstream.ResponseFilter
+	limits  Limits
 }
 
 // Option configures a Verifier.
 type Option func(*options) error
 
-// WithTransport sets the transport used for every upstream request: the one
-// shared upstream transport built by cmd/. The default is a clone of
-// http.DefaultTransport.
-func WithTransport(t http.RoundTripper) Option {
+// WithCharge applies f to every upstream response the Verifier reads, before
+// its size caps: cmd/ passes proxy.ChargeResponse, so that what a decision
+// reads is charged to the memory budget of the proxy request it is made
+// for. f travels in the request context, since the transports are shared.
+func WithCharge(f upstream.ResponseFilter) Option {
 	return func(o *options) error {
-		if t == nil {
-			return errors.New("transport is nil")
+		if f == nil {
+			return errors.New("charge filter is nil")
 		}
-		o.transport = t
+		o.charges = append(o.charges, f)
 		return nil
 	}
 }
@@ -112,13 +114,6 @@ func makeOptions(opts []Option) (*options, error) {
 		if err := opt(o); err != nil {
 			return nil, err
 		}
-	}
-	if o.transport == nil {
-		dt, ok := http.DefaultTransport.(*http.Transport)
-		if !ok {
-			return nil, errors.New("http.DefaultTransport is not an *http.Transport")
-		}
-		o.transport = dt.Clone()
 	}
 	return o, nil
 }

@@ -32,7 +32,7 @@ func BenchmarkColdDecision(b *testing.B) {
 	b.Run("keyless", func(b *testing.B) {
 		fca, vs := newFulcioCA(b), newVirtualSigstore(b)
 		img := u.pushImage(b, "lab/keyless")
-		signKeylessLegacy(b, img, keylessLegacy{leaf: fca.issue(b, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+		signKeylessLegacy(b, img, keylessLegacy{leaf: newLeaf(b, fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 			vs: vs, integrated: time.Now().Add(30 * time.Second)})
 		a := keylessAuth(b, "ci", "trustedRoot", trustedRootJSON(b, fca, vs, true, false, false), devIdentity, "require", "skip")
 		benchDecisions(b, newVerifier(b, u), img, []*policy.Authority{a}, 1)

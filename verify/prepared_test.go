@@ -9,6 +9,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -21,7 +22,7 @@ func TestVerifiersOwnTheirTrust(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
 	late := newVerifier(t, f.u)
-	clock := &fakeClock{t: time.Now()}
+	clock := testsupport.NewClock(time.Now())
 	p, a := tufPolicy(t, late, r, "require", clock)
 	for _, v := range []*Verifier{f.v, late} {
 		if _, err := v.PrepareTrust(p, quiet); err != nil {
@@ -82,7 +83,7 @@ func TestTrustPreparedOncePerGeneration(t *testing.T) {
 	// A signature without its own intermediates is checked by the
 	// authority's one sigstore-go verifier for logged signatures.
 	bare := f.u.pushImage(t, "lab/bare")
-	signKeylessLegacy(t, bare, keylessLegacy{leaf: f.fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+	signKeylessLegacy(t, bare, keylessLegacy{leaf: newLeaf(t, f.fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second), noChain: true})
 	if ev, err := verifyOnce(t, f.v, bare.subject(), first[1]); err != nil || len(ev.Signatures) != 1 {
 		t.Fatalf("Verify(no chain) = %+v, %v; want one signature", ev, err)
@@ -108,7 +109,7 @@ func TestTrustPreparedOncePerGeneration(t *testing.T) {
 func TestPreparedTUFAuthorityFollowsMaterial(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
-	clock := &fakeClock{t: time.Now()}
+	clock := testsupport.NewClock(time.Now())
 	p, a := tufPolicy(t, f.v, r, "require", clock)
 	if _, err := f.v.PrepareTrust(p, quiet); err != nil {
 		t.Fatalf("PrepareTrust() = %v", err)

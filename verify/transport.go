@@ -7,36 +7,37 @@ import (
 	"strings"
 )
 
-// capTransport enforces the size limits on every upstream response body,
-// including the ones go-containerregistry reads internally (the referrers
-// index is read with io.ReadAll, manifests with a 100 MiB cap). A response
-// that declares a larger Content-Length fails before its body is read; one
-// that does not fails once it has produced more than the limit.
-type capTransport struct {
-	base     http.RoundTripper
+// bodyCaps enforces the size limits on every upstream response body the
+// Verifier reads, including the ones go-containerregistry reads internally
+// (the referrers index is read with io.ReadAll, manifests with a 100 MiB
+// cap). A response that declares a larger Content-Length fails before its
+// body is read; one that does not fails once it has produced more than the
+// limit. It is a response filter (upstream.ResponseFilter) carried in the
+// request context, because the transports are shared with the proxy and
+// cannot be wrapped.
+type bodyCaps struct {
 	manifest int64
 	blob     int64
 }
 
-func (t *capTransport) limit(path string) int64 {
+func (c *bodyCaps) limit(path string) int64 {
 	switch {
 	case strings.Contains(path, "/manifests/"), strings.Contains(path, "/referrers/"):
-		return t.manifest
+		return c.manifest
 	case strings.Contains(path, "/blobs/"):
-		return t.blob
+		return c.blob
 	default:
 		// Pings, token responses, redirected blob storage: bounded by the
 		// larger limit.
-		return max(t.manifest, t.blob)
+		return max(c.manifest, c.blob)
 	}
 }
 
-func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.Body == nil {
-		return resp, err
+func (c *bodyCaps) filter(req *http.Request, resp *http.Response) (*http.Response, error) {
+	if resp.Body == nil {
+		return resp, nil
 	}
-	limit := t.limit(req.URL.Path)
+	limit := c.limit(req.URL.Path)
 	if resp.ContentLength > limit {
 		resp.Body.Close()
 		return nil, fmt.Errorf("response for %s declares %d bytes, %w of %d bytes", req.URL.Path, resp.ContentLength, ErrTooLarge, limit)

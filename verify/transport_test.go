@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,9 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 )
 
-func TestCapTransport(t *testing.T) {
+// TestBodyCaps: the caps apply through the shared transport to the
+// requests whose context carries them, and to no others (the proxy's own
+// requests have limits of their own).
+func TestBodyCaps(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := strings.Repeat("x", len(r.URL.Query().Get("n")))
 		if r.URL.Query().Get("chunked") != "" {
@@ -20,7 +26,8 @@ func TestCapTransport(t *testing.T) {
 		io.WriteString(w, body)
 	}))
 	defer srv.Close()
-	client := &http.Client{Transport: &capTransport{base: baseTransport, manifest: 8, blob: 4}}
+	client := &http.Client{Transport: upstream.Filtered(baseTransport)}
+	caps := &bodyCaps{manifest: 8, blob: 4}
 	tests := []struct {
 		path    string
 		n       int
@@ -41,13 +48,24 @@ func TestCapTransport(t *testing.T) {
 		if tc.chunked {
 			u += "&chunked=1"
 		}
-		resp, err := client.Get(u)
-		if err == nil {
-			_, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
+		get := func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			return err
 		}
+		err := get(upstream.WithResponseFilter(context.Background(), caps.filter))
 		if gotErr := errors.Is(err, ErrTooLarge); gotErr != tc.wantErr {
 			t.Errorf("GET %s (%d bytes, chunked %v) error = %v, want ErrTooLarge %v", tc.path, tc.n, tc.chunked, err, tc.wantErr)
+		}
+		if err := get(context.Background()); err != nil {
+			t.Errorf("GET %s (%d bytes) without the caps in its context = %v, want no error", tc.path, tc.n, err)
 		}
 	}
 }

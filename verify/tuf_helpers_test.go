@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -187,27 +187,9 @@ func (r *tufRepo) targetFile() string {
 	return filepath.Join(r.dir, "targets", hex.EncodeToString(sum[:])+"."+tufTarget)
 }
 
-// fakeClock is a settable clock for a tufSource.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // tufPolicy compiles a policy whose authority "ci" trusts r's mirror.
 // clock, when set, drives the mirror's source in v (set before first use).
-func tufPolicy(t *testing.T, v *Verifier, r *tufRepo, tlog string, clock *fakeClock) (*policy.Policy, *policy.Authority) {
+func tufPolicy(t *testing.T, v *Verifier, r *tufRepo, tlog string, clock *testsupport.Clock) (*policy.Policy, *policy.Authority) {
 	t.Helper()
 	doc := fmt.Sprintf(`authorities:
   - name: ci
@@ -263,7 +245,7 @@ func newKeylessFixture(t *testing.T) *keylessFixture {
 	f.root = trustedRootJSON(t, f.fca, f.vs, true, false, false)
 	f.u = startRegistry(t, false)
 	f.image = f.u.pushImage(t, "lab/app")
-	signKeylessLegacy(t, f.image, keylessLegacy{leaf: f.fca.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+	signKeylessLegacy(t, f.image, keylessLegacy{leaf: newLeaf(t, f.fca, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second)})
 	f.v = newVerifier(t, f.u)
 	return f
@@ -278,7 +260,7 @@ func (f *keylessFixture) verify(t *testing.T, a *policy.Authority) (*policy.Evid
 // tests that only prepare trust.
 func trustOnlyVerifier(t *testing.T) *Verifier {
 	t.Helper()
-	v, err := New([]Registry{{Name: testRegistryName, Host: "127.0.0.1:1", Insecure: true}})
+	v, err := New(testUpstreams(t, "127.0.0.1:1", baseTransport))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -34,7 +35,7 @@ func TestTUFMirror(t *testing.T) {
 	// A CA that the mirror's trusted_root.json does not hold is refused.
 	other := newFulcioCA(t)
 	img := f.u.pushImage(t, "lab/app")
-	signKeylessLegacy(t, img, keylessLegacy{leaf: other.issue(t, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
+	signKeylessLegacy(t, img, keylessLegacy{leaf: newLeaf(t, other, devEmail, oidcIssuer, time.Now().Add(-time.Minute)),
 		vs: f.vs, integrated: time.Now().Add(30 * time.Second)})
 	ev, err = verifyOnce(t, f.v, img.subject(), a)
 	if err != nil || len(ev.Signatures) != 0 || len(ev.Rejected) != 1 || !strings.Contains(ev.Rejected[0].Reason, "TUF mirror") {
@@ -99,7 +100,7 @@ func TestTUFMirrorExpired(t *testing.T) {
 
 	t.Run("expires while in use", func(t *testing.T) {
 		r := newTUFRepo(t, f.root)
-		clock := &fakeClock{t: time.Now()}
+		clock := testsupport.NewClock(time.Now())
 		p, a := tufPolicy(t, f.v, r, "require", clock)
 		tr, err := f.v.PrepareTrust(p, quiet)
 		if err != nil {
@@ -208,7 +209,7 @@ func TestTUFMirrorMissingFile(t *testing.T) {
 func TestTUFMirrorRefresh(t *testing.T) {
 	f := newKeylessFixture(t)
 	r := newTUFRepo(t, f.root)
-	clock := &fakeClock{t: time.Now()}
+	clock := testsupport.NewClock(time.Now())
 	p, a := tufPolicy(t, f.v, r, "require", clock)
 	tr, err := f.v.PrepareTrust(p, quiet)
 	if err != nil {
@@ -322,7 +323,7 @@ func TestTUFNoNetwork(t *testing.T) {
 	http.DefaultTransport = &failingTransport{t: t}
 	defer func() { http.DefaultTransport = saved }()
 	ours := &failingTransport{t: t, allow: f.u.host, base: baseTransport}
-	v, err := New([]Registry{{Name: testRegistryName, Host: f.u.host, Insecure: true}}, WithTransport(ours))
+	v, err := New(testUpstreams(t, f.u.host, ours))
 	if err != nil {
 		t.Fatal(err)
 	}

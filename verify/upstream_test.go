@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,43 +13,40 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
+// TestNew: the upstreams themselves are validated by internal/upstream
+// (its TestConfigValidate); New checks its own arguments.
 func TestNew(t *testing.T) {
-	ok := Registry{Name: "registry.test", Host: "127.0.0.1:5000", Insecure: true}
+	ok := testUpstreams(t, "127.0.0.1:5000", baseTransport)
 	tests := []struct {
-		name       string
-		registries []Registry
-		opts       []Option
-		wantErr    string // "" = success
+		name      string
+		upstreams Upstreams
+		opts      []Option
+		wantErr   string // "" = success
 	}{
-		{name: "one registry", registries: []Registry{ok}},
-		{name: "limits zero fields take defaults", registries: []Registry{ok}, opts: []Option{WithLimits(Limits{MaxBlobBytes: 10})}},
-		{name: "no registries", wantErr: "no registries"},
-		{name: "empty name", registries: []Registry{{Host: "h:1"}}, wantErr: "name is empty"},
-		{name: "name with slash", registries: []Registry{{Name: "a/b", Host: "h:1"}}, wantErr: "contains a slash"},
-		{name: "empty host", registries: []Registry{{Name: "a"}}, wantErr: "host is empty"},
-		{name: "bad host", registries: []Registry{{Name: "a", Host: "UPPER CASE:x"}}, wantErr: "invalid host"},
-		{name: "duplicate name", registries: []Registry{ok, ok}, wantErr: "configured twice"},
-		{name: "nil transport", registries: []Registry{ok}, opts: []Option{WithTransport(nil)}, wantErr: "transport is nil"},
-		{name: "negative limit", registries: []Registry{ok}, opts: []Option{WithLimits(Limits{MaxSignatures: -1})}, wantErr: "max signatures -1 is negative"},
+		{name: "one registry", upstreams: ok},
+		{name: "limits zero fields take defaults", upstreams: ok, opts: []Option{WithLimits(Limits{MaxBlobBytes: 10})}},
+		{name: "no upstreams", wantErr: "no upstreams"},
+		{name: "nil charge", upstreams: ok, opts: []Option{WithCharge(nil)}, wantErr: "charge filter is nil"},
+		{name: "negative limit", upstreams: ok, opts: []Option{WithLimits(Limits{MaxSignatures: -1})}, wantErr: "max signatures -1 is negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := New(tc.registries, tc.opts...)
+			v, err := New(tc.upstreams, tc.opts...)
 			if tc.wantErr == "" {
 				if err != nil || v == nil {
-					t.Fatalf("New(%+v) = %v, %v; want a Verifier", tc.registries, v, err)
+					t.Fatalf("New() = %v, %v; want a Verifier", v, err)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("New(%+v) error = %v, want it to contain %q", tc.registries, err, tc.wantErr)
+				t.Fatalf("New() error = %v, want it to contain %q", err, tc.wantErr)
 			}
 		})
 	}
 }
 
 func TestNewAppliesLimits(t *testing.T) {
-	v, err := New([]Registry{{Name: "r", Host: "h:1"}}, WithLimits(Limits{MaxBlobBytes: 10}))
+	v, err := New(testUpstreams(t, "h:1", baseTransport), WithLimits(Limits{MaxBlobBytes: 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,35 +66,60 @@ func countRequests(paths []string, match string) int {
 	return n
 }
 
-// One long-lived Puller per registry: the /v2/ ping and token exchange
-// happen once, not once per decision.
-func TestPullerReusedAcrossDecisions(t *testing.T) {
-	u := startRegistry(t, true)
+// signedRepo pushes lab/app with a legacy signature by a new key, and
+// returns the image and the key's authority.
+func signedRepo(t *testing.T, u *upstreamServer) (image, *policy.Authority) {
+	t.Helper()
 	k := newKey(t, "ecdsa")
 	img := u.pushImage(t, "lab/app")
 	signLegacy(t, img, legacy{key: k})
-	v := newVerifier(t, u)
-	before := countRequests(u.requests(), "GET /v2/")
-	for range 3 {
-		ev, err := verifyOnce(t, v, img.subject(), k.authority("release", policy.TLogSkip))
-		if err != nil || len(ev.Signatures) != 1 {
-			t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
-		}
-	}
-	if got := countRequests(u.requests(), "GET /v2/") - before; got != 1 {
-		t.Errorf("pings of /v2/ over 3 decisions = %d, want 1", got)
+	return img, k.authority("release", policy.TLogSkip)
+}
+
+func wantOneSignature(t *testing.T, v *Verifier, img image, a *policy.Authority) {
+	t.Helper()
+	ev, err := verifyOnce(t, v, img.subject(), a)
+	if err != nil || len(ev.Signatures) != 1 {
+		t.Fatalf("Verify() = %+v, %v; want one signature", ev, err)
 	}
 }
 
-// go-containerregistry's Puller caches a failed repository setup forever;
-// the verifier must replace it, or one outage poisons the repository.
-func TestPullerRecoversAfterOutage(t *testing.T) {
+// One authenticated transport per repository, shared with the other users
+// of the upstream set (the proxy): the /v2/ ping and token exchange happen
+// once, not once per decision, and not again for the verifier when the
+// proxy has already authenticated to the repository.
+func TestTransportReusedAcrossDecisions(t *testing.T) {
+	for _, proxyFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("proxy first %v", proxyFirst), func(t *testing.T) {
+			u := startRegistry(t, true)
+			img, a := signedRepo(t, u)
+			set := testUpstreams(t, u.host, baseTransport)
+			before := countRequests(u.requests(), "GET /v2/")
+			if proxyFirst {
+				if _, err := set.Transport(context.Background(), testRegistryName, "lab/app"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v, err := New(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				wantOneSignature(t, v, img, a)
+			}
+			if got := countRequests(u.requests(), "GET /v2/") - before; got != 1 {
+				t.Errorf("pings of /v2/ over 3 decisions = %d, want 1", got)
+			}
+		})
+	}
+}
+
+// A failed handshake is not remembered: once the upstream is back, the
+// same repository verifies (one outage must not poison it).
+func TestTransportRecoversAfterOutage(t *testing.T) {
 	u := startRegistry(t, true)
-	k := newKey(t, "ecdsa")
-	img := u.pushImage(t, "lab/app")
-	signLegacy(t, img, legacy{key: k})
+	img, a := signedRepo(t, u)
 	v := newVerifier(t, u)
-	a := k.authority("release", policy.TLogSkip)
 
 	u.setFault(func(r *http.Request) int {
 		if r.URL.Path == "/v2/" {
@@ -108,10 +131,7 @@ func TestPullerRecoversAfterOutage(t *testing.T) {
 		t.Fatalf("Verify() during outage = %+v, nil; want error", ev)
 	}
 	u.setFault(nil)
-	ev, err := verifyOnce(t, v, img.subject(), a)
-	if err != nil || len(ev.Signatures) != 1 {
-		t.Fatalf("Verify() after outage = %+v, %v; want one signature", ev, err)
-	}
+	wantOneSignature(t, v, img, a)
 }
 
 func TestReferrersTagFallbackUsed(t *testing.T) {
@@ -200,7 +220,7 @@ func TestNoSurpriseNetwork(t *testing.T) {
 	pushReferrer(t, img, referrer{bundle: makeBundle(t, k, img.digest, cosignSignPredicate)})
 
 	ours := &recordingTransport{base: baseTransport}
-	v, err := New([]Registry{{Name: testRegistryName, Host: u.host, Insecure: true}}, WithTransport(ours))
+	v, err := New(testUpstreams(t, u.host, ours))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,5 +241,54 @@ func TestNoSurpriseNetwork(t *testing.T) {
 		if !strings.HasPrefix(got, "http://"+u.host+"/") && !strings.HasPrefix(got, "https://"+u.host+"/") {
 			t.Errorf("request to %q, want only %s", got, u.host)
 		}
+	}
+}
+
+// TestWithCharge: the charge filter sees every body the verifier reads,
+// through the shared transport, and nothing read without it.
+func TestWithCharge(t *testing.T) {
+	u := startRegistry(t, true)
+	img, a := signedRepo(t, u)
+	set := testUpstreams(t, u.host, baseTransport)
+	var (
+		mu    sync.Mutex
+		paths []string
+	)
+	charge := func(req *http.Request, resp *http.Response) (*http.Response, error) {
+		mu.Lock()
+		paths = append(paths, req.URL.Path)
+		mu.Unlock()
+		return resp, nil
+	}
+	v, err := New(set, WithCharge(charge))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOneSignature(t, v, img, a)
+	mu.Lock()
+	got := strings.Join(paths, " ")
+	mu.Unlock()
+	for _, want := range []string{"/v2/", "/manifests/" + cosignTag(img.digest, "sig"), "/blobs/sha256:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("charged responses %q, want one for %s", got, want)
+		}
+	}
+	// Another user of the set (the proxy) reads without the filter.
+	mu.Lock()
+	paths = nil
+	mu.Unlock()
+	rt, err := set.Transport(context.Background(), testRegistryName, "lab/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+u.host+"/v2/lab/app/manifests/"+img.digest.String(), nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(paths) != 0 {
+		t.Errorf("unfiltered read = %d, charged %q; want 200 and nothing charged", resp.StatusCode, paths)
 	}
 }

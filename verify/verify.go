@@ -12,14 +12,19 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // Verifier implements policy.Verifier against a fixed set of upstream
 // registries. It is safe for concurrent use.
 type Verifier struct {
-	upstreams map[string]*upstream
+	upstreams Upstreams
 	limits    Limits
+	// filters apply to every response the Verifier reads, through the
+	// request context (the transports are shared): the charge of WithCharge
+	// if any, then the size caps (transport.go).
+	filters []upstream.ResponseFilter
 	// trust is what this Verifier has prepared to verify with (trust
 	// material, TUF sources, authorities): its own, never the process's.
 	trust *trustStore
@@ -27,34 +32,21 @@ type Verifier struct {
 
 var _ policy.Verifier = (*Verifier)(nil)
 
-// New returns a Verifier for registries. It validates its arguments and
-// never reaches the network.
-func New(registries []Registry, opts ...Option) (*Verifier, error) {
+// New returns a Verifier reading from upstreams (the set the proxy shares).
+// It validates its arguments and never reaches the network.
+func New(upstreams Upstreams, opts ...Option) (*Verifier, error) {
 	o, err := makeOptions(opts)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	if len(registries) == 0 {
-		return nil, errors.New("verify: no registries configured")
+	if upstreams == nil {
+		return nil, errors.New("verify: no upstreams configured")
 	}
 	// Blobs are capped per read (Limits); the transport's fence is the
 	// largest of the blob limits.
-	t := &capTransport{base: o.transport, manifest: o.limits.MaxManifestBytes, blob: max(o.limits.MaxBlobBytes, o.limits.MaxAttestationBytes)}
-	v := &Verifier{upstreams: make(map[string]*upstream, len(registries)), limits: o.limits, trust: newTrustStore()}
-	for _, r := range registries {
-		if err := r.Validate(); err != nil {
-			return nil, fmt.Errorf("verify: %w", err)
-		}
-		if _, dup := v.upstreams[r.Name]; dup {
-			return nil, fmt.Errorf("verify: registry %q configured twice", r.Name)
-		}
-		u, err := newUpstream(r, t)
-		if err != nil {
-			return nil, fmt.Errorf("verify: %w", err)
-		}
-		v.upstreams[r.Name] = u
-	}
-	return v, nil
+	caps := &bodyCaps{manifest: o.limits.MaxManifestBytes, blob: max(o.limits.MaxBlobBytes, o.limits.MaxAttestationBytes)}
+	filters := append(append([]upstream.ResponseFilter(nil), o.charges...), caps.filter)
+	return &Verifier{upstreams: upstreams, limits: o.limits, filters: filters, trust: newTrustStore()}, nil
 }
 
 // Verify finds the signatures of s.Digest and verifies them against
@@ -137,10 +129,8 @@ func (v *Verifier) evaluateSignatures(ctx context.Context, s policy.Subject, aut
 // the upstream's.
 func (v *Verifier) expectedPayloads(s policy.Subject) map[digest.Digest]bool {
 	names := []string{s.Name()}
-	if up, ok := v.upstreams[s.Registry]; ok {
-		if r, err := up.repository(s.Repository); err == nil {
-			names = append(names, r.Name())
-		}
+	if r, err := v.repository(s.Registry, s.Repository); err == nil {
+		names = append(names, r.Name())
 	}
 	return expectedPayloads(s.Digest, names...)
 }
@@ -202,15 +192,11 @@ func (v *Verifier) lookup(where string, override bool) (*lookup, error) {
 	if !ok || repo == "" {
 		return nil, fmt.Errorf("repository %q is not <registry>/<repository>", where)
 	}
-	up, ok := v.upstreams[regName]
-	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownRegistry, regName)
-	}
-	r, err := up.repository(repo)
+	r, err := v.repository(regName, repo)
 	if err != nil {
 		return nil, err
 	}
-	l := &lookup{up: up, repo: r, limits: v.limits}
+	l := &lookup{v: v, registry: regName, repoName: repo, repo: r, limits: v.limits}
 	if override {
 		l.prefix = where
 	}

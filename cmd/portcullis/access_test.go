@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,24 +45,6 @@ func startLogged(t testing.TB, d *testsupport.Demo, log *slog.Logger) (string, *
 		t.Fatal(err)
 	}
 	return testsupport.Serve(t, a.Proxy()), a
-}
-
-// logBuffer is a log sink safe for concurrent writers (handshakes, requests).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func htpasswdLine(t testing.TB, user, pw string) string {
@@ -110,7 +90,7 @@ func TestAccessFullStack(t *testing.T) {
     - {groups: [builders], repositories: ["demo.registry/demo/**"]}
 `)
 	ff.SetFault(requireUpstreamBasic)
-	var logs logBuffer
+	var logs testsupport.Buffer
 	addr, _ := startLogged(t, ff, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 
 	basic := func(user, pw string) string {

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 // BenchmarkSlowReaders reports the process's peak RSS while 500 connections
@@ -77,20 +76,11 @@ func slowReadersRound(b *testing.B, addr, slowPath, goodPath string) (int64, tim
 		}
 	}()
 	for i := 0; i < 500; i++ {
-		dl := net.Dialer{
-			LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.2.%d", 1+i%50))},
-			Control: func(_, _ string, c syscall.RawConn) error {
-				return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			},
-		}
-		c, err := dl.Dial("tcp", addr)
+		c, err := testsupport.NonReader(fmt.Sprintf("127.0.2.%d", 1+i%50), addr, slowPath)
 		if err != nil {
 			b.Fatal(err)
 		}
 		conns = append(conns, c)
-		if _, err := io.WriteString(c, "GET "+slowPath+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			b.Fatal(err)
-		}
 	}
 	time.Sleep(5 * time.Second)
 	start := time.Now()
@@ -104,22 +94,5 @@ func slowReadersRound(b *testing.B, addr, slowPath, goodPath string) (int64, tim
 	if resp.StatusCode != http.StatusOK {
 		b.Fatalf("good request under slow readers = %d", resp.StatusCode)
 	}
-	return vmHWM(b), wait
-}
-
-func vmHWM(b *testing.B) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return n
-		}
-	}
-	b.Fatal("no VmHWM")
-	return 0
+	return testsupport.ProcStatus(b, os.Getpid(), "VmHWM"), wait
 }

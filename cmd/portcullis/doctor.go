@@ -27,6 +27,7 @@ type doctorOptions struct {
 	canaryImages     []string
 	runtimes         []string
 	timeout          time.Duration
+	kube             kubeDoctorOptions // doctor_kube.go
 }
 
 // cmdRunner runs a client command with extra environment variables and
@@ -57,9 +58,17 @@ deprecated registry.mirrors or a missing config_path, Docker registry-mirrors, a
 --canary then pulls <registry>/portcullis/canary:deny with each --runtime, as the node
 would. The proxy always refuses that repository; a pull that succeeds reached something
 else. Push any image to <registry>/portcullis/canary:deny on every upstream, so that a
-bypass really would succeed (a missing canary only shows up as "inconclusive").`,
+bypass really would succeed (a missing canary only shows up as "inconclusive").
+
+--kubernetes instead reads the cluster's admission webhook configurations and says,
+for each portcullis webhook, what is excluded, its failure policy, and whether its
+caBundle verifies the serving certificate; kube-system not excluded (lock-out) and
+failurePolicy Ignore (fails open) are findings.`,
 		Args: usageArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.kube.enabled {
+				return runKubeDoctor(cmd.Context(), o.kube, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return runDoctor(cmd.Context(), o, run, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -75,6 +84,10 @@ bypass really would succeed (a missing canary only shows up as "inconclusive").`
 	f.StringArrayVar(&o.canaryImages, "canary-image", nil, "canary reference(s) (default <registry>/portcullis/canary:deny per --registry, docker.io if none; PROXY/<registry>/… for docker)")
 	f.StringArrayVar(&o.runtimes, "runtime", nil, "client for the canary: ctr, crictl, docker, podman, skopeo or crane (repeatable; default from the configs given)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "time allowed for each canary pull")
+	f.BoolVar(&o.kube.enabled, "kubernetes", false, "check the cluster's admission webhook configurations instead of a node: exclusions, failure policy, caBundle")
+	f.StringVar(&o.kube.kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig (default KUBECONFIG, else in-cluster)")
+	f.StringVar(&o.kube.servingCert, "admission-cert", "", "with --kubernetes: the webhook's serving certificate, to check the caBundle of service webhooks")
+	f.StringVar(&o.kube.match, "webhook", "portcullis", "with --kubernetes: check webhooks whose name, service or URL contains this")
 	return cmd
 }
 

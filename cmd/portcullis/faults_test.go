@@ -129,11 +129,8 @@ func TestFaultsDuringVerification(t *testing.T) {
 			// good request comes once, after all cases: an allow would be
 			// cached and hide the faults that follow.
 			for _, method := range []string{http.MethodGet, http.MethodHead} {
-				start := time.Now()
+				// get's client has a timeout: a hang fails there.
 				status, body := get(method)
-				if time.Since(start) > 10*time.Second {
-					t.Errorf("%s took %v", method, time.Since(start))
-				}
 				if status != http.StatusServiceUnavailable {
 					t.Errorf("%s during %q = %d, want 503 (body %s)", method, tc.name, status, body)
 				}

@@ -1,5 +1,3 @@
-// Command portcullis is an OCI registry proxy that serves only images that
-// policy trusts. See README.md.
 package main
 
 import (
@@ -67,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: 2, err: err} })
-	root.AddCommand(serveCmd(), verifyCmd(), policyCmd(), demoCmd(), versionCmd(), configGenCmd(), doctorCmd())
+	root.AddCommand(serveCmd(), verifyCmd(), auditCmd(), admissionCmd(), policyCmd(), demoCmd(), versionCmd(), configGenCmd(), doctorCmd())
 	return root.ExecuteContext(ctx)
 }
 

@@ -35,8 +35,10 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			// Last out: spans of the drained requests are flushed.
+			// Last out: spans of the drained requests are flushed; before
+			// that, alerts still queued are sent.
 			defer func() {
+				closeAlerts(s.pipeline, log)
 				ctx, cancel := context.WithTimeout(context.Background(), telemetry.ShutdownTimeout)
 				defer cancel()
 				if err := s.telemetry.Shutdown(ctx); err != nil {
@@ -64,7 +66,26 @@ func serveCmd() *cobra.Command {
 			s.telemetry.ServeMetrics()
 			go s.pipeline.Watch(cmd.Context(), time.Duration(cfg.PolicyReloadInterval))
 			log.Info("portcullis starting", "version", version)
-			return tlsserve.Serve(cmd.Context(), ln, s.pipeline.Proxy(), log, tc, cfg.Limits.ServerLimits(), "portcullis")
+			// The proxy and the admission webhook stop together: when one
+			// fails the other is shut down, and serve reports the failure.
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			errc := make(chan error, 1)
+			if cfg.Admission != nil {
+				go func() {
+					err := serveAdmission(ctx, cfg, s.pipeline, log)
+					stop()
+					errc <- err
+				}()
+			}
+			err = tlsserve.Serve(ctx, ln, s.pipeline.Proxy(), log, tc, cfg.Limits.ServerLimits(), "portcullis")
+			stop()
+			if cfg.Admission != nil {
+				if aerr := <-errc; err == nil {
+					err = aerr
+				}
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "config file (YAML)")

@@ -206,8 +206,16 @@ access:
 	t.Logf("soak: %v, %d requests (%.0f/s), %d unexpected; goroutines first %d last %d; heap first %.1f MiB last %.1f MiB",
 		duration, n, float64(n)/duration.Seconds(), wrong.Load(), first.goroutines, last.goroutines,
 		float64(first.heap)/(1<<20), float64(last.heap)/(1<<20))
-	if first.goroutines == 0 || last.goroutines == 0 {
+	// On a loaded machine the ticker may not have fired inside a window:
+	// the earliest and latest samples stand in (a leak still shows).
+	if len(samples) < 2 {
 		t.Fatalf("too few samples: %+v", samples)
+	}
+	if first.goroutines == 0 {
+		first = samples[0]
+	}
+	if last.goroutines == 0 {
+		last = samples[len(samples)-1]
 	}
 	if n < 100 {
 		t.Errorf("only %d requests in %v", n, duration)

@@ -42,7 +42,7 @@ func TestAccessConfig(t *testing.T) {
 `},
 		{name: "limits defaults", yaml: base, check: func(t *testing.T, c *Config) {
 			l := c.Limits
-			if l.MaxConcurrentVerifications != 64 || l.RequestsPerSecond != 100 || l.RequestBurst != 500 || l.MaxSignatures != 32 ||
+			if l.MaxConcurrentVerifications != 64 || l.RequestsPerSecond != 200 || l.RequestBurst != 2000 || l.MaxRequestsPerClient != 256 || l.MaxSignatures != 32 ||
 				l.MaxSignatureBytes != 1<<20 || l.MaxHeaderBytes != 64<<10 || time.Duration(l.ReadHeaderTimeout) != 10*time.Second ||
 				time.Duration(l.IdleTimeout) != 2*time.Minute || time.Duration(l.VerificationQueueTimeout) != 10*time.Second {
 				t.Errorf("limits defaults = %+v", l)
@@ -71,27 +71,9 @@ func TestAccessConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			c, err := Load(p)
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("loadConfig = %v, want no error", err)
-				}
-				if tc.check != nil {
-					tc.check(t, c)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("loadConfig = nil error, want one mentioning %q", tc.wantErr)
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
+			c, err := loadYAML(t, tc.yaml)
+			if wantLoadErr(t, err, tc.wantErr) && tc.check != nil {
+				tc.check(t, c)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
@@ -24,6 +25,12 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Upstreams are the registries behind the proxy. At least one.
 	Upstreams []UpstreamConfig `yaml:"upstreams"`
+	// Hostnames are the host[:port] names clients use to reach this proxy
+	// (e.g. "portcullis.example.com", "portcullis.portcullis.svc:5050"). An
+	// image that names one of them — in a pod spec at admission, in an audit
+	// — is read the way the proxy routes it: a first path segment naming an
+	// upstream selects it, else the default upstream. Default: none.
+	Hostnames []string `yaml:"hostnames"`
 	// Policy is the policy file, relative to this file. Required.
 	Policy string `yaml:"policy"`
 	// PolicyReloadInterval is how often the policy file, and the keys and
@@ -46,6 +53,12 @@ type Config struct {
 	// Telemetry exports metrics and traces (telemetry.go). Default: off;
 	// nothing listens or is sent beyond the proxy itself.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Admission serves the Kubernetes admission webhook on its own TLS
+	// listener (admission.go). Default: off.
+	Admission *AdmissionConfig `yaml:"admission"`
+	// Alerts sends denials (proxy, admission) and audit findings to Slack,
+	// a signed JSON webhook or PagerDuty (package alert). Default: none.
+	Alerts *alert.Config `yaml:"alerts"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -115,10 +128,10 @@ type LimitsConfig struct {
 	// verification slot before failing 503. Default "10s".
 	VerificationQueueTimeout Duration `yaml:"verificationQueueTimeout"`
 	// RequestsPerSecond is each client's average request rate (client name
-	// when authenticated, else its address); over it, 429. Default 100; -1
+	// when authenticated, else its address); over it, 429. Default 200; -1
 	// disables.
 	RequestsPerSecond float64 `yaml:"requestsPerSecond"`
-	// RequestBurst is how many requests a client may send at once. Default 500.
+	// RequestBurst is how many requests a client may send at once. Default 2000.
 	RequestBurst int `yaml:"requestBurst"`
 	// MaxSignatures caps the signature artifacts examined per decision.
 	// Default 32.
@@ -139,7 +152,7 @@ type LimitsConfig struct {
 	// (64 MiB); at least 4 times maxManifestBytes.
 	MaxBufferedBytes int64 `yaml:"maxBufferedBytes"`
 	// MaxRequestsPerClient caps one client's requests in flight (its
-	// connections being answered); over it, 429. Default 64.
+	// connections being answered); over it, 429. Default 256.
 	MaxRequestsPerClient int `yaml:"maxRequestsPerClient"`
 	// WriteTimeout bounds writing a body held in memory, and each 32 KiB
 	// of a streamed layer, to a client. Default "30s".
@@ -225,6 +238,12 @@ func (c *Config) setDefaults() {
 		c.Limits.DecisionTimeout = Duration(30 * time.Second)
 	}
 	c.Limits.setDefaults()
+	if c.Alerts != nil {
+		c.Alerts.SetDefaults()
+	}
+	if c.Admission != nil {
+		c.Admission.setDefaults()
+	}
 	if c.Cache.Size == 0 {
 		c.Cache.Size = 10000
 	}
@@ -245,6 +264,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy == "" {
 		add("policy: a policy file is required")
+	}
+	for i, h := range c.Hostnames {
+		if h == "" || strings.ContainsAny(h, "/ @") || strings.ToLower(h) != h {
+			add("hostnames[%d]: %q must be a lower-case host[:port] without a scheme or path", i, h)
+		}
 	}
 	if len(c.Upstreams) == 0 {
 		add("upstreams: at least one upstream is required")
@@ -302,6 +326,14 @@ func (c *Config) Validate() error {
 		add("cache.size: %d is negative", c.Cache.Size)
 	}
 	c.Limits.validate(add)
+	if c.Admission != nil {
+		c.Admission.validate(c, add)
+	}
+	if c.Alerts != nil {
+		if err := c.Alerts.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	c.Telemetry.validate(c, add)
 	if c.Cache.Redis != nil {
 		c.Cache.Redis.validate(c, add)

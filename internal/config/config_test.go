@@ -31,27 +31,12 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(p, []byte(tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			c, err := Load(p)
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("loadConfig = %v, want no error", err)
-				}
+			c, err := loadYAML(t, tc.yaml)
+			if wantLoadErr(t, err, tc.wantErr) {
 				if c.Listen != "127.0.0.1:5050" || c.Limits.MaxManifestBytes != 4<<20 || time.Duration(c.Limits.DecisionTimeout) != 30*time.Second {
 					t.Errorf("defaults not applied: %+v", c)
 				}
 				return
-			}
-			if err == nil {
-				t.Fatalf("loadConfig = nil error, want one mentioning %q", tc.wantErr)
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
 			}
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error leaks a credential: %q", err)

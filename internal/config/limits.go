@@ -13,12 +13,12 @@ import (
 const (
 	defaultMaxConcurrentVerifications = 64
 	defaultVerificationQueueTimeout   = 10 * time.Second
-	defaultRequestsPerSecond          = 100
-	defaultRequestBurst               = 500
+	defaultRequestsPerSecond          = 200
+	defaultRequestBurst               = 2000
 	defaultMaxHeaderBytes             = 64 << 10
 	defaultReadHeaderTimeout          = 10 * time.Second
 	defaultIdleTimeout                = 2 * time.Minute
-	defaultMaxRequestsPerClient       = 64
+	defaultMaxRequestsPerClient       = 256
 )
 
 func (l *LimitsConfig) setDefaults() {

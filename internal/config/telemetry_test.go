@@ -1,8 +1,6 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,26 +32,8 @@ func TestTelemetryConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(p, []byte(base+tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Load(p)
-			if len(tc.wantErr) == 0 {
-				if err != nil {
-					t.Fatalf("loadConfig = %v, want no error", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("loadConfig = nil error, want one mentioning %q", tc.wantErr)
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
-			if strings.Contains(err.Error(), "secret") {
+			_, err := loadYAML(t, base+tc.yaml)
+			if !wantLoadErr(t, err, tc.wantErr) && strings.Contains(err.Error(), "secret") {
 				t.Errorf("error leaks a credential: %q", err)
 			}
 		})

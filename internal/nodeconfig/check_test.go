@@ -2,24 +2,14 @@ package nodeconfig
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
 const testProxy = "http://127.0.0.1:5050"
-
-func write(t *testing.T, path, content string) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // wantFindings checks that each want substring is in exactly one Finding
 // and that there are no others.
@@ -77,7 +67,7 @@ func TestCheckHostsTOML(t *testing.T) {
 	p := mustProxy(t, testProxy)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := write(t, filepath.Join(t.TempDir(), "docker.io", "hosts.toml"), tt.file)
+			path := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "docker.io", "hosts.toml"), tt.file)
 			wantFindings(t, checkHostsTOML(p, path, "docker.io"), tt.want...)
 		})
 	}
@@ -103,7 +93,7 @@ func TestCheckCertsDir(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for name, content := range tt.files {
-				write(t, filepath.Join(dir, name), content)
+				testsupport.WriteFile(t, filepath.Join(dir, name), content)
 			}
 			wantFindings(t, CheckCertsDir(p, dir), tt.want...)
 		})
@@ -140,7 +130,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]`, "", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := write(t, filepath.Join(t.TempDir(), "config.toml"), tt.file)
+			path := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "config.toml"), tt.file)
 			fs, dirs := CheckContainerdConfig(path, tt.wantDir)
 			wantFindings(t, fs, tt.want...)
 			if strings.Join(dirs, ",") != strings.Join(tt.wantDirs, ",") {
@@ -162,7 +152,7 @@ func TestCheckDockerConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantFindings(t, CheckDockerConfig(write(t, filepath.Join(t.TempDir(), "daemon.json"), tt.file)), tt.want...)
+			wantFindings(t, CheckDockerConfig(testsupport.WriteFile(t, filepath.Join(t.TempDir(), "daemon.json"), tt.file)), tt.want...)
 		})
 	}
 	wantFindings(t, CheckDockerConfig(filepath.Join(t.TempDir(), "none.json")))
@@ -203,9 +193,9 @@ location = "ghcr.io"`, nil, []string{`registries.conf.d/50-x.conf [[registry]] p
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := write(t, filepath.Join(dir, "registries.conf"), tt.file)
+			path := testsupport.WriteFile(t, filepath.Join(dir, "registries.conf"), tt.file)
 			if tt.dropin != "" {
-				write(t, filepath.Join(dir, "registries.conf.d", "50-x.conf"), tt.dropin)
+				testsupport.WriteFile(t, filepath.Join(dir, "registries.conf.d", "50-x.conf"), tt.dropin)
 			}
 			wantFindings(t, CheckPodmanConfig(p, path, tt.regs), tt.want...)
 		})

@@ -12,11 +12,18 @@
 // replicas; Close closes it.
 //
 // Files:
-//   - pipeline.go: Pipeline, New and its options, the upstream transports,
+//   - pipeline.go: Pipeline, New and its options, the one upstream set the
+//     proxy and the verifier share (internal/upstream) and its transports,
 //     and loading one policy's decision chain (engine, then cache, with the
 //     shared tier when configured).
 //   - reload.go: swapping the whole chain when the policy, or a key or
 //     trust root it names, changes; SIGHUP and polling.
+//   - imageref.go: images as pods and lists name them (Docker rules, names
+//     of this proxy mapped back to upstreams), decided by CheckImage.
+//   - doors.go, record.go: who asks (proxy, admission, audit, verify);
+//     alerts for the proxy's denials; inventory recording (made decisions
+//     below the cache with their SBOMs, cached answers as seen again) and
+//     observers of every answer.
 //   - trustcache.go: for trust material that changes at run time (TUF
 //     mirrors), one cache per trust generation.
 package pipeline

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/internal/config"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/proxy"
 	"github.com/portcullis-dev/portcullis/verify"
@@ -33,8 +36,12 @@ type Pipeline struct {
 	verifier *verify.Verifier
 	chain    *reloader
 	proxy    *proxy.Server
-	shared   *cache.Shared
-	closer   io.Closer // the shared tier's Redis client; nil without one
+	alerts   *alert.Dispatcher // nil: none configured
+	// defaultUpstream is the registry name of the default upstream ("" when
+	// none), for images naming this proxy (imageref.go).
+	defaultUpstream string
+	shared          *cache.Shared
+	closer          io.Closer // the shared tier's Redis client; nil without one
 }
 
 // Option adjusts New.
@@ -43,6 +50,8 @@ type Option func(*options)
 type options struct {
 	withoutCache bool
 	proxyOpts    []proxy.Option
+	recorder     Recorder   // record.go; nil: no inventory
+	observers    []Observer // record.go
 }
 
 // WithoutCache puts the engine directly behind the proxy, so that every
@@ -63,12 +72,15 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	for _, opt := range opts {
 		opt(&o)
 	}
-	pups, vregs, rt, err := upstreams(cfg)
+	ups, err := upstreams(cfg)
 	if err != nil {
 		return nil, err
 	}
-	// The verifier's reads are charged to the proxy's memory budget.
-	v, err := verify.New(vregs, verify.WithTransport(proxy.ChargeTransport(rt)), verify.WithLimits(cfg.Limits.VerifyLimits()))
+	// One upstream set for both: the proxy and the verifier share one
+	// authenticated transport per repository (one ping, one token exchange).
+	// The verifier's reads are charged to the proxy's memory budget through
+	// the request context.
+	v, err := verify.New(ups, verify.WithCharge(proxy.ChargeResponse), verify.WithLimits(cfg.Limits.VerifyLimits()))
 	if err != nil {
 		return nil, err
 	}
@@ -86,15 +98,27 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, verifier: v, shared: shared, closer: closer}
-	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, shared, !o.withoutCache) }
+	for _, u := range cfg.Upstreams {
+		if u.Default {
+			p.defaultUpstream = u.Registry
+		}
+	}
+	load := func() (*deciderSet, error) {
+		return loadDecider(cfg, v, log, slots, shared, !o.withoutCache, o.recorder)
+	}
 	first, err := load()
 	if err != nil {
-		_ = p.Close()
+		_ = p.Close(context.Background())
 		return nil, err
 	}
 	p.chain = newReloader(first, load, log)
+	if cfg.Alerts != nil {
+		if p.alerts, err = alert.New(*cfg.Alerts, alert.WithPathResolver(cfg.Path), alert.WithLogger(log)); err != nil {
+			_ = p.Close(context.Background())
+			return nil, err
+		}
+	}
 	popts := append([]proxy.Option{
-		proxy.WithTransport(rt),
 		proxy.WithLogger(log),
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
 		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)),
@@ -104,26 +128,32 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	if cfg.Access != nil {
 		acc, err := cfg.Access.Build(cfg)
 		if err != nil {
+			_ = p.Close(context.Background())
 			return nil, err
 		}
 		popts = append(popts, proxy.WithAccess(acc))
 	}
 	popts = append(popts, o.proxyOpts...)
-	p.proxy, err = proxy.New(pups, p.chain, popts...)
+	p.proxy, err = proxy.New(ups, &doorDecider{reloader: p.chain, alerts: p.alerts, recorder: o.recorder, observers: o.observers, now: time.Now}, popts...)
 	if err != nil {
-		_ = p.Close()
+		_ = p.Close(context.Background())
 		return nil, err
 	}
 	return p, nil
 }
 
-// Close releases what the pipeline holds open beyond memory: the shared
+// Alerts is the pipeline's alert dispatcher; nil (a no-op) when the config
+// has no alerts section.
+func (p *Pipeline) Alerts() *alert.Dispatcher { return p.alerts }
+
+// Close sends the alerts still queued, within ctx, and closes the shared
 // tier's Redis connections.
-func (p *Pipeline) Close() error {
-	if p.closer == nil {
-		return nil
+func (p *Pipeline) Close(ctx context.Context) error {
+	err := p.alerts.Close(ctx)
+	if p.closer != nil {
+		err = errors.Join(err, p.closer.Close())
 	}
-	return p.closer.Close()
+	return err
 }
 
 // SharedStats is the shared tier's counters; zero without one.
@@ -146,6 +176,9 @@ func (p *Pipeline) Lookup(s policy.Subject) (policy.Decision, bool) { return p.c
 // configured upstreams and decides it, exactly as a pull through the proxy
 // would be decided.
 func (p *Pipeline) Check(ctx context.Context, image string) (policy.Decision, error) {
+	if _, ok := ctx.Value(doorKey{}).(Door); !ok {
+		ctx = WithDoor(ctx, DoorVerify) // not the proxy's own request: not alerted here
+	}
 	return p.proxy.Check(ctx, image)
 }
 
@@ -182,29 +215,27 @@ func newTransport() *http.Transport {
 	return t
 }
 
-// upstreams builds the proxy's and the verifier's view of the configured
-// upstreams over one transport (per-upstream TLS settings select their own).
-func upstreams(cfg *config.Config) ([]proxy.Upstream, []verify.Registry, http.RoundTripper, error) {
+// upstreams builds the one upstream set the proxy and the verifier share,
+// over one transport (per-upstream TLS settings select their own).
+func upstreams(cfg *config.Config) (*upstream.Set, error) {
 	shared := newTransport()
 	var (
-		pups   []proxy.Upstream
-		vregs  []verify.Registry
-		byHost = map[string]http.RoundTripper{}
+		configs = make([]upstream.Config, 0, len(cfg.Upstreams))
+		byHost  = map[string]http.RoundTripper{}
 	)
 	for _, u := range cfg.Upstreams {
 		pu, err := url.Parse(u.URL)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("upstream %s: %w", u.Registry, err)
+			return nil, fmt.Errorf("upstream %s: %w", u.Registry, err)
 		}
 		auth, err := cfg.Authenticator(u)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
-		pups = append(pups, proxy.Upstream{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
-		vregs = append(vregs, verify.Registry{Name: u.Registry, Host: pu.Host, Insecure: pu.Scheme == "http", Auth: auth})
+		configs = append(configs, upstream.Config{Registry: u.Registry, URL: pu, Default: u.Default, Auth: auth})
 		tc, err := cfg.UpstreamTLS(u)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		if tc != nil {
 			t := newTransport()
@@ -216,7 +247,7 @@ func upstreams(cfg *config.Config) ([]proxy.Upstream, []verify.Registry, http.Ro
 	if len(byHost) > 0 {
 		base = &hostTransport{byHost: byHost, fallback: shared}
 	}
-	return pups, vregs, otelhttp.NewTransport(base), nil
+	return upstream.New(configs, otelhttp.NewTransport(base))
 }
 
 // hostTransport gives upstreams with their own TLS settings their own
@@ -269,7 +300,7 @@ func addStats(a, b cache.Stats) cache.Stats {
 
 // loadDecider reads the policy file (and the keys and trust roots it names)
 // and builds its decision chain on the pipeline's verifier.
-func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, shared *cache.Shared, withCache bool) (*deciderSet, error) {
+func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, shared *cache.Shared, withCache bool, rec Recorder) (*deciderSet, error) {
 	pol, err := policy.Load(cfg.Path(cfg.Policy))
 	if err != nil {
 		return nil, err
@@ -286,6 +317,12 @@ func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots
 		return nil, err
 	}
 	ds := &deciderSet{policy: pol, engine: eng, top: eng}
+	var below cache.Decider = eng
+	if rec != nil {
+		// Below the cache: a made decision still holds its SBOMs (record.go).
+		below = recordingEngine{next: eng, rec: rec, now: time.Now}
+		ds.top = below
+	}
 	if !withCache {
 		return ds, nil
 	}
@@ -299,9 +336,9 @@ func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots
 	if trust.Live() {
 		// Trust material that changes at run time: one cache per
 		// generation (trustcache.go).
-		ds.top, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(eng, gen, copts) })
+		ds.top, err = newTrustCache(pol.Generation(), trust.Generation, func(gen string) (*cache.Cache, error) { return cache.New(below, gen, copts) })
 	} else {
-		ds.cache, err = cache.New(eng, pol.Generation(), copts)
+		ds.cache, err = cache.New(below, pol.Generation(), copts)
 		ds.top = ds.cache
 	}
 	if err != nil {

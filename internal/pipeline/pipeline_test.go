@@ -30,19 +30,7 @@ func TestPipelinesShareNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(path string) *Pipeline {
-		t.Helper()
-		cfg, err := config.Load(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := New(cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	trusting, distrusting := build(d.ConfigPath), build(otherCfg)
+	trusting, distrusting := newPipeline(t, d.ConfigPath), newPipeline(t, otherCfg)
 	if trusting.Policy().Generation() == distrusting.Policy().Generation() {
 		t.Fatal("the two policies have one generation although their keys differ")
 	}
@@ -82,4 +70,19 @@ func TestPipelinesShareNothing(t *testing.T) {
 			t.Errorf("%s pipeline cache = %+v: %d verifications, want 1 and %d answers", name, s, verified, rounds)
 		}
 	}
+}
+
+// newPipeline builds a pipeline from the config file at path, logging
+// nowhere.
+func newPipeline(t testing.TB, path string) *Pipeline {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

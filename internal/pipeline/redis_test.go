@@ -120,6 +120,6 @@ func buildPipeline(t *testing.T, path string) *Pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.Close() })
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p
 }

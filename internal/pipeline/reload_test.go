@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
@@ -23,14 +21,7 @@ import (
 // its decisions; a broken one is refused and the running policy stays.
 func TestPolicyReload(t *testing.T) {
 	f := testsupport.NewDemo(t)
-	cfg, err := config.Load(f.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newPipeline(t, f.ConfigPath)
 	p := "http://" + testsupport.Serve(t, a.Proxy())
 	dir := filepath.Dir(f.ConfigPath)
 	policyPath := filepath.Join(dir, "policy.yaml")
@@ -100,14 +91,7 @@ func TestPolicyReload(t *testing.T) {
 // stops with its context.
 func TestPolicyReloadWatch(t *testing.T) {
 	f := testsupport.NewDemo(t)
-	cfg, err := config.Load(f.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newPipeline(t, f.ConfigPath)
 	before := a.Policy().Generation()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -117,11 +101,7 @@ func TestPolicyReloadWatch(t *testing.T) {
 	if err := os.WriteFile(policyPath, append(b, []byte("# changed\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.Policy().Generation() == before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if a.Policy().Generation() == before {
+	if !testsupport.Eventually(5*time.Second, 10*time.Millisecond, func() bool { return a.Policy().Generation() != before }) {
 		t.Errorf("policy generation still %s 5s after the file changed", before)
 	}
 	cancel()

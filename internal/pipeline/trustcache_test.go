@@ -4,39 +4,23 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/cache"
+	"github.com/portcullis-dev/portcullis/internal/testsupport/decidertest"
 	"github.com/portcullis-dev/portcullis/policy"
 )
-
-// countingDecider allows everything and counts the calls that reach it, or
-// fails while err is set.
-type countingDecider struct {
-	calls atomic.Int64
-	mu    sync.Mutex
-	err   error
-}
-
-func (c *countingDecider) Decide(_ context.Context, s policy.Subject) (policy.Decision, error) {
-	c.calls.Add(1)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return policy.Decision{}, c.err
-	}
-	return policy.Decision{Subject: s, Outcome: policy.Allow, Reason: "test", Verified: true}, nil
-}
 
 // TestTrustCache: decisions are reused while the trust generation holds,
 // and never across a change of it (a rotated trusted_root.json, expiry,
 // fresh material after expiry); errors are not cached.
 func TestTrustCache(t *testing.T) {
-	next := &countingDecider{}
+	// next allows everything and counts the calls that reach it, or fails
+	// them all while SetErr holds an error.
+	next := decidertest.New(decidertest.Result{Decision: policy.Decision{Outcome: policy.Allow, Reason: "test", Verified: true}})
 	var mu sync.Mutex
 	gen := "tuf:aaaa"
 	trust := func() string { mu.Lock(); defer mu.Unlock(); return gen }
@@ -53,9 +37,9 @@ func TestTrustCache(t *testing.T) {
 		_, err := tc.Decide(context.Background(), s)
 		return err
 	}
-	wantCalls := func(n int64, when string) {
+	wantCalls := func(n int, when string) {
 		t.Helper()
-		if got := next.calls.Load(); got != n {
+		if got := next.Calls(); got != n {
 			t.Errorf("%s: %d decisions reached the engine, want %d", when, got, n)
 		}
 	}
@@ -78,9 +62,7 @@ func TestTrustCache(t *testing.T) {
 	wantCalls(2, "after rotation")
 
 	setGen("tuf:bbbb!expired") // expired: the engine fails, nothing cached
-	next.mu.Lock()
-	next.err = errors.New("trust metadata expired")
-	next.mu.Unlock()
+	next.SetErr(errors.New("trust metadata expired"))
 	for range 2 {
 		if err := decide(); err == nil {
 			t.Fatal("Decide() with expired trust = nil error, want the engine's error")
@@ -89,9 +71,7 @@ func TestTrustCache(t *testing.T) {
 	wantCalls(4, "while expired")
 
 	setGen("tuf:bbbb") // refreshed: decided afresh, not from before expiry
-	next.mu.Lock()
-	next.err = nil
-	next.mu.Unlock()
+	next.SetErr(nil)
 	_ = decide()
 	_ = decide()
 	wantCalls(5, "after refresh")

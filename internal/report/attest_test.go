@@ -73,3 +73,29 @@ func TestDecisionJSONAttestations(t *testing.T) {
 		t.Errorf("statements: verified %v, unverified %v; want the verified one only", got.Attestations[0].Statement, got.Attestations[1].Statement)
 	}
 }
+
+// TestSLSARendered: the graded level reaches both outputs, and is absent
+// (not "level 0") when the policy graded nothing.
+func TestSLSARendered(t *testing.T) {
+	d := attestedDecision(t)
+	d.SLSA = &policy.SLSALevel{Level: policy.SLSATrustedBuilder, Reason: "provenance signed by ci from builder \"b\", listed at level 3", Builder: "b"}
+	var b bytes.Buffer
+	Text(&b, d)
+	if !strings.Contains(b.String(), "slsa:      build level 3: provenance signed by ci") {
+		t.Errorf("Text() lacks the SLSA line:\n%s", b.String())
+	}
+	raw, err := json.Marshal(JSON(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"slsa":{"level":3,`) || !strings.Contains(string(raw), `"builder":"b"`) {
+		t.Errorf("JSON() = %s, want the slsa object", raw)
+	}
+	d.SLSA = nil
+	b.Reset()
+	Text(&b, d)
+	raw, _ = json.Marshal(JSON(d))
+	if strings.Contains(b.String(), "slsa:") || strings.Contains(string(raw), `"slsa"`) {
+		t.Errorf("an ungraded decision mentions slsa:\n%s\n%s", b.String(), raw)
+	}
+}

@@ -56,6 +56,16 @@ type Decision struct {
 	InheritedFrom string      `json:"inheritedFrom,omitempty"`
 	// Attestations lists every attestation found.
 	Attestations []Attestation `json:"attestations,omitempty"`
+	// SLSA is the graded build level; absent when the policy gathers no
+	// provenance for this image.
+	SLSA *SLSA `json:"slsa,omitempty"`
+}
+
+// SLSA is policy.SLSALevel as JSON.
+type SLSA struct {
+	Level   int    `json:"level"`
+	Reason  string `json:"reason"`
+	Builder string `json:"builder,omitempty"`
 }
 
 // JSON is d as `portcullis verify -o json` prints it.
@@ -65,6 +75,9 @@ func JSON(d policy.Decision) Decision {
 		Outcome: d.Outcome.String(), Verified: d.Verified, Rule: d.Rule, Reason: d.Reason,
 		Rules: []Rule{}, Signatures: []Signature{}, Rejected: []Rejection{},
 		InheritedFrom: d.InheritedFrom.String(),
+	}
+	if d.SLSA != nil {
+		out.SLSA = &SLSA{Level: d.SLSA.Level, Reason: d.SLSA.Reason, Builder: d.SLSA.Builder}
 	}
 	if d.Outcome != policy.Allow {
 		out.Message = d.Message()
@@ -132,6 +145,9 @@ func Text(w io.Writer, d policy.Decision) {
 			fmt.Fprintf(w, "  rejected:  %s %s: %s\n", r.Format, r.Source, r.Reason)
 		}
 		printAttestations(w, d.Evidence.Attestations)
+	}
+	if d.SLSA != nil {
+		fmt.Fprintf(w, "  slsa:      build level %d: %s\n", d.SLSA.Level, d.SLSA.Reason)
 	}
 }
 

@@ -17,33 +17,48 @@ import (
 	"time"
 )
 
-// CA is a throwaway certificate authority valid for an hour around now.
+// CA is a throwaway certificate authority, valid from an hour ago for as
+// long as CAValidFor says (an hour unless set).
 type CA struct {
 	Cert *x509.Certificate
 	Key  *ecdsa.PrivateKey
 	// serial numbers the certificates it issues.
 	serial atomic.Int64
+	// validFor is how long after now what it issues stays valid.
+	validFor time.Duration
 }
 
-// NewCA makes a CA named "test CA".
-func NewCA(t testing.TB) *CA {
+// CAOption changes a CA that NewCA makes.
+type CAOption func(*caConfig)
+
+type caConfig struct {
+	name     string
+	validFor time.Duration
+}
+
+// CAName names the CA (its subject's CN); the default is "test CA".
+func CAName(cn string) CAOption { return func(c *caConfig) { c.name = cn } }
+
+// CAValidFor makes the CA, and the certificates it issues, valid for d
+// from now (default an hour), for suites that outlive an hour.
+func CAValidFor(d time.Duration) CAOption { return func(c *caConfig) { c.validFor = d } }
+
+// NewCA makes a CA, by default named "test CA" and valid for an hour.
+func NewCA(t testing.TB, opts ...CAOption) *CA {
 	t.Helper()
+	cfg := caConfig{name: "test CA", validFor: time.Hour}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cfg.name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(cfg.validFor),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &CA{Cert: cert, Key: key}
+	cert := CreateCert(t, tmpl, tmpl, &key.PublicKey, key)
+	ca := &CA{Cert: cert, Key: key, validFor: cfg.validFor}
 	ca.serial.Store(1)
 	return ca
 }
@@ -71,16 +86,26 @@ func (ca *CA) WriteFile(t testing.TB) string {
 	return p
 }
 
-// Issue signs a certificate for tmpl (its serial, validity and extended key
-// usage are set here) and returns it as a tls.Certificate and as PEM.
+// Issue signs a certificate for tmpl and returns it as a tls.Certificate
+// and as PEM. Its extended key usage is set to usage; a serial number and a
+// validity tmpl leaves unset are filled in (the next serial; from an hour
+// ago for as long as the CA), so that a test can still ask for a given
+// serial or an expired certificate.
 func (ca *CA) Issue(t testing.TB, tmpl *x509.Certificate, usage x509.ExtKeyUsage) (pair tls.Certificate, certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl.SerialNumber = big.NewInt(ca.serial.Add(1))
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	if tmpl.SerialNumber == nil {
+		tmpl.SerialNumber = big.NewInt(ca.serial.Add(1))
+	}
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(ca.validFor)
+	}
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {

@@ -28,9 +28,9 @@ import (
 // returns false to let the registry answer.
 type Fault func(w http.ResponseWriter, r *http.Request) bool
 
-// Registry is go-containerregistry's in-process registry (referrers on) on a
-// loopback port, behind a handler that counts requests and can inject
-// faults.
+// Registry is go-containerregistry's in-process registry (referrers on
+// unless WithoutReferrers) on a loopback port, behind a handler that
+// records and counts requests and can inject faults.
 type Registry struct {
 	Server *httptest.Server
 	// Host is host:port.
@@ -40,16 +40,38 @@ type Registry struct {
 
 	mu    sync.Mutex
 	fault Fault
+	reqs  []Request
 }
 
+// Request is one request a Registry received, recorded before any fault
+// answered it.
+type Request struct {
+	Method, Path string
+	Header       http.Header
+}
+
+// RegistryOption changes a Registry that NewRegistry starts.
+type RegistryOption func(*registryConfig)
+
+type registryConfig struct{ referrers bool }
+
+// WithoutReferrers starts a registry without the referrers API, as older
+// registries are (clients fall back to the referrers tag schema).
+func WithoutReferrers() RegistryOption { return func(c *registryConfig) { c.referrers = false } }
+
 // NewRegistry starts a Registry, closed when the test ends.
-func NewRegistry(t testing.TB) *Registry {
+func NewRegistry(t testing.TB, opts ...RegistryOption) *Registry {
 	t.Helper()
+	cfg := registryConfig{referrers: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	r := &Registry{}
-	reg := registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	reg := registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)), registry.WithReferrersSupport(cfg.referrers))
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.Hits.Add(1)
 		r.mu.Lock()
+		r.reqs = append(r.reqs, Request{Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone()})
 		f := r.fault
 		r.mu.Unlock()
 		if f != nil && f(w, req) {
@@ -67,6 +89,33 @@ func (r *Registry) SetFault(f Fault) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fault = f
+}
+
+// OnPath is a Fault that answers the requests for path with serve and
+// leaves the others to the registry.
+func OnPath(path string, serve http.HandlerFunc) Fault {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != path {
+			return false
+		}
+		serve(w, r)
+		return true
+	}
+}
+
+// Requests returns the requests received so far (since the last
+// ResetRequests), oldest first.
+func (r *Registry) Requests() []Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Request(nil), r.reqs...)
+}
+
+// ResetRequests forgets the requests recorded so far; Hits keeps counting.
+func (r *Registry) ResetRequests() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
 }
 
 // Demo is a Registry seeded like `portcullis demo` (demo/signed:v1 signed

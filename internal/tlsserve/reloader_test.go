@@ -1,13 +1,9 @@
 package tlsserve
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,64 +15,30 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
-// testCA is a throwaway CA that issues server certificates for 127.0.0.1.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
+// newTestCA is a throwaway CA valid for a day, so that it outlives the
+// leaves the tests issue.
+func newTestCA(t testing.TB) *testsupport.CA {
+	t.Helper()
+	return testsupport.NewCA(t, testsupport.CAName("portcullis test CA"), testsupport.CAValidFor(24*time.Hour))
 }
 
-func newTestCA(t testing.TB) *testCA {
+// issue returns PEM cert and key for 127.0.0.1 from ca with the given
+// serial, valid until notAfter.
+func issue(t testing.TB, ca *testsupport.CA, serial int64, notAfter time.Time) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "portcullis test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns PEM cert and key for 127.0.0.1 with the given serial,
-// valid until notAfter.
-func (ca *testCA) issue(t testing.TB, serial int64, notAfter time.Time) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	_, certPEM, keyPEM = ca.Issue(t, &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "portcullis"},
 		NotBefore:    time.Now().Add(-2 * time.Hour),
 		NotAfter:     notAfter,
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	}, x509.ExtKeyUsageServerAuth)
+	return certPEM, keyPEM
 }
 
 // writePair writes cert and key and moves their mtime to stamp, so that a
@@ -102,10 +64,10 @@ func TestCertReloader(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	later := time.Now().Add(12 * time.Hour)
-	c1, k1 := ca.issue(t, 101, later)
-	c2, k2 := ca.issue(t, 102, later)
-	c3, _ := ca.issue(t, 103, later)
-	expired, expiredKey := ca.issue(t, 104, time.Now().Add(-time.Hour))
+	c1, k1 := issue(t, ca, 101, later)
+	c2, k2 := issue(t, ca, 102, later)
+	c3, _ := issue(t, ca, 103, later)
+	expired, expiredKey := issue(t, ca, 104, time.Now().Add(-time.Hour))
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
 	cf, kf := writePair(t, dir, c1, k1, t0)
 
@@ -162,9 +124,9 @@ func TestCertReloader(t *testing.T) {
 func TestNewCertReloaderErrors(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
-	c, k := ca.issue(t, 1, time.Now().Add(time.Hour))
-	_, otherKey := ca.issue(t, 2, time.Now().Add(time.Hour))
-	exp, expKey := ca.issue(t, 3, time.Now().Add(-time.Minute))
+	c, k := issue(t, ca, 1, time.Now().Add(time.Hour))
+	_, otherKey := issue(t, ca, 2, time.Now().Add(time.Hour))
+	exp, expKey := issue(t, ca, 3, time.Now().Add(-time.Minute))
 	tests := []struct {
 		name      string
 		cert, key []byte
@@ -194,8 +156,8 @@ func TestNewCertReloaderErrors(t *testing.T) {
 func TestServeTLSRotation(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
-	c1, k1 := ca.issue(t, 201, time.Now().Add(time.Hour))
-	c2, k2 := ca.issue(t, 202, time.Now().Add(time.Hour))
+	c1, k1 := issue(t, ca, 201, time.Now().Add(time.Hour))
+	c2, k2 := issue(t, ca, 202, time.Now().Add(time.Hour))
 	cf, kf := writePair(t, dir, c1, k1, time.Now().Add(-time.Minute))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r, err := NewReloader(cf, kf, 10*time.Millisecond, log)
@@ -214,8 +176,7 @@ func TestServeTLSRotation(t *testing.T) {
 	}
 	go func() { done <- srv.ServeTLS(ln, "", "") }()
 
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.pem)
+	pool := ca.Pool()
 	get := func() (int64, string) {
 		t.Helper()
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -232,16 +193,9 @@ func TestServeTLSRotation(t *testing.T) {
 		t.Errorf("first connection: serial %d over %s, want 201 over HTTP/2.0", s, proto)
 	}
 	writePair(t, dir, c2, k2, time.Now())
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s, _ := get()
-		if s == 202 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still serving serial %d 5s after the rotation, want 202", s)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var s int64
+	if !testsupport.Eventually(5*time.Second, 20*time.Millisecond, func() bool { s, _ = get(); return s == 202 }) {
+		t.Fatalf("still serving serial %d 5s after the rotation, want 202", s)
 	}
 	// A plain-HTTP client is refused: nothing is served in the clear.
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + ln.Addr().String() + "/v2/")

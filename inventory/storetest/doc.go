@@ -1,0 +1,14 @@
+// Package storetest is the behavioural suite every inventory store runs
+// unchanged (suite.go, migration.go), and the fixtures it records
+// (fixtures.go: SPDX documents, attestations, decisions). A store's tests
+// call Run with a Harness that makes fresh databases of its kind.
+//
+// The suite records decisions — two images sharing one SBOM, a denied
+// image, an image whose SBOM did not verify, tags accumulating, last-seen
+// updates, records arriving out of order — and checks queries by purl
+// (exact, range, any version, qualifiers), package name, license, image
+// glob and since; pagination over several pages with a cursor that
+// survives new records; both query plans; pruning and SBOM garbage
+// collection; refused queries and records; and the migration of a
+// version-1 database holding data.
+package storetest
