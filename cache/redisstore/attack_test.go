@@ -35,7 +35,7 @@ func TestTamperedEntryIsIgnored(t *testing.T) {
 		tamper func(t *testing.T, w *world, rc *redis.Client, name string)
 		// wantCalls is B's verifications of dB: 1, unless the tampering
 		// left dB's own (deny) entry intact.
-		wantCalls int64
+		wantCalls int
 	}{{
 		name:      "allow entry of another image copied over it",
 		wantCalls: 1,
@@ -80,7 +80,7 @@ func TestTamperedEntryIsIgnored(t *testing.T) {
 		tamper: func(t *testing.T, w *world, rc *redis.Client, name string) {
 			// The forger starts afresh: no entry, no lease.
 			rc.Del(ctx, name, strings.Replace(name, w.prefix+"d/", w.prefix+"l/", 1))
-			forger := w.replicaWithKey(t, "gen1", &decider{}, randomKey(t)) // its engine allows everything
+			forger := w.replicaWithKey(t, "gen1", newDecider(nil), randomKey(t)) // its engine allows everything
 			if d, err := forger.Decide(ctx, subj("app", dB)); err != nil || d.Outcome != policy.Allow {
 				t.Fatalf("forger: Decide() = %v, %v", d.Outcome, err)
 			}
@@ -100,7 +100,7 @@ func TestTamperedEntryIsIgnored(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			rc := w.client(t)
-			a := w.replica(t, "gen1", &decider{truth: truth})
+			a := w.replica(t, "gen1", newDecider(truth))
 			for _, s := range []policy.Subject{subj("app", dA), subj("app", dB), subj("app", dIndex, dChild)} {
 				if _, err := a.Decide(ctx, s); err != nil {
 					t.Fatal(err)
@@ -108,12 +108,12 @@ func TestTamperedEntryIsIgnored(t *testing.T) {
 			}
 			tt.tamper(t, w, rc, entryOf(t, rc, w, "d", dB))
 
-			b := w.replica(t, "gen1", &decider{truth: truth})
+			b := w.replica(t, "gen1", newDecider(truth))
 			d, err := b.Decide(ctx, subj("app", dB))
 			if err != nil || d.Outcome != policy.Deny || d.InheritedFrom != "" {
 				t.Fatalf("B: Decide(b) = %v (inherited from %q), %v; want deny", d.Outcome, d.InheritedFrom, err)
 			}
-			if got := b.next.calls.Load(); got != tt.wantCalls {
+			if got := b.next.Calls(); got != tt.wantCalls {
 				t.Errorf("B verified dB %d times, want %d", got, tt.wantCalls)
 			}
 			if got := b.shared.Stats().Rejected; got != 1 {
@@ -121,13 +121,13 @@ func TestTamperedEntryIsIgnored(t *testing.T) {
 			}
 			// B's own decision replaced the bad entry: a third replica
 			// gets deny from Redis without verifying.
-			c := w.replica(t, "gen1", &decider{truth: truth})
-			if d, err := c.Decide(ctx, subj("app", dB)); err != nil || d.Outcome != policy.Deny || c.next.calls.Load() != 0 {
-				t.Errorf("C: Decide(b) = %v, %v after %d verifications; want deny from Redis", d.Outcome, err, c.next.calls.Load())
+			c := w.replica(t, "gen1", newDecider(truth))
+			if d, err := c.Decide(ctx, subj("app", dB)); err != nil || d.Outcome != policy.Deny || c.next.Calls() != 0 {
+				t.Errorf("C: Decide(b) = %v, %v after %d verifications; want deny from Redis", d.Outcome, err, c.next.Calls())
 			}
 			// The untouched entry of dA is still good on B.
-			if d, err := b.Decide(ctx, subj("app", dA)); err != nil || d.Outcome != policy.Allow || b.next.calls.Load() != tt.wantCalls {
-				t.Errorf("B: Decide(a) = %v, %v after %d verifications; want allow from Redis", d.Outcome, err, b.next.calls.Load())
+			if d, err := b.Decide(ctx, subj("app", dA)); err != nil || d.Outcome != policy.Allow || b.next.Calls() != tt.wantCalls {
+				t.Errorf("B: Decide(a) = %v, %v after %d verifications; want allow from Redis", d.Outcome, err, b.next.Calls())
 			}
 		})
 	}
@@ -149,7 +149,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 	}
 	var reps []*replica
 	for range 3 {
-		reps = append(reps, w.replica(t, "gen1", &decider{truth: truth}))
+		reps = append(reps, w.replica(t, "gen1", newDecider(truth)))
 	}
 	wave := func(from, to int) {
 		t.Helper()
@@ -191,7 +191,7 @@ func TestSlowRedisDecidesLocally(t *testing.T) {
 	w := newWorld(t)
 	w.timeout = 200 * time.Millisecond // the default: a paused Redis is given up on
 	truth := map[digest.Digest]policy.Outcome{dB: policy.Deny}
-	a := w.replica(t, "gen1", &decider{truth: truth})
+	a := w.replica(t, "gen1", newDecider(truth))
 	if _, err := a.Decide(context.Background(), subj("app", dA)); err != nil { // connect while it answers
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestSlowRedisDecidesLocally(t *testing.T) {
 			t.Errorf("Decide(%s) with Redis paused = %v, %v; want %s", s, d.Outcome, err, want)
 		}
 	}
-	if got := a.next.calls.Load(); got != 3 {
+	if got := a.next.Calls(); got != 3 {
 		t.Errorf("verifications = %d, want 3 (both paused-Redis decisions made locally)", got)
 	}
 	if got := a.shared.Stats().Errors; got == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,37 +13,35 @@ import (
 	"github.com/portcullis-dev/portcullis/cache"
 	"github.com/portcullis-dev/portcullis/cache/redisstore"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/internal/testsupport/decidertest"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-// decider is one replica's policy engine: it answers from truth (missing:
-// a verified Allow) and counts its calls. block, when set, holds every
-// call until it is closed.
-type decider struct {
-	calls atomic.Int64
-	truth map[digest.Digest]policy.Outcome
-	block chan struct{}
-	// err, when set, is every call's answer: could not decide.
-	err error
+// newDecider is one replica's policy engine: it answers from truth
+// (missing: a verified Allow) and counts its calls.
+func newDecider(truth map[digest.Digest]policy.Outcome) *decidertest.Decider {
+	result := func(o policy.Outcome) decidertest.Result {
+		return decidertest.Result{Decision: policy.Decision{Outcome: o, Rule: "rule", Reason: "decided by fake " + o.String(), Verified: o == policy.Allow}}
+	}
+	d := decidertest.New(result(policy.Allow))
+	for dg, o := range truth {
+		d.Set(dg, result(o))
+	}
+	return d
 }
 
-func (f *decider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
-	f.calls.Add(1)
-	if f.block != nil {
-		select {
-		case <-f.block:
-		case <-ctx.Done():
-			return policy.Decision{}, ctx.Err()
-		}
-	}
-	if f.err != nil {
-		return policy.Decision{}, f.err
-	}
-	o, ok := f.truth[s.Digest]
-	if !ok {
-		o = policy.Allow
-	}
-	return policy.Decision{Subject: s, Outcome: o, Rule: "rule", Reason: "decided by fake " + o.String(), Verified: o == policy.Allow}, nil
+// blocked is a decider that holds every call until block is closed.
+func blocked(block chan struct{}) *decidertest.Decider {
+	d := newDecider(nil)
+	d.Block = block
+	return d
+}
+
+// failing is a decider that cannot decide.
+func failing(err error) *decidertest.Decider {
+	d := newDecider(nil)
+	d.SetErr(err)
+	return d
 }
 
 const registry = "registry.example.com"
@@ -82,16 +79,16 @@ func randomKey(t testing.TB) []byte {
 // own in-memory cache, the world's Redis.
 type replica struct {
 	*cache.Cache
-	next   *decider
+	next   *decidertest.Decider
 	shared *cache.Shared
 }
 
-func (w *world) replica(t testing.TB, gen string, next *decider) *replica {
+func (w *world) replica(t testing.TB, gen string, next *decidertest.Decider) *replica {
 	t.Helper()
 	return w.replicaWithKey(t, gen, next, w.hmac)
 }
 
-func (w *world) replicaWithKey(t testing.TB, gen string, next *decider, key []byte) *replica {
+func (w *world) replicaWithKey(t testing.TB, gen string, next *decidertest.Decider, key []byte) *replica {
 	t.Helper()
 	st, err := redisstore.New(redisstore.Options{Addr: w.redis.Addr, KeyPrefix: w.prefix, Timeout: w.timeout})
 	if err != nil {

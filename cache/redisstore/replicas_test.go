@@ -31,8 +31,8 @@ var (
 func TestIndexOnOneReplicaAdmitsChildOnAnother(t *testing.T) {
 	w := newWorld(t)
 	truth := map[digest.Digest]policy.Outcome{dIndex: policy.Allow, dChild: policy.Deny, dArm: policy.Deny}
-	a := w.replica(t, "gen1", &decider{truth: truth})
-	b := w.replica(t, "gen1", &decider{truth: truth})
+	a := w.replica(t, "gen1", newDecider(truth))
+	b := w.replica(t, "gen1", newDecider(truth))
 
 	if d, err := a.Decide(t.Context(), subj("app", dIndex, dChild, dArm)); err != nil || d.Outcome != policy.Allow {
 		t.Fatalf("A: Decide(index) = %v, %v; want allow", d.Outcome, err)
@@ -46,7 +46,7 @@ func TestIndexOnOneReplicaAdmitsChildOnAnother(t *testing.T) {
 			t.Errorf("B: Decide(%s) = %s inherited from %q, want allow inherited from the index", child, d.Outcome, d.InheritedFrom)
 		}
 	}
-	if got := b.next.calls.Load(); got != 0 {
+	if got := b.next.Calls(); got != 0 {
 		t.Errorf("B verified %d times, want 0: the admission should come from Redis", got)
 	}
 	if got := b.Stats(); got.Remote != 2 || got.Inherited != 1 {
@@ -69,7 +69,7 @@ func TestHerdOverThreeReplicasVerifiesOnce(t *testing.T) {
 	block := make(chan struct{})
 	var reps []*replica
 	for range 3 {
-		reps = append(reps, w.replica(t, "gen1", &decider{block: block}))
+		reps = append(reps, w.replica(t, "gen1", blocked(block)))
 	}
 	const n = 300
 	s := subj("app", dA)
@@ -104,10 +104,10 @@ func TestHerdOverThreeReplicasVerifiesOnce(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	var calls int64
+	var calls int
 	var remote uint64
 	for _, r := range reps {
-		calls += r.next.calls.Load()
+		calls += r.next.Calls()
 		remote += r.Stats().Remote
 	}
 	if calls != 1 {
@@ -133,8 +133,8 @@ func TestHerdOverThreeReplicasVerifiesOnce(t *testing.T) {
 // direction, although the image, the Redis and the HMAC key are the same.
 func TestGenerationsNeverShare(t *testing.T) {
 	w := newWorld(t)
-	old := w.replica(t, "gen-old", &decider{truth: map[digest.Digest]policy.Outcome{dA: policy.Allow, dB: policy.Deny}})
-	cur := w.replica(t, "gen-new", &decider{truth: map[digest.Digest]policy.Outcome{dA: policy.Deny, dB: policy.Allow}})
+	old := w.replica(t, "gen-old", newDecider(map[digest.Digest]policy.Outcome{dA: policy.Allow, dB: policy.Deny}))
+	cur := w.replica(t, "gen-new", newDecider(map[digest.Digest]policy.Outcome{dA: policy.Deny, dB: policy.Allow}))
 	idx := subj("app", dIndex, dChild)
 
 	for _, step := range []struct {
@@ -157,7 +157,7 @@ func TestGenerationsNeverShare(t *testing.T) {
 			t.Errorf("Decide(%s) inherited from %s across generations", step.s.Digest, d.InheritedFrom)
 		}
 	}
-	if got := old.next.calls.Load() + cur.next.calls.Load(); got != 6 {
+	if got := old.next.Calls() + cur.next.Calls(); got != 6 {
 		t.Errorf("verifications = %d, want 6 (one per step): no decision may cross generations", got)
 	}
 	if got := old.shared.Stats().Hits + cur.shared.Stats().Hits; got != 0 {
@@ -179,7 +179,7 @@ func TestGenerationsNeverShare(t *testing.T) {
 // not come.
 func TestUndecidedIsNeverShared(t *testing.T) {
 	w := newWorld(t)
-	a := w.replica(t, "gen1", &decider{err: errors.New("upstream unavailable")})
+	a := w.replica(t, "gen1", failing(errors.New("upstream unavailable")))
 	if _, err := a.Decide(t.Context(), subj("app", dA)); err == nil {
 		t.Fatal("A: Decide() with a failing engine = nil error")
 	}
@@ -187,7 +187,7 @@ func TestUndecidedIsNeverShared(t *testing.T) {
 	if ks := keys(t, rc, w.prefix+"*"); len(ks) != 0 {
 		t.Errorf("Redis after a failed decision holds %q, want nothing (no entry, no lease)", ks)
 	}
-	b := w.replica(t, "gen1", &decider{})
+	b := w.replica(t, "gen1", newDecider(nil))
 	if d, err := b.Decide(t.Context(), subj("app", dA)); err != nil || d.Outcome != policy.Allow {
 		t.Errorf("B: Decide() = %v, %v; want allow", d.Outcome, err)
 	}
@@ -203,8 +203,8 @@ func TestUndecidedIsNeverShared(t *testing.T) {
 func TestAdmissionOutranksAnotherReplicasDeny(t *testing.T) {
 	w := newWorld(t)
 	truth := map[digest.Digest]policy.Outcome{dIndex: policy.Allow, dChild: policy.Deny}
-	a := w.replica(t, "gen1", &decider{truth: truth})
-	b := w.replica(t, "gen1", &decider{truth: truth})
+	a := w.replica(t, "gen1", newDecider(truth))
+	b := w.replica(t, "gen1", newDecider(truth))
 	if d, err := b.Decide(t.Context(), subj("app", dChild)); err != nil || d.Outcome != policy.Deny {
 		t.Fatalf("B: Decide(child) alone = %v, %v; want deny", d.Outcome, err)
 	}
@@ -216,7 +216,7 @@ func TestAdmissionOutranksAnotherReplicasDeny(t *testing.T) {
 			t.Errorf("B: Decide(child) after A admitted its index = %v (inherited from %q), %v; want allow from the index", d.Outcome, d.InheritedFrom, err)
 		}
 	}
-	if got := b.next.calls.Load(); got != 1 {
+	if got := b.next.Calls(); got != 1 {
 		t.Errorf("B verified %d times, want 1 (the first, own deny)", got)
 	}
 }
