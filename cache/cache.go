@@ -33,6 +33,10 @@ type Stats struct {
 	Misses uint64
 	// Shared are the Misses that joined a call already in flight.
 	Shared uint64
+	// Remote are the flights (Misses less Shared) answered by another
+	// replica's decision from the shared tier, without verifying: this
+	// cache verified Misses - Shared - Remote times.
+	Remote uint64
 }
 
 // Cache is a Decider that remembers the decisions of another. It is safe for
@@ -49,7 +53,7 @@ type Cache struct {
 	mu      sync.Mutex
 	flights map[key]*flight
 
-	hits, inherited, misses, shared atomic.Uint64
+	hits, inherited, misses, shared, remote atomic.Uint64
 }
 
 // key names a decision: the policy generation, the repository and the digest.
@@ -126,6 +130,17 @@ func (c *Cache) Decide(ctx context.Context, s policy.Subject) (policy.Decision, 
 	}
 	k := c.key(s, s.Digest)
 	if d, ok := c.serve(k, s); ok {
+		if d.Outcome == policy.Deny && d.InheritedFrom == "" && c.opts.Shared != nil {
+			// Another replica may have admitted s since this one denied it
+			// on its own signatures; an admission outranks an own Deny
+			// (lookup), here as on a single replica. Only denies pay this
+			// round, and a failure keeps the deny.
+			if got, err := c.opts.Shared.fetch(ctx, k); err == nil && got.admission != nil {
+				if d, ok := c.adopt(k, s, found{admission: got.admission}); ok {
+					return d, nil
+				}
+			}
+		}
 		return d, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -184,6 +199,7 @@ func (c *Cache) Stats() Stats {
 		Inherited: c.inherited.Load(),
 		Misses:    c.misses.Load(),
 		Shared:    c.shared.Load(),
+		Remote:    c.remote.Load(),
 	}
 }
 
@@ -250,25 +266,61 @@ func (c *Cache) record(s policy.Subject, e entry) {
 	}
 }
 
-// run makes the shared call for f and caches its decision.
+// run makes the shared call for f and caches its decision. With a shared
+// tier, it first looks there for another replica's decision, or takes the
+// key's lease, or waits for the replica that holds it (shared.go); only a
+// flight that goes on to verify takes a Limiter slot.
 func (c *Cache) run(ctx context.Context, k key, s policy.Subject, f *flight) {
 	defer f.cancel()
+	sh := c.opts.Shared
+	var held *lease
+	if sh != nil {
+		var got found
+		got, held = sh.await(ctx, k)
+		if d, ok := c.adopt(k, s, got); ok {
+			sh.hit(ctx)
+			c.remote.Add(1)
+			c.finish(k, f, d, nil)
+			return
+		}
+	}
 	var d policy.Decision
 	release, err := c.opts.Limiter.Acquire(ctx)
 	if err == nil {
 		d, err = c.call(ctx, s)
 		release()
 	}
+	var (
+		e       entry
+		publish bool
+	)
 	if err == nil {
 		d.Subject = s
 		// A decision reached after every waiter gave up was made under a
 		// cancelled context; return it to nobody and cache nothing.
 		if ctx.Err() == nil {
-			e := entry{d: slim(d), expires: c.now().Add(c.ttl(d))}
+			e = entry{d: slim(d), expires: c.now().Add(c.ttl(d))}
 			c.decisions.Add(k, e)
 			c.record(s, e)
+			publish = true
 		}
 	}
+	// Publish before answering: a client that got an index from this
+	// replica asks for a child next, perhaps from another replica, which
+	// must then find the admission. A miss pays one more round (bounded by
+	// the tier's timeout) for it.
+	if sh != nil {
+		if publish {
+			sh.publish(ctx, k, s, e, c.ttl(d), func(child digest.Digest) key { return c.key(s, child) })
+		} else {
+			held.release(ctx)
+		}
+	}
+	c.finish(k, f, d, err)
+}
+
+// finish hands f's result to its waiters.
+func (c *Cache) finish(k key, f *flight, d policy.Decision, err error) {
 	c.mu.Lock()
 	f.d, f.err = d, err
 	if c.flights[k] == f {
@@ -276,6 +328,36 @@ func (c *Cache) run(ctx context.Context, k key, s policy.Subject, f *flight) {
 	}
 	c.mu.Unlock()
 	close(f.done)
+}
+
+// adopt caches what the shared tier holds for k locally — never for longer
+// than this cache's own TTLs — and answers s from it by the same rules as a
+// local hit (lookup).
+func (c *Cache) adopt(k key, s policy.Subject, got found) (policy.Decision, bool) {
+	if got.own == nil && got.admission == nil {
+		return policy.Decision{}, false
+	}
+	now := c.now()
+	bound := func(e *entry) entry {
+		if limit := now.Add(c.ttl(e.d)); e.expires.After(limit) {
+			e.expires = limit
+		}
+		return *e
+	}
+	if got.own != nil {
+		e := bound(got.own)
+		e.d.Subject = s
+		c.decisions.Add(k, e)
+	}
+	if got.admission != nil && got.admission.d.Outcome == policy.Allow && got.admission.d.Verified {
+		c.children.Add(k, bound(got.admission))
+	}
+	e, _, ok := c.lookup(k, s)
+	if !ok {
+		return policy.Decision{}, false
+	}
+	c.record(s, e)
+	return clone(e.d), true
 }
 
 // call runs next. It runs on its own goroutine, where a panic would take the

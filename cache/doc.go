@@ -51,4 +51,42 @@
 // nothing; such children are decided on their own signatures. A child's own
 // cached decision is used, unless it is a Deny and a verified index admits
 // the child.
+//
+// # Shared tier
+//
+// Several replicas behind one Service can share their decisions through a
+// Store (Options.Shared; cache/redisstore puts it on Redis). The local
+// cache stays in front: a hit never leaves the process. A miss — one
+// flight, however many callers joined it — reads the subject's entry and
+// its admission in one round; finding neither, it takes the key's lease
+// (SET NX with a short expiry). The replica holding the lease verifies,
+// with a Limiter slot, and publishes the decision (and, for a verified
+// index, its children's admissions) before answering, so that a client
+// that got the index here finds the admission on any replica. The others
+// poll for the entry for a bounded time (SharedOptions.Wait), then verify
+// themselves. Entries carry their expiry; a replica keeps one no longer
+// than its own TTLs. The key holds the generation, so a reloaded policy or
+// rotated trust never reads another generation's entries.
+//
+// The Store is not trusted. Each entry is authenticated with
+// HMAC-SHA256 under a key the replicas share, over the entry's name and
+// value, so an entry forged, corrupted, truncated, or copied from another
+// key (another digest, repository, generation, or an admission posed as a
+// decision) is ignored, counted (portcullis.cache.shared.rejected) and
+// logged at most every 10s; the replica decides locally and its entry
+// replaces the bad one. Entries hold what the proxy answers with
+// (outcome, rule, reason, verified, the decided digest, expiry), never
+// evidence or credentials.
+//
+// Store calls are bounded (SharedOptions.Timeout); a Store that fails or
+// is slow makes the replica decide locally — never allow — counted
+// (portcullis.cache.shared.errors) and logged at most every 10s, and the
+// tier is left alone for SharedOptions.Backoff so that a Redis that is down
+// costs one timeout per Backoff, not one per miss.
+//
+// Files:
+//   - cache.go: Cache, Decide and its flights, lookup and index admissions.
+//   - options.go: Options and their defaults.
+//   - limit.go: Limiter, the bound on verifications running at once.
+//   - shared.go: Shared, the tier shared with other replicas, and Store.
 package cache

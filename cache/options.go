@@ -30,6 +30,9 @@ type Options struct {
 	// Limiter bounds the calls to the Decider (misses, one per flight);
 	// nil: unbounded.
 	Limiter *Limiter
+	// Shared is the tier shared with other replicas (shared.go); nil: this
+	// cache decides alone.
+	Shared *Shared
 }
 
 // withDefaults validates o and fills in zero fields.

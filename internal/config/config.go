@@ -181,6 +181,9 @@ type CacheConfig struct {
 	ManifestBytes int64 `yaml:"manifestBytes"`
 	// ManifestTTL is how long a cached manifest is kept. Default "1h".
 	ManifestTTL Duration `yaml:"manifestTTL"`
+	// Redis shares decisions between replicas (redis.go). Absent: each
+	// replica keeps its own, in memory.
+	Redis *RedisConfig `yaml:"redis"`
 }
 
 // LogConfig configures logging to stderr.
@@ -336,6 +339,9 @@ func (c *Config) Validate() error {
 	}
 	c.Telemetry.validate(c, add)
 	c.Inventory.validate(add)
+	if c.Cache.Redis != nil {
+		c.Cache.Redis.validate(c, add)
+	}
 	if c.Access != nil {
 		c.Access.validate(c, add)
 	}

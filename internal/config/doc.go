@@ -17,4 +17,6 @@
 //   - telemetry.go: the telemetry section (metrics listener, OTLP traces).
 //   - inventory.go: the inventory section (sqlite by default next to this
 //     file, postgres, none) and OpenInventory, which opens its store.
+//   - redis.go: cache.redis, the decision tier shared by replicas, and
+//     SharedCache, which builds it (HMAC key and password read from files).
 package config

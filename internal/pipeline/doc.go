@@ -7,12 +7,15 @@
 // through (docs/design.md, fact 11).
 //
 // A Pipeline owns all of its state; two in one process share nothing but
-// the process-wide OpenTelemetry providers.
+// the process-wide OpenTelemetry providers. With cache.redis, the caches of
+// every generation share one Redis client (cache.Shared) with the other
+// replicas; Close closes it.
 //
 // Files:
 //   - pipeline.go: Pipeline, New and its options, the one upstream set the
 //     proxy and the verifier share (internal/upstream) and its transports,
-//     and loading one policy's decision chain (engine, then cache).
+//     and loading one policy's decision chain (engine, then cache, with the
+//     shared tier when configured).
 //   - reload.go: swapping the whole chain when the policy, or a key or
 //     trust root it names, changes; SIGHUP and polling.
 //   - imageref.go: images as pods and lists name them (Docker rules, names

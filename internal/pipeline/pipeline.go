@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +41,8 @@ type Pipeline struct {
 	// defaultUpstream is the registry name of the default upstream ("" when
 	// none), for images naming this proxy (imageref.go).
 	defaultUpstream string
+	shared          *cache.Shared
+	closer          io.Closer // the shared tier's Redis client; nil without one
 }
 
 // Option adjusts New.
@@ -88,20 +92,30 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{cfg: cfg, verifier: v}
+	// One shared tier (one Redis client) for the pipeline's life, used by
+	// the caches of every generation; nil when cache.redis is absent.
+	shared, closer, err := cfg.SharedCache(log)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg, verifier: v, shared: shared, closer: closer}
 	for _, u := range cfg.Upstreams {
 		if u.Default {
 			p.defaultUpstream = u.Registry
 		}
 	}
-	load := func() (*deciderSet, error) { return loadDecider(cfg, v, log, slots, !o.withoutCache, o.recorder) }
+	load := func() (*deciderSet, error) {
+		return loadDecider(cfg, v, log, slots, shared, !o.withoutCache, o.recorder)
+	}
 	first, err := load()
 	if err != nil {
+		_ = p.Close(context.Background())
 		return nil, err
 	}
 	p.chain = newReloader(first, load, log)
 	if cfg.Alerts != nil {
 		if p.alerts, err = alert.New(*cfg.Alerts, alert.WithPathResolver(cfg.Path), alert.WithLogger(log)); err != nil {
+			_ = p.Close(context.Background())
 			return nil, err
 		}
 	}
@@ -115,6 +129,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	if cfg.Access != nil {
 		acc, err := cfg.Access.Build(cfg)
 		if err != nil {
+			_ = p.Close(context.Background())
 			return nil, err
 		}
 		popts = append(popts, proxy.WithAccess(acc))
@@ -123,7 +138,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	popts = append(popts, o.proxyOpts...)
 	p.proxy, err = proxy.New(ups, &doorDecider{reloader: p.chain, alerts: p.alerts, recorder: o.recorder, observers: o.observers, now: time.Now}, popts...)
 	if err != nil {
-		_ = p.alerts.Close(context.Background())
+		_ = p.Close(context.Background())
 		return nil, err
 	}
 	return p, nil
@@ -137,8 +152,23 @@ func (p *Pipeline) Access() *proxy.Access { return p.access }
 // has no alerts section.
 func (p *Pipeline) Alerts() *alert.Dispatcher { return p.alerts }
 
-// Close sends the alerts still queued, within ctx.
-func (p *Pipeline) Close(ctx context.Context) error { return p.alerts.Close(ctx) }
+// Close sends the alerts still queued, within ctx, and closes the shared
+// tier's Redis connections.
+func (p *Pipeline) Close(ctx context.Context) error {
+	err := p.alerts.Close(ctx)
+	if p.closer != nil {
+		err = errors.Join(err, p.closer.Close())
+	}
+	return err
+}
+
+// SharedStats is the shared tier's counters; zero without one.
+func (p *Pipeline) SharedStats() cache.SharedStats {
+	if p.shared == nil {
+		return cache.SharedStats{}
+	}
+	return p.shared.Stats()
+}
 
 // Decide decides s under the policy in force, through its cache.
 func (p *Pipeline) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
@@ -270,12 +300,13 @@ func addStats(a, b cache.Stats) cache.Stats {
 		Inherited: a.Inherited + b.Inherited,
 		Misses:    a.Misses + b.Misses,
 		Shared:    a.Shared + b.Shared,
+		Remote:    a.Remote + b.Remote,
 	}
 }
 
 // loadDecider reads the policy file (and the keys and trust roots it names)
 // and builds its decision chain on the pipeline's verifier.
-func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, withCache bool, rec Recorder) (*deciderSet, error) {
+func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots *cache.Limiter, shared *cache.Shared, withCache bool, rec Recorder) (*deciderSet, error) {
 	pol, err := policy.Load(cfg.Path(cfg.Policy))
 	if err != nil {
 		return nil, err
@@ -306,6 +337,7 @@ func loadDecider(cfg *config.Config, v *verify.Verifier, log *slog.Logger, slots
 		TTL:     time.Duration(cfg.Cache.TTL),
 		DenyTTL: time.Duration(cfg.Cache.DenyTTL),
 		Limiter: slots,
+		Shared:  shared,
 	}
 	if trust.Live() {
 		// Trust material that changes at run time: one cache per

@@ -20,6 +20,8 @@
 //     the answer (unix).
 //   - proc.go: ProcStatus, a field of /proc/PID/status such as VmHWM.
 //   - files.go: WriteFile, a fixture file.
+//   - redis.go: a real redis-server on loopback in a temporary directory
+//     (NewRedis; Kill stops it as a crash would).
 //
 // testsupport_test.go and netconn_test.go check the helpers themselves. The
 // scripted policy decider is in the sub-package decidertest, because it
