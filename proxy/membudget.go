@@ -17,7 +17,7 @@ import (
 // request, so that clients that never read their answers cannot make the
 // proxy hold gigabytes (issue 9: 100 non-reading connections on a 4 MiB JSON
 // blob took it from 28 MiB to 693 MiB). Streamed layers are not charged:
-// they pass through a fixed 32 KiB buffer.
+// they pass through a pooled 256 KiB buffer (write.go).
 //
 // Three bounds, each checked on every reservation:
 //   - all bodies together stay under max;

@@ -11,11 +11,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/upstream"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/internal/upstream"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -105,27 +106,11 @@ func TestReadBodyCharges(t *testing.T) {
 	}
 }
 
-// slowReader opens a connection from local that sends one request and reads
-// nothing; its receive buffer is as small as the kernel allows, so that the
-// server's writes block.
+// slowReader is testsupport.NonReader, failing the test on error.
 func slowReader(t *testing.T, local, addr, path string) net.Conn {
 	t.Helper()
-	d := net.Dialer{
-		LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)},
-		Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-			if err != nil {
-				return err
-			}
-			return serr
-		},
-	}
-	c, err := d.Dial("tcp", addr)
+	c, err := testsupport.NonReader(local, addr, path)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -47,6 +48,7 @@ type Server struct {
 	access       *Access
 	rate         *rateLimiter
 	slots        Slots      // nil: artifact proofs unbounded
+	copyBufs     sync.Pool  // of *[]byte, copyChunk long (write.go)
 	perClient    *inflight  // nil: no cap on a client's concurrent requests
 	mem          *memBudget // bodies held in memory (membudget.go)
 	writeTimeout time.Duration
@@ -168,6 +170,7 @@ func New(upstreams *upstream.Set, d Decider, opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		byName:           map[string]*client{},
+		copyBufs:         sync.Pool{New: newCopyBuffer},
 		decider:          d,
 		log:              slog.Default(),
 		maxManifest:      4 << 20,

@@ -14,8 +14,8 @@ import (
 //   - when a request starts, enough for deciding and writing (startWriting);
 //   - a body held in memory must be written whole within writeTimeout
 //     (writeAll): it is at most a manifest's size;
-//   - a streamed layer must make progress: each 32 KiB chunk within
-//     writeTimeout (copyBody), however long the whole takes.
+//   - a streamed layer must make progress: each chunk (up to 256 KiB)
+//     within writeTimeout (copyBody), however long the whole takes.
 //
 // A missed deadline fails the write; the handler returns and frees what it
 // held; net/http closes the connection.
@@ -44,16 +44,37 @@ func (s *Server) writeAll(w http.ResponseWriter, b []byte) {
 	_, _ = w.Write(b)
 }
 
+// copyChunk is the size of the chunks a streamed body is copied in: large
+// enough that the per-chunk work (a write syscall, a deadline) is small
+// against the bytes moved, small enough that a slow client still has to
+// make progress. Buffers are pooled per Server (Server.copyBufs): one per
+// stream in flight, reused.
+const copyChunk = 256 << 10
+
+func newCopyBuffer() any { b := make([]byte, copyChunk); return &b }
+
+// deadlineSlack is how stale a write deadline may get before it is moved:
+// resetting it for every chunk would cost a timer update per 256 KiB, and a
+// deadline set at most this long ago still bounds each chunk by
+// writeTimeout minus the slack.
+const deadlineSlack = time.Second
+
 // copyBody streams r to w; each chunk must be written within writeTimeout.
 // Errors cannot change the status any more: the client sees a short body
 // and checks the digest itself.
 func (s *Server) copyBody(w http.ResponseWriter, r io.Reader) {
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := s.copyBufs.Get().(*[]byte)
+	defer s.copyBufs.Put(bp)
+	buf := *bp
+	var set time.Time
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)) // see setWriteDeadline
+			if now := time.Now(); now.Sub(set) >= deadlineSlack {
+				_ = rc.SetWriteDeadline(now.Add(s.writeTimeout)) // see setWriteDeadline
+				set = now
+			}
 			if _, err := w.Write(buf[:n]); err != nil {
 				return
 			}

@@ -157,7 +157,7 @@ type LimitsConfig struct {
 	// MaxRequestsPerClient caps one client's requests in flight (its
 	// connections being answered); over it, 429. Default 256.
 	MaxRequestsPerClient int `yaml:"maxRequestsPerClient"`
-	// WriteTimeout bounds writing a body held in memory, and each 32 KiB
+	// WriteTimeout bounds writing a body held in memory, and each chunk (up to 256 KiB)
 	// of a streamed layer, to a client. Default "30s".
 	WriteTimeout Duration `yaml:"writeTimeout"`
 	// MaxArtifactLayerBytes bounds one layer read to prove that a
