@@ -27,6 +27,7 @@
 //   - recent.go: Entry, EntryFrom, the Recent ring buffers and Shares.
 //   - query.go: ParseSearch, ParseSince, ParseAge, the API's parameters
 //     and its JSON (ImageJSON, PageJSON; the CLI prints the same).
+//   - bench_test.go: rendering a full page.
 //   - templates/: layout.html (head, search form, foot), status.html,
 //     search.html.
 package ui
