@@ -29,4 +29,10 @@
 //     and its JSON (ImageJSON, PageJSON; the CLI prints the same).
 //   - templates/: layout.html (head, search form, foot), status.html,
 //     search.html.
+//
+// Tests: ui_test.go (page, search, API, errors, escaping) and
+// recent_test.go run on a real SQLite inventory (helpers_test.go);
+// browser_test.go loads the page in headless Chromium with JavaScript
+// off and keeps screenshots in $PORTCULLIS_ARTIFACTS; bench_test.go
+// renders a full page.
 package ui
