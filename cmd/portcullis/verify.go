@@ -36,7 +36,7 @@ and audit), 1 denied, 2 could not decide or bad usage.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
+			p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler), pipeline.WithoutSharedCache())
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -51,6 +51,7 @@ type Option func(*options)
 type options struct {
 	withoutCache bool
 	proxyOpts    []proxy.Option
+	localOnly    bool       // WithoutSharedCache
 	recorder     Recorder   // record.go; nil: no inventory
 	observers    []Observer // record.go
 }
@@ -58,6 +59,11 @@ type options struct {
 // WithoutCache puts the engine directly behind the proxy, so that every
 // request verifies: benchmarks measure that cost with it.
 func WithoutCache() Option { return func(o *options) { o.withoutCache = true } }
+
+// WithoutSharedCache decides locally even when cache.redis is configured:
+// an entry shared by another replica carries the decision, not its
+// evidence, and `portcullis verify` shows the evidence.
+func WithoutSharedCache() Option { return func(o *options) { o.localOnly = true } }
 
 // WithProxyOptions adds options to the proxy the pipeline builds.
 func WithProxyOptions(opts ...proxy.Option) Option {
@@ -94,9 +100,14 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 	}
 	// One shared tier (one Redis client) for the pipeline's life, used by
 	// the caches of every generation; nil when cache.redis is absent.
-	shared, closer, err := cfg.SharedCache(log)
-	if err != nil {
-		return nil, err
+	var (
+		shared *cache.Shared
+		closer io.Closer
+	)
+	if !o.localOnly {
+		if shared, closer, err = cfg.SharedCache(log); err != nil {
+			return nil, err
+		}
 	}
 	p := &Pipeline{cfg: cfg, verifier: v, shared: shared, closer: closer}
 	for _, u := range cfg.Upstreams {

@@ -39,14 +39,15 @@ func (s *Server) openInventory(ctx context.Context) ([]pipeline.Option, error) {
 // mountUI serves the status page and the inventory API on the admin
 // listener, behind the proxy's access control.
 func (s *Server) mountUI() {
-	src := ui.Sources{Recent: s.recent, CacheStats: s.Pipeline.CacheStats, Log: s.log}
+	acc := s.Pipeline.Access()
+	src := ui.Sources{Recent: s.recent, CacheStats: s.Pipeline.CacheStats, Log: s.log, CanRead: acc.CanRead}
 	if s.store != nil {
 		src.Inventory = s.store
 		src.RecorderStats = s.recorder.Stats
 	} else {
 		src.OffReason = "inventory recording is off (see the startup log)"
 	}
-	h := s.Pipeline.Access().Guard(ui.New(src))
+	h := acc.Guard(ui.New(src))
 	if !s.Telemetry.Handle("/ui", h) {
 		s.log.Info("no admin listener (telemetry.metrics.listen): the status page /ui and the inventory API are not served")
 		return

@@ -36,6 +36,39 @@ type Sources struct {
 	Now func() time.Time
 	// Log receives errors of inventory queries; default discards.
 	Log *slog.Logger
+	// CanRead, when set, says whether the request's client may see an
+	// image ("<registry>/<repository>"): decisions and results of images
+	// it may not read through the proxy are left out (proxy.Access.CanRead
+	// behind Access.Guard). A page may then hold fewer than its size.
+	CanRead func(ctx context.Context, image string) bool
+}
+
+// visible keeps the images the request's client may read.
+func (h *handler) visible(r *http.Request, images []inventory.Image) []inventory.Image {
+	if h.src.CanRead == nil {
+		return images
+	}
+	out := images[:0:0]
+	for _, im := range images {
+		if h.src.CanRead(r.Context(), im.Registry+"/"+im.Repository) {
+			out = append(out, im)
+		}
+	}
+	return out
+}
+
+// visibleEntries keeps the decisions about images the client may read.
+func (h *handler) visibleEntries(r *http.Request, es []Entry) []Entry {
+	if h.src.CanRead == nil {
+		return es
+	}
+	out := es[:0:0]
+	for _, e := range es {
+		if h.src.CanRead(r.Context(), e.Image) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // searchPageSize is how many results one search page shows.
@@ -135,8 +168,8 @@ func hitRate(s cache.Stats) string {
 
 func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 	v := h.base()
-	v.Decisions = h.src.Recent.Decisions()
-	v.Denials = h.src.Recent.Denials()
+	v.Decisions = h.visibleEntries(r, h.src.Recent.Decisions())
+	v.Denials = h.visibleEntries(r, h.src.Recent.Denials())
 	v.Shares = shares(v.Decisions)
 	h.render(w, r, http.StatusOK, "status.html", v)
 }
@@ -158,7 +191,7 @@ func (h *handler) search(w http.ResponseWriter, r *http.Request) {
 			status, v.Error = h.queryFailed(r, err)
 			break
 		}
-		v.Results, v.Next = page.Images, page.Next
+		v.Results, v.Next = h.visible(r, page.Images), page.Next
 	}
 	h.render(w, r, status, "search.html", v)
 }
@@ -198,7 +231,7 @@ func (h *handler) api(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, status, msg)
 		return
 	}
-	writeJSON(w, http.StatusOK, NewPageJSON(page.Images, page.Next))
+	writeJSON(w, http.StatusOK, NewPageJSON(h.visible(r, page.Images), page.Next))
 }
 
 func (h *handler) apiError(w http.ResponseWriter, status int, msg string) {
