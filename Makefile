@@ -22,7 +22,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 GOFILES    = $(shell find . -name '*.go' -not -path './.tools/*' -not -path './bin/*' -not -path './vendor/*' -not -path './e2e/.work/*')
 E2E_FLAGS ?= -timeout 30m
 
-.PHONY: all build test test-unit vet fmt-check e2e tools demo bench fmt clean fuzz
+.PHONY: all build test test-unit vet fmt-check e2e tools demo bench bench-e2e fmt clean fuzz
 
 all: build
 
@@ -53,6 +53,12 @@ demo:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# bench-e2e runs the measurements that need real tools (the e2e harness):
+# portcullis audit against one cosign verify per image. Figures go to
+# docs/benchmarks.md by hand, with the machine's load.
+bench-e2e: tools
+	PORTCULLIS_BENCH_E2E=1 $(GO) test -tags e2e -count=1 -timeout 30m -run 'TestBench' -v ./e2e/ 2>&1 | grep -E 'BENCH|^(ok|FAIL|---)'
 
 # fuzz runs every Fuzz* target in the module for FUZZTIME each (bounded, for
 # CI). A crasher is written to <package>/testdata/fuzz/<Target>/ and fails the

@@ -1,0 +1,58 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+)
+
+// TestBenchAuditVsCosignVerify measures issue 11's audit target: `portcullis
+// audit` of N signed images against the checklist's script, one `cosign
+// verify` per image, on the same images in one run. It is a measurement, not
+// a test: it runs only under `make bench-e2e` (PORTCULLIS_BENCH_E2E=1) and
+// asserts only that both sides verified every image.
+func TestBenchAuditVsCosignVerify(t *testing.T) {
+	if os.Getenv("PORTCULLIS_BENCH_E2E") == "" {
+		t.Skip("a measurement: run it with make bench-e2e")
+	}
+	n := 20
+	if s := os.Getenv("PORTCULLIS_BENCH_IMAGES"); s != "" {
+		if v, err := strconv.Atoi(s); err == nil && v > 0 && v <= 1000 {
+			n = v
+		}
+	}
+	l := newLab(t)
+	var list, refs []string
+	for i := range n {
+		repo := fmt.Sprintf("lab/bench-%03d", i)
+		dig := l.PushImage(repo, "v1", "linux/amd64")
+		l.SignV2(l.RegRef(repo, dig), l.Keys.Release, false)
+		list = append(list, l.PolicyName(repo, "v1"))
+		refs = append(refs, l.RegRef(repo, "v1"))
+	}
+	listFile := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "images.txt"), strings.Join(list, "\n")+"\n")
+
+	start := time.Now()
+	r := l.portcullis("audit", "--config", l.Proxy.Config, "--images", listFile, "-o", "json", "--concurrency", "8")
+	auditWall := time.Since(start)
+	if r.Code != 0 || !strings.Contains(r.Stdout, fmt.Sprintf(`"signed": %d`, n)) {
+		t.Fatalf("portcullis audit: %s", r)
+	}
+
+	start = time.Now()
+	for _, ref := range refs {
+		mustRun(t, cosignTimeout, l.cosignEnv(), tool(t, "cosign2"), "verify", "--key", l.Keys.Release.Pub,
+			"--insecure-ignore-tlog", "--allow-insecure-registry", ref)
+	}
+	cosignWall := time.Since(start)
+	t.Logf("BENCH audit of %d images: portcullis audit %v, one cosign verify per image %v: %.1fx faster",
+		n, auditWall.Round(time.Millisecond), cosignWall.Round(time.Millisecond), cosignWall.Seconds()/auditWall.Seconds())
+}
