@@ -22,6 +22,8 @@
 //   - files.go: WriteFile, a fixture file.
 //   - redis.go: a real redis-server on loopback in a temporary directory
 //     (NewRedis; Kill stops it as a crash would).
+//   - postgres.go: a real PostgreSQL 15 server the same way (NewPostgres,
+//     Empty databases, Raw connections, Kill).
 //
 // testsupport_test.go and netconn_test.go check the helpers themselves. The
 // scripted policy decider is in the sub-package decidertest, because it
