@@ -19,17 +19,7 @@ import (
 )
 
 // admissionPolicy is labPolicy plus a warn-mode rule.
-const admissionPolicy = `unmatched: deny
-authorities:
-  - name: release-key
-    key: {path: cosign.pub}
-    tlog: skip
-rules:
-  - name: lab
-    images: ["registry.lab/lab/**"]
-    mode: enforce
-    signatures: {anyOf: [release-key]}
-  - name: soft
+const admissionPolicy = labPolicy + `  - name: soft
     images: ["registry.lab/soft/**"]
     mode: warn
     signatures: {anyOf: [release-key]}

@@ -152,34 +152,43 @@ func TestManifestSubject(t *testing.T) {
 	}
 }
 
-// TestTagMovedBetweenRequests: the upstream serves image A for the first GET
-// of the tag and image B afterwards. Every byte served must have been decided.
-func TestTagMovedBetweenRequests(t *testing.T) {
-	e := newEnv(t)
+// movingTag serves lab/app:<tag> from two pushed images, A (allowed) and
+// B (denied): A when serveA says so for the request's method and its number
+// (every request to the tag counted, from 1), else B.
+func movingTag(t *testing.T, e *env, tag string, serveA func(method string, n int) bool) (aBody, bBody []byte) {
+	t.Helper()
 	a := e.up.pushImage(t, "lab/app:a")
 	b := e.up.pushImage(t, "lab/app:b")
-	aBody, bBody := rawManifest(t, a), rawManifest(t, b)
+	aBody, bBody = rawManifest(t, a), rawManifest(t, b)
 	mt, _ := a.MediaType()
 	e.dec.allow(digest.FromBytes(aBody))
 	e.dec.deny(digest.FromBytes(bBody), "r", "unsigned")
-
 	var mu sync.Mutex
-	gets := 0
+	requests := 0
 	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path != "/v2/lab/app/manifests/moving" {
+		if r.URL.Path != "/v2/lab/app/manifests/"+tag {
 			return false
 		}
 		mu.Lock()
-		gets++ // HEADs too: the tag has moved for every request after the first
-		n := gets
+		requests++
+		n := requests
 		mu.Unlock()
 		body := bBody
-		if n <= 1 {
+		if serveA(r.Method, n) {
 			body = aBody
 		}
 		serveRaw(w, r, string(mt), body)
 		return true
 	})
+	return aBody, bBody
+}
+
+// TestTagMovedBetweenRequests: the upstream serves image A for the first GET
+// of the tag and image B afterwards. Every byte served must have been decided.
+func TestTagMovedBetweenRequests(t *testing.T) {
+	e := newEnv(t)
+	// HEADs count too: the tag has moved for every request after the first.
+	_, bBody := movingTag(t, e, "moving", func(_ string, n int) bool { return n <= 1 })
 
 	statuses := []int{}
 	for i, method := range []string{http.MethodGet, http.MethodGet, http.MethodHead, http.MethodGet} {
@@ -210,31 +219,8 @@ func TestTagMovedBetweenRequests(t *testing.T) {
 // and never serves B's bytes under any label.
 func TestTagHeadLagsGet(t *testing.T) {
 	e := newEnv(t)
-	a := e.up.pushImage(t, "lab/app:a")
-	b := e.up.pushImage(t, "lab/app:b")
-	aBody, bBody := rawManifest(t, a), rawManifest(t, b)
-	mt, _ := a.MediaType()
-	e.dec.allow(digest.FromBytes(aBody))
-	e.dec.deny(digest.FromBytes(bBody), "r", "unsigned")
-	var mu sync.Mutex
-	gets := 0
-	e.up.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path != "/v2/lab/app/manifests/lagging" {
-			return false
-		}
-		mu.Lock()
-		if r.Method == http.MethodGet {
-			gets++
-		}
-		n := gets
-		mu.Unlock()
-		body := bBody
-		if r.Method == http.MethodHead || n <= 1 {
-			body = aBody // the HEAD lags behind
-		}
-		serveRaw(w, r, string(mt), body)
-		return true
-	})
+	// The HEAD lags behind: it still names A while GETs after the first serve B.
+	aBody, _ := movingTag(t, e, "lagging", func(method string, n int) bool { return method == http.MethodHead || n <= 1 })
 	for i := range 3 {
 		got := do(t, http.MethodGet, e.px.URL+"/v2/lab/app/manifests/lagging")
 		if got.status != http.StatusOK || !bytes.Equal(got.body, aBody) {
