@@ -20,6 +20,39 @@ import (
 // buffer the proxy has, so that holding it would show.
 const blobSize = 1 << 30
 
+// uploadBlob pushes size deterministic pseudo-random bytes (pseudoBlob) to
+// repo on the registry at addr, streamed in one monolithic upload, and
+// returns their digest.
+func uploadBlob(t *testing.T, addr, repo string, size int64) digest.Digest {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(pseudoBlob(), size)); err != nil {
+		t.Fatal(err)
+	}
+	dg := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
+	resp, err := http.Post("http://"+addr+"/v2/"+repo+"/blobs/uploads/", "application/octet-stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("starting the upload: %d %v", resp.StatusCode, err)
+	}
+	loc = (&url.URL{Scheme: "http", Host: addr}).ResolveReference(loc)
+	q := loc.Query()
+	q.Set("digest", dg.String())
+	loc.RawQuery = q.Encode()
+	req, _ := http.NewRequest(http.MethodPut, loc.String(), io.LimitReader(pseudoBlob(), size))
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("uploading %s: %v %v", dg, err, resp)
+	}
+	resp.Body.Close()
+	return dg
+}
+
 // pseudoBlob is blobSize deterministic bytes (not JSON, so the proxy does
 // not read it whole to look for a manifest).
 func pseudoBlob() io.Reader {
@@ -41,38 +74,12 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 // in bounded chunks, never held.
 func TestBlobStreamRSSFlat(t *testing.T) {
 	l := newLab(t)
-	h := sha256.New()
-	if _, err := io.Copy(h, pseudoBlob()); err != nil {
-		t.Fatal(err)
-	}
-	dg := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil))
-	// Monolithic upload straight to the registry, streamed.
-	base := "http://" + l.Reg.Addr
-	resp, err := http.Post(base+"/v2/lab/big/blobs/uploads/", "application/octet-stream", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("starting the upload: %d %v", resp.StatusCode, err)
-	}
-	loc = (&url.URL{Scheme: "http", Host: l.Reg.Addr}).ResolveReference(loc)
-	q := loc.Query()
-	q.Set("digest", dg.String())
-	loc.RawQuery = q.Encode()
-	req, _ := http.NewRequest(http.MethodPut, loc.String(), pseudoBlob())
-	req.ContentLength = blobSize
-	req.Header.Set("Content-Type", "application/octet-stream")
-	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("uploading %s: %v %v", dg, err, resp)
-	}
-	resp.Body.Close()
+	dg := uploadBlob(t, l.Reg.Addr, "lab/big", blobSize)
 
 	pid := l.Proxy.d.cmd.Process.Pid
 	before := testsupport.ProcStatus(t, pid, "VmHWM")
 	start := time.Now()
-	resp, err = http.Get("http://" + l.Proxy.Addr + "/v2/lab/big/blobs/" + dg.String())
+	resp, err := http.Get("http://" + l.Proxy.Addr + "/v2/lab/big/blobs/" + dg.String())
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET the layer through the proxy: %v %v", err, resp)
 	}
