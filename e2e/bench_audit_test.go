@@ -41,7 +41,7 @@ func TestBenchAuditVsCosignVerify(t *testing.T) {
 	listFile := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "images.txt"), strings.Join(list, "\n")+"\n")
 
 	start := time.Now()
-	r := l.portcullis("audit", "--config", l.Proxy.Config, "--images", listFile, "-o", "json", "--concurrency", "8")
+	r := l.portcullis("audit", "--config", l.Proxy.Config, "--images", listFile, "-o", "json", "--concurrency", benchConcurrency())
 	auditWall := time.Since(start)
 	if r.Code != 0 || !strings.Contains(r.Stdout, fmt.Sprintf(`"signed": %d`, n)) {
 		t.Fatalf("portcullis audit: %s", r)
@@ -55,4 +55,15 @@ func TestBenchAuditVsCosignVerify(t *testing.T) {
 	cosignWall := time.Since(start)
 	t.Logf("BENCH audit of %d images: portcullis audit %v, one cosign verify per image %v: %.1fx faster",
 		n, auditWall.Round(time.Millisecond), cosignWall.Round(time.Millisecond), cosignWall.Seconds()/auditWall.Seconds())
+}
+
+// benchConcurrency is the audit's --concurrency for the measurement
+// (PORTCULLIS_BENCH_CONCURRENCY, default 8 as the command's default).
+func benchConcurrency() string {
+	if s := os.Getenv("PORTCULLIS_BENCH_CONCURRENCY"); s != "" {
+		if v, err := strconv.Atoi(s); err == nil && v > 0 && v <= 256 {
+			return s
+		}
+	}
+	return "8"
 }
