@@ -136,28 +136,5 @@ func fetch(c *http.Client, url, accept string) int {
 // startPullThrough runs distribution as a pull-through cache of upstream.
 func startPullThrough(t *testing.T, upstream string) string {
 	t.Helper()
-	bin := tool(t, "registry")
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := testsupport.WriteFile(t, filepath.Join(dir, "config.yml"), fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-  secret: e2e-upload-state-secret
-proxy:
-  remoteurl: %s
-`, filepath.Join(dir, "data"), addr, upstream))
-	var env []string
-	for _, kv := range baseEnv(dir) {
-		if !strings.HasPrefix(kv, "REGISTRY_") {
-			env = append(env, kv)
-		}
-	}
-	d := startDaemon(t, "pull-through", dir, env, bin, "serve", cfg)
-	waitHTTP(t, d, "http://"+addr+"/v2/", 20*time.Second, 200)
-	return "http://" + addr
+	return "http://" + startRegistryWith(t, "pull-through", "proxy:\n  remoteurl: "+upstream+"\n").Addr
 }

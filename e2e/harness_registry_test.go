@@ -22,7 +22,14 @@ type registry struct {
 // URL is the registry's base URL.
 func (r *registry) URL() string { return "http://" + r.Addr }
 
-func startRegistry(t testing.TB) *registry {
+// startRegistry starts distribution with filesystem storage and deletes
+// enabled, and waits until /v2/ answers.
+func startRegistry(t testing.TB) *registry { return startRegistryWith(t, "registry", "") }
+
+// startRegistryWith is startRegistry with extra configuration appended
+// (e.g. a proxy: section for distribution's pull-through cache), logging
+// as name.
+func startRegistryWith(t testing.TB, name, extra string) *registry {
 	t.Helper()
 	bin := tool(t, "registry")
 	dir := t.TempDir()
@@ -40,7 +47,7 @@ storage:
 http:
   addr: %s
   secret: e2e-upload-state-secret
-`, filepath.Join(dir, "data"), addr))
+`, filepath.Join(dir, "data"), addr)+extra)
 	// distribution reads REGISTRY_* variables as config overrides: drop them.
 	var env []string
 	for _, kv := range baseEnv(dir) {
@@ -48,7 +55,7 @@ http:
 			env = append(env, kv)
 		}
 	}
-	d := startDaemon(t, "registry", dir, env, bin, "serve", cfg)
+	d := startDaemon(t, name, dir, env, bin, "serve", cfg)
 	waitHTTP(t, d, "http://"+addr+"/v2/", 20*time.Second, 200)
 	return &registry{Addr: addr, d: d}
 }
