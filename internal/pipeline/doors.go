@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
 	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/inventory"
 	"github.com/portcullis-dev/portcullis/policy"
@@ -47,10 +49,24 @@ func doorOf(ctx context.Context) Door {
 // observers see every answer.
 type doorDecider struct {
 	*reloader
-	alerts    *alert.Dispatcher // nil: no alerts configured (Notify is a no-op)
-	recorder  Recorder          // nil: no inventory
+	alerts   *alert.Dispatcher // nil: no alerts configured (Notify is a no-op)
+	recorder Recorder          // nil: no inventory
+	// seen throttles "seen again" records: a warm proxy answers the same
+	// digest and tag many times a second, and one inventory write per pull
+	// would put the database on the request path's heels. Last-seen keeps a
+	// seenWindow granularity; made decisions are always recorded.
+	seen      *expirable.LRU[string, struct{}]
 	observers []Observer
 	now       func() time.Time
+}
+
+// seenWindow is how often, at most, a cached answer for one digest and tag
+// is recorded as seen again.
+const seenWindow = time.Minute
+
+func newDoorDecider(r *reloader, alerts *alert.Dispatcher, rec Recorder, observers []Observer) *doorDecider {
+	return &doorDecider{reloader: r, alerts: alerts, recorder: rec, observers: observers, now: time.Now,
+		seen: expirable.NewLRU[string, struct{}](1<<16, nil, seenWindow)}
 }
 
 func (a *doorDecider) Decide(ctx context.Context, s policy.Subject) (policy.Decision, error) {
@@ -63,7 +79,10 @@ func (a *doorDecider) Decide(ctx context.Context, s policy.Subject) (policy.Deci
 		a.alerts.Notify(alert.FromDecision(alert.SourceProxy, at, d))
 	}
 	if d.Cached && a.recorder != nil {
-		a.recorder.Record(inventory.FromDecision(d, s.Tag, at))
+		if k := d.Subject.Digest.String() + " " + s.Registry + "/" + s.Repository + ":" + s.Tag; !a.seen.Contains(k) {
+			a.seen.Add(k, struct{}{})
+			a.recorder.Record(inventory.FromDecision(d, s.Tag, at))
+		}
 	}
 	for _, o := range a.observers {
 		o(d, door, at)

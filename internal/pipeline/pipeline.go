@@ -147,7 +147,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		p.access = acc
 	}
 	popts = append(popts, o.proxyOpts...)
-	p.proxy, err = proxy.New(ups, &doorDecider{reloader: p.chain, alerts: p.alerts, recorder: o.recorder, observers: o.observers, now: time.Now}, popts...)
+	p.proxy, err = proxy.New(ups, newDoorDecider(p.chain, p.alerts, o.recorder, o.observers), popts...)
 	if err != nil {
 		_ = p.Close(context.Background())
 		return nil, err

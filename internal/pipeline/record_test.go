@@ -79,3 +79,28 @@ func TestRecordsEveryAnswerOnce(t *testing.T) {
 		t.Errorf("observed doors = %v, want verify, verify, audit", seen)
 	}
 }
+
+// TestSeenAgainThrottled: a warm answer repeated within the window is
+// recorded once as seen again, not once per pull.
+func TestSeenAgainThrottled(t *testing.T) {
+	d := testsupport.NewDemo(t)
+	cfg, err := config.Load(d.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &memRecorder{}
+	p, err := New(cfg, slog.New(slog.DiscardHandler), WithRecorder(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := p.Check(context.Background(), demo.Registry+"/demo/signed:v1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.recs) != 2 {
+		t.Errorf("%d records for 10 answers, want 2 (the made decision, then one seen again)", len(rec.recs))
+	}
+}
