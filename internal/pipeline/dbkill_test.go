@@ -36,7 +36,8 @@ func TestInventoryDatabaseKilledMidRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, log, WithRecorder(rec))
+	// Without the cache every decision is made, so every one is recorded.
+	p, err := New(cfg, log, WithRecorder(rec), WithoutCache())
 	if err != nil {
 		t.Fatal(err)
 	}
