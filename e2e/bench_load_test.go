@@ -24,9 +24,7 @@ import (
 // the non-verifying peer. Workers on loopback, a fixed duration per cell.
 // A measurement, not a test: it runs under `make bench-e2e` only.
 func TestBenchLoad(t *testing.T) {
-	if os.Getenv("PORTCULLIS_BENCH_E2E") == "" {
-		t.Skip("a measurement: run it with make bench-e2e")
-	}
+	benchOnly(t)
 	l := newLab(t)
 	dig := l.PushImage("lab/app", "v1", "linux/amd64")
 	l.SignV2(l.RegRef("lab/app", dig), l.Keys.Release, false)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -65,14 +66,9 @@ type webhookConfig struct {
 	Webhooks []struct {
 		Name         string `json:"name"`
 		ClientConfig struct {
-			URL      string `json:"url"`
-			CABundle []byte `json:"caBundle"`
-			Service  *struct {
-				Namespace string `json:"namespace"`
-				Name      string `json:"name"`
-				Path      string `json:"path"`
-				Port      int    `json:"port"`
-			} `json:"service"`
+			URL      string      `json:"url"`
+			CABundle []byte      `json:"caBundle"`
+			Service  *serviceRef `json:"service"`
 		} `json:"clientConfig"`
 		FailurePolicy     string   `json:"failurePolicy"`
 		TimeoutSeconds    int      `json:"timeoutSeconds"`
@@ -83,6 +79,21 @@ type webhookConfig struct {
 			Operations []string `json:"operations"`
 		} `json:"rules"`
 	} `json:"webhooks"`
+}
+
+type serviceRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Path      string `json:"path"`
+	Port      int    `json:"port"`
+}
+
+// host is the name the API server verifies the webhook's certificate for.
+func (s *serviceRef) host() string {
+	if s == nil {
+		return ""
+	}
+	return s.Name + "." + s.Namespace + ".svc"
 }
 
 type selector struct {
@@ -159,7 +170,7 @@ func Check(ctx context.Context, cfg *rest.Config, o Options) (*Report, error) {
 					rest = append(rest, "objects: "+s)
 				}
 				wh.Selector = strings.Join(rest, "; ")
-				wh.CABundle = caBundleState(ctx, w.ClientConfig.CABundle, w.ClientConfig.URL, w.ClientConfig.Service != nil, serviceHost(w.ClientConfig.Service), o.ServingCert)
+				wh.CABundle = caBundleState(ctx, w.ClientConfig.CABundle, w.ClientConfig.URL, w.ClientConfig.Service != nil, w.ClientConfig.Service.host(), o.ServingCert)
 				r.Webhooks = append(r.Webhooks, wh)
 				r.Findings = append(r.Findings, findings(wh, o)...)
 			}
@@ -171,18 +182,6 @@ func Check(ctx context.Context, cfg *rest.Config, o Options) (*Report, error) {
 	return r, nil
 }
 
-func serviceHost(s *struct {
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Path      string `json:"path"`
-	Port      int    `json:"port"`
-}) string {
-	if s == nil {
-		return ""
-	}
-	return s.Name + "." + s.Namespace + ".svc"
-}
-
 func findings(w Webhook, o Options) []string {
 	var out []string
 	at := fmt.Sprintf("%s %s webhook %s", w.Kind, w.Configuration, w.Name)
@@ -190,7 +189,7 @@ func findings(w Webhook, o Options) []string {
 		out = append(out, fmt.Sprintf("%s: failurePolicy %s admits every pod while the webhook is down (fails open)", at, w.FailurePolicy))
 	}
 	for _, ns := range o.MustExclude {
-		if !contains(w.Excluded, ns) {
+		if !slices.Contains(w.Excluded, ns) {
 			out = append(out, fmt.Sprintf("%s: namespace %s is not excluded: if the webhook is down, its pods cannot be created (lock-out)", at, ns))
 		}
 	}
@@ -201,15 +200,6 @@ func findings(w Webhook, o Options) []string {
 		out = append(out, fmt.Sprintf("%s: caBundle %s", at, w.CABundle))
 	}
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // caBundleState checks the caBundle against the serving certificate: the

@@ -7,6 +7,7 @@ import (
 	"github.com/portcullis-dev/portcullis/admission"
 	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // AdmissionChecker decides the images of an admission review with the
@@ -26,7 +27,7 @@ func (c AdmissionChecker) Check(ctx context.Context, image string) (admission.Re
 	if !r.NoUpstream {
 		r.Digest = d.Subject.Digest
 	}
-	if d.Outcome.String() == alert.OutcomeDeny {
+	if d.Outcome == policy.Deny {
 		c.Pipeline.Alerts().Notify(alert.FromDecision(alert.SourceAdmission, time.Now(), d))
 	}
 	return r, nil
