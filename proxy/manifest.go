@@ -176,14 +176,15 @@ func (s *Server) proveArtifactBounded(ctx context.Context, t target, m *manifest
 // quotas do not count HEADs). The digest is only a pointer into the cache:
 // whatever it names is decided on its own bytes, so a lying or stale
 // Docker-Content-Digest can at worst select another manifest the upstream
-// served, which is judged like any other. Anything else — no cached bytes,
+// served, which is judged like any other. Concurrent requests for one tag
+// share one HEAD (tagflight.go). Anything else — no cached bytes,
 // no or a malformed header, a failed HEAD — falls back to the GET.
 func (s *Server) fetchManifest(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {
 	if m, ok := s.manifests.get(t, ref.digest, accept); ok {
 		return m, nil
 	}
 	if ref.tag != "" && s.manifests.seen(t, ref.tag) {
-		if d, ok := s.headDigest(ctx, t, ref, accept); ok {
+		if d, ok := s.tagHeads.head(ctx, s, t, ref, accept); ok {
 			if m, ok := s.manifests.get(t, d, accept); ok {
 				return m, nil
 			}

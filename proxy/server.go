@@ -40,6 +40,7 @@ type Server struct {
 	handler     http.Handler
 	tel         *telemetry
 	manifests   *manifestCache // nil: disabled
+	tagHeads    tagFlights     // HEADs of tags in flight (tagflight.go)
 	mcBytes     int64
 	mcTTL       time.Duration
 

@@ -4,9 +4,11 @@
 //
 // A Set is built once from the configured upstreams (Config). Each Upstream
 // keeps one authenticated go-containerregistry transport per repository
-// (Upstream.Transport): the /v2/ ping and the Basic or Bearer token exchange
-// are made once per repository, whoever asks first, and reused by both the
-// proxy and the verifier. Concurrent first callers for one repository wait
+// (Upstream.Transport): the Basic or Bearer token exchange is made once per
+// repository, whoever asks first, and reused by both the proxy and the
+// verifier; the /v2/ ping that tells how to authenticate is made once per
+// registry and reused for its other repositories' handshakes for a few
+// minutes (ping.go), forgotten when a handshake or a transport fails. Concurrent first callers for one repository wait
 // for the same handshake, which runs detached from the first caller's
 // cancellation (bounded by WithHandshakeTimeout) so that caller leaving does
 // not fail the others. A failed handshake is not remembered, so the next
@@ -36,6 +38,7 @@
 //   - set.go: Set, New and its options; lookups by registry name.
 //   - upstream.go: Upstream, its per-repository transports and handshakes,
 //     Forget and AuthFailed.
+//   - ping.go: the remembered /v2/ answer of the registry.
 //   - http.go: response filters in the context, the https-only guard,
 //     CheckRedirect, Error and Redact.
 package upstream

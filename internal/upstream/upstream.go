@@ -21,6 +21,7 @@ type Upstream struct {
 	reg     name.Registry
 	auth    authn.Authenticator
 	base    http.RoundTripper
+	ping    *pingMemory // the outermost layer of base
 	timeout time.Duration
 
 	mu       sync.Mutex
@@ -50,6 +51,7 @@ func newUpstream(c Config, base http.RoundTripper, o options) (*Upstream, error)
 		// (loopback, RFC 1918). An https upstream must never be downgraded.
 		base = &httpsOnly{host: c.URL.Host, inner: base}
 	}
+	ping := &pingMemory{host: c.URL.Host, inner: base, now: time.Now}
 	repos, err := lru.New[string, http.RoundTripper](o.maxTransports)
 	if err != nil {
 		return nil, fmt.Errorf("upstream %s: %w", c.Registry, err)
@@ -58,7 +60,7 @@ func newUpstream(c Config, base http.RoundTripper, o options) (*Upstream, error)
 	if auth == nil {
 		auth = authn.Anonymous
 	}
-	return &Upstream{cfg: c, reg: reg, auth: auth, base: base, timeout: o.handshakeTimeout,
+	return &Upstream{cfg: c, reg: reg, auth: auth, base: ping, ping: ping, timeout: o.handshakeTimeout,
 		repos: repos, inflight: map[string]*handshake{}}, nil
 }
 
@@ -106,6 +108,9 @@ func (u *Upstream) handshake(ctx context.Context, repo string, h *handshake) {
 	t, err := transport.NewWithContext(ctx, u.reg, u.auth, u.base, []string{scope})
 	u.mu.Lock()
 	if err != nil {
+		// The remembered ping may be what failed (a moved token realm):
+		// the next handshake asks the registry again.
+		u.ping.forget()
 		h.err = &Error{Registry: u.cfg.Registry, Err: fmt.Errorf("authenticating for %s: %w", repo, err)}
 	} else {
 		h.t = t
@@ -124,6 +129,8 @@ func (u *Upstream) Forget(repo string, t http.RoundTripper) {
 	defer u.mu.Unlock()
 	if cur, ok := u.repos.Peek(repo); ok && cur == t {
 		u.repos.Remove(repo)
+		// How the registry authenticates may be what changed.
+		u.ping.forget()
 	}
 }
 
