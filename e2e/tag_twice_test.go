@@ -3,17 +3,16 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+)
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"github.com/portcullis-dev/portcullis/internal/testsupport"
+// Bounds of one client command: a pull, and anything else (ls, rm).
+const (
+	clientPullTimeout = 3 * time.Minute
+	clientCmdTimeout  = time.Minute
 )
 
 // TestSameTagTwiceCostsNoSecondManifestGET pulls one tag twice with each
@@ -38,9 +37,20 @@ import (
 // What each client asks the proxy (see /work/shared/client-requests): ctr
 // HEADs the tag then GETs by digest; dockerd HEADs the tag then GETs by
 // digest (after a refused HEAD it GETs the tag too); skopeo and crane GET
-// the tag (skopeo then by digest). Whatever the client sends, the proxy's
-// upstream traffic for a seen tag starts with a HEAD, and a GET by digest
-// is answered from the cache: so the assertion holds for all of them.
+// the tag. Whatever the client sends, the proxy's upstream traffic for a
+// seen tag starts with a HEAD, and a GET by digest is answered from the
+// cache: so the assertion holds for all of them. The images are
+// single-platform.
+//
+// The upstream's log, the same for every client (measured here): pull 1 is
+// a GET of the tag, a GET of the .sig tag and a 404 GET of the cosign v3
+// referrers tag sha256-<hex>; pull 2 is exactly one HEAD of the tag; pull 3
+// is a HEAD and a GET of the tag (and the two signature probes, 404) — ctr
+// and dockerd ask again after the 403, which costs one more HEAD and
+// nothing else (the denied bytes are cached, the deny remembered); pull 4
+// is like pull 1 with a HEAD first.
+//
+// The subtests share one registry log cut into windows: never t.Parallel.
 //
 // A narrower Accept is covered with oras manifest fetch --media-type, which
 // sends exactly one media type (every runtime above sends all four image
@@ -157,103 +167,4 @@ func walkTagTwice(t *testing.T, l *lab, up *upstreamLog, c tagClient) {
 	if reqs.count("HEAD", tagPath) == 0 || reqs.count("GET", tagPath) == 0 {
 		t.Errorf("tag moved to a signed image: want an upstream HEAD and a GET of the tag:%s", reqs.manifests())
 	}
-}
-
-// craneTagClient pulls with crane into a fresh OCI layout each time.
-func craneTagClient(l *lab) tagClient {
-	return tagClient{name: "crane", pull: func(t *testing.T, ref string) (pullOutcome, string) {
-		dir := filepath.Join(t.TempDir(), "layout")
-		o := outcome(run(t, craneTimeout, l.Env, tool(t, "crane"), "pull", "--format", "oci", ref, dir), nil)
-		if !o.Pulled {
-			return o, ""
-		}
-		var idx ocispec.Index
-		raw, err := os.ReadFile(filepath.Join(dir, "index.json"))
-		if err != nil || json.Unmarshal(raw, &idx) != nil || len(idx.Manifests) != 1 {
-			t.Fatalf("crane pull wrote no OCI layout with one image (%v): %q", err, raw)
-		}
-		return o, idx.Manifests[0].Digest.String()
-	}}
-}
-
-// containerdTagClient pulls with ctr through a hosts.toml naming the proxy;
-// forget removes the image and, with --sync, its content, so that the next
-// pull fetches the manifest by digest again instead of reading it locally.
-func containerdTagClient(t *testing.T, proxyAddr string) tagClient {
-	ctd := startContainerd(t)
-	ctd.Hosts(t, proxyAddr, "http://"+proxyAddr)
-	return tagClient{
-		name: "containerd",
-		pull: func(t *testing.T, ref string) (pullOutcome, string) {
-			return outcome(ctd.Pull(t, ref), nil), ctd.ImageDigest(t, ref)
-		},
-		forget: func(t *testing.T, ref string) {
-			dgst := ctd.ImageDigest(t, ref)
-			if dgst == "" {
-				return
-			}
-			mustRun(t, time.Minute, ctd.env, ctd.ctr, "-a", ctd.Sock, "images", "rm", "--sync", ref)
-			if r := run(t, time.Minute, ctd.env, ctd.ctr, "-a", ctd.Sock, "content", "ls", "-q"); strings.Contains(r.Out, dgst) {
-				t.Fatalf("containerd still holds manifest %s after images rm --sync: the next pull would not ask for it", dgst)
-			}
-		},
-	}
-}
-
-// dockerTagClient pulls with a private dockerd; forget is docker rmi.
-func dockerTagClient(t *testing.T, proxyAddr string) tagClient {
-	requireRoot(t, "dockerd needs root")
-	lookSystemToolPkg(t, "dockerd", "docker.io")
-	dk := startDockerd(t, testsupport.WriteFile(t, filepath.Join(t.TempDir(), "daemon.json"),
-		fmt.Sprintf(`{"insecure-registries": [%q]}`, proxyAddr)))
-	held := func(t *testing.T, ref string) string {
-		r := dk.docker(t, "image", "inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", ref)
-		if r.Code != 0 {
-			return ""
-		}
-		name := ref[:strings.LastIndex(ref, ":")] // HOST:PORT/repo:tag → HOST:PORT/repo
-		for _, line := range strings.Fields(r.Stdout) {
-			if repo, dgst, ok := strings.Cut(line, "@"); ok && repo == name {
-				return dgst
-			}
-		}
-		t.Fatalf("docker image inspect %s: no repo digest for %s in %q", ref, name, r.Stdout)
-		return ""
-	}
-	return tagClient{
-		name: "docker",
-		pull: func(t *testing.T, ref string) (pullOutcome, string) {
-			return outcome(dk.docker(t, "pull", ref), nil), held(t, ref)
-		},
-		forget: func(t *testing.T, ref string) {
-			if held(t, ref) != "" {
-				if r := dk.docker(t, "rmi", ref); r.Code != 0 {
-					t.Fatalf("docker rmi %s: %s", ref, r)
-				}
-			}
-		},
-	}
-}
-
-// skopeoTagClient copies with skopeo (containers/image, as podman and CRI-O
-// pull) into a fresh dir: destination each time and reads the digest it
-// wrote.
-func skopeoTagClient(t *testing.T) tagClient {
-	skopeo := lookSystemTool(t, "skopeo")
-	env := containersEnv(t, "skopeo")
-	policy := testsupport.WriteFile(t, filepath.Join(t.TempDir(), "policy.json"), `{"default":[{"type":"insecureAcceptAnything"}]}`)
-	return tagClient{name: "skopeo", pull: func(t *testing.T, ref string) (pullOutcome, string) {
-		dir := t.TempDir()
-		digestFile := filepath.Join(dir, "digest")
-		o := outcome(run(t, 3*time.Minute, env, skopeo, "--policy", policy, "copy", "--src-tls-verify=false",
-			"--digestfile", digestFile, "docker://"+ref, "dir:"+filepath.Join(dir, "image")), nil)
-		if !o.Pulled {
-			return o, ""
-		}
-		raw, err := os.ReadFile(digestFile)
-		if err != nil {
-			t.Fatalf("skopeo copy succeeded but wrote no digest file: %v", err)
-		}
-		return o, strings.TrimSpace(string(raw))
-	}}
 }
