@@ -45,7 +45,8 @@ func containerdTagClient(t *testing.T, proxyAddr string) tagClient {
 	ctd := startContainerd(t)
 	ctd.Hosts(t, proxyAddr, "http://"+proxyAddr)
 	return tagClient{
-		name: "containerd",
+		name:       "containerd",
+		statusOnly: true,
 		pull: func(t *testing.T, ref string) (pullOutcome, string) {
 			return outcome(ctd.Pull(t, ref), nil), ctd.ImageDigest(t, ref)
 		},

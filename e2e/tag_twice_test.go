@@ -86,6 +86,9 @@ type tagClient struct {
 	// pull asks for every manifest again; nil when every pull starts from
 	// an empty destination.
 	forget func(t *testing.T, ref string)
+	// statusOnly is true for a client that shows only the status of a
+	// refused HEAD (ctr), not the proxy's message naming the digest.
+	statusOnly bool
 }
 
 // walkTagTwice runs the four pulls of the test for one client.
@@ -153,6 +156,10 @@ func walkTagTwice(t *testing.T, l *lab, up *upstreamLog, c tagClient) {
 	}
 	if !o.Refused {
 		t.Errorf("pull of the moved tag failed without the proxy's refusal (403 / denied): %s", o.Out)
+	}
+	// The refusal is a decision on the new bytes, not on the old.
+	if !c.statusOnly && !strings.Contains(o.Out, unsigned) {
+		t.Errorf("the refusal does not name the unsigned digest %s the tag now points to: %s", unsigned, o.Out)
 	}
 	if reqs.count("HEAD", tagPath) == 0 || reqs.count("GET", tagPath) == 0 {
 		t.Errorf("moved tag: want an upstream HEAD (the tag was seen) and a GET (the new digest is not cached):%s", reqs.manifests())
