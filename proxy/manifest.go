@@ -177,15 +177,22 @@ func (s *Server) proveArtifactBounded(ctx context.Context, t target, m *manifest
 // whatever it names is decided on its own bytes, so a lying or stale
 // Docker-Content-Digest can at worst select another manifest the upstream
 // served, which is judged like any other. Concurrent requests for one tag
-// share one HEAD (tagflight.go). Anything else — no cached bytes,
+// share one HEAD (tagflight.go); with a tag window (WithTagTTL) a tag
+// resolved within it is not asked again at all. Anything else — no cached bytes,
 // no or a malformed header, a failed HEAD — falls back to the GET.
 func (s *Server) fetchManifest(ctx context.Context, t target, ref reference, accept []string) (*manifest, error) {
 	if m, ok := s.manifests.get(t, ref.digest, accept); ok {
 		return m, nil
 	}
 	if ref.tag != "" && s.manifests.seen(t, ref.tag) {
+		if d, ok := s.manifests.fresh(t, ref.tag, accept); ok {
+			if m, ok := s.manifests.get(t, d, accept); ok {
+				return m, nil
+			}
+		}
 		if d, ok := s.tagHeads.head(ctx, s, t, ref, accept); ok {
 			if m, ok := s.manifests.get(t, d, accept); ok {
+				s.manifests.resolve(t, ref.tag, accept, d)
 				return m, nil
 			}
 		}
@@ -195,6 +202,7 @@ func (s *Server) fetchManifest(ctx context.Context, t target, ref reference, acc
 		s.manifests.add(t, m)
 		if ref.tag != "" {
 			s.manifests.see(t, ref.tag)
+			s.manifests.resolve(t, ref.tag, accept, m.digest)
 		}
 	}
 	return m, err

@@ -43,6 +43,7 @@ type Server struct {
 	tagHeads    tagFlights     // HEADs of tags in flight (tagflight.go)
 	mcBytes     int64
 	mcTTL       time.Duration
+	tagTTL      time.Duration // 0: every tag request asks the upstream
 
 	// Inbound access control and limits (access.go, limit.go); nil/zero
 	// when not configured.
@@ -109,6 +110,24 @@ func WithManifestCache(maxBytes int64, ttl time.Duration) Option {
 		return nil
 	}
 }
+
+// WithTagTTL lets a tag resolved to a digest within ttl be answered without
+// asking the upstream (0, the default: every tag request asks, with a HEAD
+// when the bytes are cached). A tag moved upstream is then served at its
+// old digest for up to ttl. It needs the manifest cache; at most 10m.
+func WithTagTTL(ttl time.Duration) Option {
+	return func(s *Server, _ *options) error {
+		if ttl < 0 || ttl > MaxTagTTL {
+			return fmt.Errorf("tag ttl %v is outside 0 to %v", ttl, MaxTagTTL)
+		}
+		s.tagTTL = ttl
+		return nil
+	}
+}
+
+// MaxTagTTL bounds WithTagTTL: a window is for absorbing a rollout's
+// burst of pulls, not for pinning tags.
+const MaxTagTTL = 10 * time.Minute
 
 // WithMemoryBudget bounds the bytes of response bodies held in memory at
 // once, by all requests together (see memBudget; default 64 MiB). A request
@@ -190,7 +209,7 @@ func New(upstreams *upstream.Set, d Decider, opts ...Option) (*Server, error) {
 		}
 	}
 	if s.mcBytes > 0 {
-		s.manifests = newManifestCache(s.mcBytes, s.mcTTL)
+		s.manifests = newManifestCache(s.mcBytes, s.mcTTL, s.tagTTL)
 	}
 	if s.mem != nil && s.mem.max < 4*s.maxManifest {
 		// One client may hold a quarter: that must fit the largest manifest.

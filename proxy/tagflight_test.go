@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
@@ -96,5 +97,67 @@ func TestTagHeadsCoalesce(t *testing.T) {
 	}
 	if n := e.pxServer.tagHeads.waiting(); n != 0 {
 		t.Errorf("%d requests still counted on flights after all returned", n)
+	}
+}
+
+// TestTagWindow: with WithTagTTL a tag resolved within the window is
+// answered without asking the upstream — still decided every time, per
+// Accept, never beyond the window — and without it nothing changes.
+func TestTagWindow(t *testing.T) {
+	const window = time.Minute
+	e := newEnv(t, WithTagTTL(window))
+	now := time.Now()
+	var clock sync.Mutex
+	e.pxServer.manifests.now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	v1 := rawManifest(t, e.up.pushImage(t, "lab/app:v1"))
+	v1D := digest.FromBytes(v1)
+	e.dec.allow(v1D)
+	tagURL := e.px.URL + "/v2/lab/app/manifests/v1"
+	step := func(name string, accept string, wantStatus int, wantBody []byte, wantGets, wantHeads int) {
+		t.Helper()
+		e.up.ResetRequests()
+		decisions := e.dec.Calls()
+		var r response
+		if accept == "" {
+			r = do(t, http.MethodGet, tagURL)
+		} else {
+			r = do(t, http.MethodGet, tagURL, "Accept", accept)
+		}
+		if r.status != wantStatus || (wantBody != nil && !bytes.Equal(r.body, wantBody)) {
+			t.Errorf("%s: GET by tag = %d (body equal %v), want %d", name, r.status, bytes.Equal(r.body, wantBody), wantStatus)
+		}
+		if m := manifestMethods(e.up, "lab/app"); m[http.MethodGet] != wantGets || m[http.MethodHead] != wantHeads {
+			t.Errorf("%s: upstream manifest requests = %v, want %d GET and %d HEAD", name, m, wantGets, wantHeads)
+		}
+		if e.dec.Calls() == decisions {
+			t.Errorf("%s: served without a decision", name)
+		}
+	}
+	step("first pull", "", 200, v1, 1, 0)
+	step("within the window", "", 200, v1, 0, 0)
+	step("another Accept is its own question", mediaTypeDockerManifest, 200, v1, 0, 1)
+	step("that Accept within the window", mediaTypeDockerManifest, 200, v1, 0, 0)
+
+	// The tag moves upstream: within the window the old digest is served
+	// (the documented staleness), and a policy that now refuses it is
+	// applied at once — the window holds a pointer, not an answer.
+	moved := rawManifest(t, e.up.pushImage(t, "lab/app:v1"))
+	movedD := digest.FromBytes(moved)
+	e.dec.allow(movedD)
+	step("moved upstream, within the window", "", 200, v1, 0, 0)
+	e.dec.deny(v1D, "lab", "revoked")
+	step("old digest now denied, within the window", "", http.StatusForbidden, nil, 0, 0)
+
+	// Past the window the upstream is asked again and the move is seen.
+	clock.Lock()
+	now = now.Add(window)
+	clock.Unlock()
+	step("window over", "", 200, moved, 1, 1)
+	step("new digest within the window", "", 200, moved, 0, 0)
+
+	for _, bad := range []time.Duration{-time.Second, MaxTagTTL + time.Second} {
+		if _, err := New(testSet(t, Upstream{Registry: "r.example", URL: mustURL("http://127.0.0.1:1")}), newFakeDecider(), WithTagTTL(bad)); err == nil {
+			t.Errorf("New(WithTagTTL(%v)) accepted, want an error", bad)
+		}
 	}
 }

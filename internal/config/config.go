@@ -181,6 +181,13 @@ type CacheConfig struct {
 	ManifestBytes int64 `yaml:"manifestBytes"`
 	// ManifestTTL is how long a cached manifest is kept. Default "1h".
 	ManifestTTL Duration `yaml:"manifestTTL"`
+	// TagTTL lets a tag resolved to a digest within this window be
+	// answered without asking the upstream (a rollout's burst of pulls of
+	// one tag costs one upstream request). A tag moved upstream is served
+	// at its old digest for up to TagTTL — always decided on that
+	// digest's own bytes. Default 0: every tag request asks the upstream
+	// (a HEAD when the bytes are cached). At most "10m".
+	TagTTL Duration `yaml:"tagTTL"`
 	// Redis shares decisions between replicas (redis.go). Absent: each
 	// replica keeps its own, in memory.
 	Redis *RedisConfig `yaml:"redis"`
@@ -327,6 +334,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.Size < 0 {
 		add("cache.size: %d is negative", c.Cache.Size)
+	}
+	if c.Cache.TagTTL < 0 || time.Duration(c.Cache.TagTTL) > proxy.MaxTagTTL {
+		add("cache.tagTTL: %v is outside 0 to %v", time.Duration(c.Cache.TagTTL), proxy.MaxTagTTL)
+	}
+	if c.Cache.TagTTL > 0 && c.Cache.ManifestBytes < 0 {
+		add("cache.tagTTL: needs the manifest cache (cache.manifestBytes is -1)")
 	}
 	c.Limits.validate(add)
 	if c.Admission != nil {

@@ -27,6 +27,10 @@ func TestLoadConfig(t *testing.T) {
 		{"username without password", "upstreams: [{registry: a.example, url: 'https://a.example', auth: {username: u}}]\npolicy: p.yaml\n", []string{"go together"}},
 		{"bad duration", "upstreams: [{registry: a.example, url: 'https://a.example'}]\npolicy: p.yaml\nlimits: {decisionTimeout: soon}\n", []string{"not a duration"}},
 		{"bad listen", "listen: nowhere\nupstreams: [{registry: a.example, url: 'https://a.example'}]\npolicy: p.yaml\n", []string{"listen"}},
+		{"tag window", "upstreams: [{registry: a.example, url: 'https://a.example'}]\npolicy: p.yaml\ncache: {tagTTL: 30s}\n", nil},
+		{"tag window too long", "upstreams: [{registry: a.example, url: 'https://a.example'}]\npolicy: p.yaml\ncache: {tagTTL: 1h}\n", []string{"cache.tagTTL: 1h0m0s is outside 0 to 10m0s"}},
+		{"negative tag window", "upstreams: [{registry: a.example, url: 'https://a.example'}]\npolicy: p.yaml\ncache: {tagTTL: -1s}\n", []string{"cache.tagTTL"}},
+		{"tag window without manifest cache", "upstreams: [{registry: a.example, url: 'https://a.example'}]\npolicy: p.yaml\ncache: {tagTTL: 30s, manifestBytes: -1}\n", []string{"needs the manifest cache"}},
 		{"several errors at once", "listen: nowhere\nupstreams: [{registry: '', url: ''}]\n", []string{"listen", "policy", "registry: required", "url: required"}},
 	}
 	for _, tc := range tests {

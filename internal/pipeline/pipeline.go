@@ -135,6 +135,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Pipeline, error
 		proxy.WithMaxManifestBytes(cfg.Limits.MaxManifestBytes),
 		proxy.WithDecisionTimeout(time.Duration(cfg.Limits.DecisionTimeout)),
 		proxy.WithManifestCache(cfg.Cache.ManifestCacheBytes(), time.Duration(cfg.Cache.ManifestTTL)),
+		proxy.WithTagTTL(time.Duration(cfg.Cache.TagTTL)),
 		proxy.WithVerificationSlots(slots),
 	}, cfg.Limits.ProxyOptions()...)
 	if cfg.Access != nil {
