@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ func runKubeDoctor(ctx context.Context, o kubeDoctorOptions, stdout, stderr io.W
 	for _, w := range r.Webhooks {
 		fmt.Fprintf(stderr, "%s %s: webhook %s → %s\n", w.Kind, w.Configuration, w.Name, w.Target)
 		fmt.Fprintf(stderr, "  failurePolicy %s, timeout %ds, resources %s\n", w.FailurePolicy, w.Timeout, strings.Join(w.Resources, ","))
-		fmt.Fprintf(stderr, "  excluded namespaces: %s\n", joinOr(w.Excluded, "none"))
+		fmt.Fprintf(stderr, "  excluded namespaces: %s\n", cmp.Or(strings.Join(w.Excluded, ", "), "none"))
 		if w.Selector != "" {
 			fmt.Fprintf(stderr, "  selectors: %s\n", w.Selector)
 		}
@@ -53,11 +54,4 @@ func runKubeDoctor(ctx context.Context, o kubeDoctorOptions, stdout, stderr io.W
 		return &exitError{code: 1}
 	}
 	return nil
-}
-
-func joinOr(s []string, none string) string {
-	if len(s) == 0 {
-		return none
-	}
-	return strings.Join(s, ", ")
 }
