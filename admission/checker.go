@@ -26,6 +26,28 @@ type Checker interface {
 	Check(ctx context.Context, image string) (Result, error)
 }
 
+// Object is the Kubernetes object a review is about, as the Checker finds
+// it in its context (ObjectFrom): for the Checker's own messages and
+// alerts, which the webhook cannot send with this context itself.
+type Object struct {
+	Namespace string // empty for cluster-scoped kinds
+	Kind      string // e.g. "Deployment.apps", "Pod (ephemeralcontainers)"
+	Name      string // "(unnamed)" on CREATE with generateName
+}
+
+type objectKey struct{}
+
+// ObjectFrom returns the object under review that ctx carries; ok is false
+// outside a review.
+func ObjectFrom(ctx context.Context) (Object, bool) {
+	o, ok := ctx.Value(objectKey{}).(Object)
+	return o, ok
+}
+
+func withObject(ctx context.Context, o Object) context.Context {
+	return context.WithValue(ctx, objectKey{}, o)
+}
+
 // Result is what a Checker decided for one image.
 type Result struct {
 	// Reference is the image as the pipeline resolved it, named the way the

@@ -67,7 +67,8 @@
 //
 // # Files
 //
-//   - checker.go: Checker, Result and its validation, audit detection.
+//   - checker.go: Checker, Result and its validation, audit detection, the
+//     Object under review in the Checker's context (ObjectFrom).
 //   - options.go: Option, defaults.
 //   - webhook.go: Webhook, New, ServeHTTP: reading and answering reviews.
 //   - check.go: the time budget and the bounded concurrent checks.

@@ -80,7 +80,11 @@ func (w *Webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		}
 	}
 
-	verdicts := w.checkAll(ctx, images)
+	name := req.Name
+	if name == "" {
+		name = unnamed
+	}
+	verdicts := w.checkAll(withObject(ctx, Object{Namespace: req.Namespace, Kind: kindName(req), Name: name}), images)
 	var (
 		denied, undecided, warnings, audits []string
 		pins                                []verdict
@@ -226,10 +230,14 @@ func kindName(req *admissionv1.AdmissionRequest) string {
 	return name
 }
 
+// unnamed stands for the name of an object created with generateName: the
+// API server names it after admission.
+const unnamed = "(unnamed)"
+
 func objectName(req *admissionv1.AdmissionRequest) string {
 	name := req.Name
 	if name == "" {
-		name = "(unnamed)" // generateName: the API server names it later
+		name = unnamed
 	}
 	if req.Namespace != "" {
 		return req.Namespace + "/" + name

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -156,5 +157,41 @@ func TestBreakGlass(t *testing.T) {
 		if resp := post(t, w, "/validate", req); resp.Allowed {
 			t.Errorf("label %s=%q admitted a denied image", LabelBreakGlass, v)
 		}
+	}
+}
+
+// TestCheckerSeesObject: the Checker finds the object under review in its
+// context (ObjectFrom) — what its alerts name — including the kind's group
+// and an object the API server has not named yet.
+func TestCheckerSeesObject(t *testing.T) {
+	tests := []struct {
+		kind, name string
+		want       Object
+	}{
+		{"Pod", "web", Object{Namespace: "team", Kind: "Pod", Name: "web"}},
+		{"Deployment", "web", Object{Namespace: "team", Kind: "Deployment.apps", Name: "web"}},
+		{"Pod", "", Object{Namespace: "team", Kind: "Pod", Name: "(unnamed)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.kind+"/"+tc.name, func(t *testing.T) {
+			f := newFake()
+			f.results["app:1"] = allow("r/app:1")
+			var (
+				got Object
+				ok  bool
+			)
+			f.block = func(ctx context.Context, _ string) { got, ok = ObjectFrom(ctx) }
+			w, _ := newWebhook(t, f)
+			gvk, build := kindByName(t, tc.kind)
+			req := request(t, "u", admissionv1.Create, gvk, build(metav1.ObjectMeta{}, nil, podSpec([]ctr{{"a", "app:1"}}, nil, nil)), nil)
+			req.Name = tc.name
+			post(t, w, "/validate", req)
+			if !ok || got != tc.want {
+				t.Errorf("ObjectFrom in the Checker = %+v, %v; want %+v", got, ok, tc.want)
+			}
+		})
+	}
+	if _, ok := ObjectFrom(context.Background()); ok {
+		t.Error("ObjectFrom outside a review reported an object")
 	}
 }

@@ -12,7 +12,8 @@ import (
 
 // AdmissionChecker decides the images of an admission review with the
 // serving pipeline: resolved through the upstreams, decided through the
-// same cache as the proxy's pulls; denials are alerted.
+// same cache as the proxy's pulls; denials are alerted with the namespace
+// and object under review.
 type AdmissionChecker struct {
 	Pipeline *pipeline.Pipeline
 }
@@ -28,7 +29,11 @@ func (c AdmissionChecker) Check(ctx context.Context, image string) (admission.Re
 		r.Digest = d.Subject.Digest
 	}
 	if d.Outcome == policy.Deny {
-		c.Pipeline.Alerts().Notify(alert.FromDecision(alert.SourceAdmission, time.Now(), d))
+		ev := alert.FromDecision(alert.SourceAdmission, time.Now(), d)
+		if o, ok := admission.ObjectFrom(ctx); ok {
+			ev.Namespace, ev.Object = o.Namespace, o.Kind+"/"+o.Name
+		}
+		c.Pipeline.Alerts().Notify(ev)
 	}
 	return r, nil
 }

@@ -1,15 +1,20 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/admission"
+	"github.com/portcullis-dev/portcullis/alert"
 	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/demo"
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
@@ -35,7 +40,7 @@ func review(t *testing.T, h http.Handler, path string, images ...string) reviewR
 	for i, img := range images {
 		containers = append(containers, `{"name":"c`+string(rune('0'+i))+`","image":"`+img+`"}`)
 	}
-	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"shop","operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"shop"},"spec":{"containers":[` + strings.Join(containers, ",") + `]}}}}`
+	body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"shop","name":"p","operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"shop"},"spec":{"containers":[` + strings.Join(containers, ",") + `]}}}}`
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -90,5 +95,55 @@ func TestAdmissionThroughPipeline(t *testing.T) {
 	u := review(t, wh, admission.PathValidate, "quay.io/other/app:v1")
 	if u.Response.Allowed || !strings.Contains(u.Response.Status.Message, "unmatched") {
 		t.Errorf("validate(unserved registry) = %+v, want refused stating the unmatched setting", u.Response)
+	}
+}
+
+// TestAdmissionAlertNamesObject: an admission denial is alerted with the
+// namespace and the object under review, which only the webhook knows.
+func TestAdmissionAlertNamesObject(t *testing.T) {
+	f := testsupport.NewDemo(t)
+	var (
+		mu     sync.Mutex
+		events []alert.Event
+	)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+			t.Errorf("alert body: %v", err)
+		}
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	dir := filepath.Dir(f.ConfigPath)
+	testsupport.WriteFile(t, filepath.Join(dir, "hook.key"), strings.Repeat("k", 40))
+	b, err := os.ReadFile(f.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testsupport.WriteFile(t, f.ConfigPath, string(b)+"alerts:\n  sinks:\n    - {type: webhook, url: "+recv.URL+", secretFile: hook.key}\n")
+	cfg, err := config.Load(f.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	wh, err := admission.New(AdmissionChecker{Pipeline: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := review(t, wh, admission.PathValidate, demo.Registry+"/demo/unsigned:v1"); r.Response.Allowed {
+		t.Fatalf("validate(unsigned) = %+v, want refused", r.Response)
+	}
+	testsupport.WaitFor(t, "the admission alert", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) > 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	e := events[0]
+	if e.Source != alert.SourceAdmission || e.Namespace != "shop" || e.Object != "Pod/p" || e.Digest == "" {
+		t.Errorf("alert = source %q, namespace %q, object %q, digest %q; want admission, shop, Pod/p and the digest", e.Source, e.Namespace, e.Object, e.Digest)
 	}
 }
