@@ -1,0 +1,46 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/testsupport"
+	"github.com/portcullis-dev/portcullis/inventory/storetest"
+)
+
+// benchStore opens PostgreSQL inventories for the shared benchmarks, each
+// a new database on one real server (testsupport.NewPostgres: loopback,
+// fsync off). Their size is pg_database_size: every file of the
+// database, tables and indexes.
+func benchStore(b *testing.B) storetest.BenchStore {
+	srv := testsupport.NewPostgres(b)
+	return storetest.BenchStore{Open: func(b *testing.B) storetest.BenchDB {
+		st, err := Open(context.Background(), srv.Empty(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		return storetest.BenchDB{
+			Store: st,
+			Size: func() (int64, error) {
+				var n int64
+				err := st.DB().QueryRow(`SELECT pg_database_size(current_database())`).Scan(&n)
+				return n, err
+			},
+			// Autovacuum analyzes a table a minute or so after a bulk
+			// load; the benchmark does it at once so the planner's
+			// statistics describe the data it queries.
+			Settle: func() error {
+				_, err := st.DB().Exec(`ANALYZE`)
+				return err
+			},
+		}
+	}}
+}
+
+// BenchmarkRecord: see storetest.BenchRecordWrites.
+func BenchmarkRecord(b *testing.B) { storetest.BenchRecordWrites(b, benchStore(b)) }
+
+// BenchmarkQueryPurlRange: see storetest.BenchQueries (scale:
+// PORTCULLIS_BENCH_INVENTORY_IMAGES, as for SQLite).
+func BenchmarkQueryPurlRange(b *testing.B) { storetest.BenchQueries(b, benchStore(b)) }
