@@ -12,6 +12,7 @@
 // (exact, range, any version, qualifiers), package name, license, image
 // glob and since; pagination over several pages with a cursor that
 // survives new records; both query plans; pruning and SBOM garbage
-// collection; refused queries and records; and the migration of a
-// version-1 database holding data.
+// collection; refused queries and records; the SLSA grade kept per image
+// (slsa.go); and the migrations of version-1 and version-2 databases
+// holding data.
 package storetest
