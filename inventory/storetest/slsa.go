@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/portcullis-dev/portcullis/inventory"
-	"github.com/portcullis-dev/portcullis/inventory/sqlstore"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -86,30 +86,15 @@ func testSLSA(t *testing.T, h Harness) {
 // current code and checks that the image kept its fields, has no SLSA
 // grade (unknown, not 0) and takes one from the next record.
 func testMigrationV2(t *testing.T, h Harness) {
-	ctx := context.Background()
-	name := h.Empty(t)
-	raw := h.Raw(t, name)
-	if err := sqlstore.MigrateTo(ctx, raw, h.Dialect, 2); err != nil {
-		t.Fatalf("build version 2: %v", err)
-	}
 	old := digest.FromString("old-v2")
-	seen := t0.UnixNano()
-	q := h.Dialect.Rebind(`INSERT INTO images (registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified)
-		VALUES (?, 'team/v2', ?, ?, ?, 3, 'allow', 'signed', '[{"authority":"release"}]', '[]', 1)`)
-	if _, err := raw.ExecContext(ctx, q, reg, old.String(), seen, seen); err != nil {
-		t.Fatalf("version 2 data: %v", err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := h.Open(ctx, name)
-	if err != nil {
-		t.Fatalf("open version 2 database: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if v, err := sqlstore.SchemaVersion(ctx, st.DB()); err != nil || v != sqlstore.Version() || v < 3 {
-		t.Fatalf("after open: version %d (%v), want %d (> 2)", v, err, sqlstore.Version())
-	}
+	_, st := migrateFrom(t, h, 2, func(raw *sql.DB) {
+		seen := t0.UnixNano()
+		q := h.Dialect.Rebind(`INSERT INTO images (registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified)
+			VALUES (?, 'team/v2', ?, ?, ?, 3, 'allow', 'signed', '[{"authority":"release"}]', '[]', 1)`)
+		if _, err := raw.ExecContext(context.Background(), q, reg, old.String(), seen, seen); err != nil {
+			t.Fatalf("version 2 data: %v", err)
+		}
+	})
 	img := query(t, st, inventory.Query{Image: reg + "/team/v2"}).Images[0]
 	if img.Digest != old || img.Count != 3 || !img.Verified || img.Outcome != "allow" || len(img.Signers) != 1 || img.SLSA != nil {
 		t.Errorf("migrated image: %+v (SLSA %v, want none)", img, img.SLSA)
