@@ -7,7 +7,8 @@
 // A Record (record.go) is one decision: the image (registry, repository,
 // digest), the tag asked for, when, the outcome and rule, the verified
 // signers, the attestation predicate types found and whether each
-// verified, and the packages of every verified SBOM attestation.
+// verified, the SLSA build level the policy graded (when it grades), and
+// the packages of every verified SBOM attestation.
 // FromDecision extracts it from a policy.Decision. Only verified SBOMs
 // about the subject (or, for BuildKit attestations, about an image of the
 // verified index) are read, with the policy's own parser (policy/sbom); an

@@ -34,6 +34,11 @@ type Record struct {
 	Rule string
 	// Verified is true when every matching rule passed (policy.Decision.Verified).
 	Verified bool
+	// SLSA is the SLSA build level the policy graded (policy.SLSALevel.Level,
+	// SLSANone to SLSATrustedBuilder); nil when the decision carried no
+	// grade: the policy does not grade, or the answer came from a shared
+	// cache entry, which keeps only the outcome.
+	SLSA *int
 	// Signers are the verified signers, each once, sorted.
 	Signers []Signer
 	// Predicates are the attestation predicate types found, each once,
@@ -45,7 +50,7 @@ type Record struct {
 }
 
 // Validate reports what makes r unrecordable: no image name, an invalid
-// digest, no time or no outcome. Stores refuse such a record (and the
+// digest, no time, no outcome or an SLSA level that does not exist. Stores refuse such a record (and the
 // batch holding it); the Recorder drops it before it reaches a batch.
 func (r *Record) Validate() error {
 	switch {
@@ -57,6 +62,8 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("inventory: record of %s/%s@%s has no time", r.Registry, r.Repository, r.Digest)
 	case r.Outcome == "":
 		return fmt.Errorf("inventory: record of %s/%s@%s has no outcome", r.Registry, r.Repository, r.Digest)
+	case r.SLSA != nil && (*r.SLSA < policy.SLSANone || *r.SLSA > policy.SLSATrustedBuilder):
+		return fmt.Errorf("inventory: record of %s/%s@%s: SLSA level %d is not one of %d to %d", r.Registry, r.Repository, r.Digest, *r.SLSA, policy.SLSANone, policy.SLSATrustedBuilder)
 	}
 	return nil
 }
@@ -141,6 +148,10 @@ func FromDecision(d policy.Decision, tag string, at time.Time) Record {
 		Outcome:    d.Outcome.String(),
 		Rule:       clip(d.Rule),
 		Verified:   d.Verified,
+	}
+	if d.SLSA != nil {
+		level := d.SLSA.Level
+		r.SLSA = &level
 	}
 	if d.Evidence == nil {
 		return r

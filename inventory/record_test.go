@@ -188,3 +188,41 @@ func TestLicenseIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestFromDecisionSLSA: the policy's grade is copied (level 0 included,
+// which is a grade, not its absence); no grade stays nil; a level that
+// does not exist makes the record invalid.
+func TestFromDecisionSLSA(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		grade   *policy.SLSALevel
+		want    string
+		invalid bool
+	}{
+		{"not graded", nil, "none", false},
+		{"level 0", &policy.SLSALevel{Level: policy.SLSANone}, "0", false},
+		{"level 3", &policy.SLSALevel{Level: policy.SLSATrustedBuilder, Builder: "https://github.com/actions/runner"}, "3", false},
+		{"below 0", &policy.SLSALevel{Level: -1}, "-1", true},
+		{"above 3", &policy.SLSALevel{Level: 4}, "4", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := storetest.Decision("registry.example.com", "team/app", subject, policy.Allow, "signed")
+			d.SLSA = tc.grade
+			r := inventory.FromDecision(d, "v1", at)
+			got := "none"
+			if r.SLSA != nil {
+				got = fmt.Sprint(*r.SLSA)
+			}
+			if got != tc.want {
+				t.Errorf("SLSA = %s, want %s", got, tc.want)
+			}
+			err := r.Validate()
+			if tc.invalid != (err != nil) {
+				t.Errorf("Validate() = %v, want invalid %v", err, tc.invalid)
+			}
+			if err != nil && !strings.Contains(err.Error(), "SLSA level") {
+				t.Errorf("Validate() = %v, want it to name the SLSA level", err)
+			}
+		})
+	}
+}

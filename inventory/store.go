@@ -60,6 +60,10 @@ type Image struct {
 	Verified   bool
 	Signers    []Signer
 	Predicates []Predicate
+	// SLSA is the newest SLSA build level a decision graded (see
+	// Record.SLSA); nil when none did. A decision without a grade leaves
+	// it as it was.
+	SLSA *int
 	// Packages are the packages of the image's SBOMs that the query's
 	// package selector matched (empty for image-only queries), sorted.
 	Packages []Match

@@ -13,7 +13,8 @@
 //
 // GET /ui/search?q= runs an inventory query read by ParseSearch ("pkg:…"
 // a package URL, exact or a version range; "license:ID"; "image:GLOB";
-// else a package name) and renders the images found, a page at a time.
+// else a package name) and renders the images found, a page at a time,
+// each with its outcome and the SLSA build level the policy graded.
 // GET /api/v1/inventory/images answers the same queries in JSON pages
 // ({"images":[…],"next":"…"}); a bad query is a 400 with {"error":…}.
 // With no inventory store (recording off) the page says so and the API

@@ -33,7 +33,7 @@ type world struct {
 	st     inventory.Store
 	recent *Recent
 	// web is allowed (signed, verified SBOM with lodash 4.17.20 and
-	// provenance); api is denied (verified SBOM with lodash 4.17.15);
+	// provenance, graded SLSA 2); api is denied (verified SBOM with lodash 4.17.15);
 	// batch is allowed with lodash 4.17.21; evil is warned, with hostile
 	// text everywhere.
 	web, api, batch, evil digest.Digest
@@ -59,6 +59,7 @@ func newWorld(t testing.TB) *world {
 		sbomOf(w.web, lodash("4.17.20"), storetest.Pkg{Name: "express", Version: "4.18.2", PURL: "pkg:npm/express@4.18.2", License: "MIT"}),
 		storetest.Attestation(t, policy.PredicateSLSAProvenanceV1, []byte(`{"buildDefinition":{}}`), w.web, true))
 	web.Subject.Tag, web.Reason = "v1", "signed by release"
+	web.SLSA = &policy.SLSALevel{Level: policy.SLSASigned, Reason: "provenance verified by release"}
 	api := storetest.Decision("registry.example.com", "team/api", w.api, policy.Deny, "no-old-lodash", sbomOf(w.api, lodash("4.17.15")))
 	api.Subject.Tag, api.Reason = "v2", deniedReason
 	batch := storetest.Decision("registry.example.com", "team/batch", w.batch, policy.Allow, "signed-team", sbomOf(w.batch, lodash("4.17.21")))

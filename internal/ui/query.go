@@ -110,17 +110,20 @@ func queryFromParams(v url.Values, now time.Time) (inventory.Query, error) {
 // ImageJSON is one image in the API's answer (and in `portcullis inventory
 // query -o json`), so that both print the same thing.
 type ImageJSON struct {
-	Image      string                `json:"image"`
-	Registry   string                `json:"registry"`
-	Repository string                `json:"repository"`
-	Digest     string                `json:"digest"`
-	Tags       []string              `json:"tags"`
-	FirstSeen  time.Time             `json:"firstSeen"`
-	LastSeen   time.Time             `json:"lastSeen"`
-	Count      int64                 `json:"count"`
-	Outcome    string                `json:"outcome"`
-	Rule       string                `json:"rule,omitempty"`
-	Verified   bool                  `json:"verified"`
+	Image      string    `json:"image"`
+	Registry   string    `json:"registry"`
+	Repository string    `json:"repository"`
+	Digest     string    `json:"digest"`
+	Tags       []string  `json:"tags"`
+	FirstSeen  time.Time `json:"firstSeen"`
+	LastSeen   time.Time `json:"lastSeen"`
+	Count      int64     `json:"count"`
+	Outcome    string    `json:"outcome"`
+	Rule       string    `json:"rule,omitempty"`
+	Verified   bool      `json:"verified"`
+	// SLSA is the newest SLSA build level the policy graded, null when
+	// no decision graded the image.
+	SLSA       *int                  `json:"slsa"`
 	Signers    []inventory.Signer    `json:"signers"`
 	Predicates []inventory.Predicate `json:"predicates"`
 	Packages   []PackageJSON         `json:"packages"`
@@ -148,7 +151,7 @@ func NewPageJSON(images []inventory.Image, next string) PageJSON {
 			Image: img.Name(), Registry: img.Registry, Repository: img.Repository,
 			Digest: img.Digest.String(), Tags: orEmpty(img.Tags),
 			FirstSeen: img.FirstSeen.UTC(), LastSeen: img.LastSeen.UTC(), Count: img.Count,
-			Outcome: img.Outcome, Rule: img.Rule, Verified: img.Verified,
+			Outcome: img.Outcome, Rule: img.Rule, Verified: img.Verified, SLSA: img.SLSA,
 			Signers: orEmpty(img.Signers), Predicates: orEmpty(img.Predicates),
 			Packages: make([]PackageJSON, 0, len(img.Packages)),
 		}

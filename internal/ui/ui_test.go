@@ -330,3 +330,37 @@ func TestSearchPagination(t *testing.T) {
 		t.Errorf("the pages listed %d images, want %d", len(seen), searchPageSize+10)
 	}
 }
+
+// TestSLSAShown: the SLSA level the policy graded is in the image's row
+// of the search page and in the API's answer; an image never graded
+// shows "–" and null, never 0 (a real grade).
+func TestSLSAShown(t *testing.T) {
+	w := newWorld(t)
+	h := w.handler(nil)
+	code, _, body := get(t, h, "/ui/search?q="+url.QueryEscape("pkg:npm/lodash@<4.17.21"))
+	if code != http.StatusOK {
+		t.Fatalf("search: %d", code)
+	}
+	for dg, want := range map[digest.Digest]string{w.web: `<td class="slsa">2</td>`, w.api: `<td class="slsa">–</td>`} {
+		row := ""
+		for _, r := range strings.Split(body, "<tr>") {
+			if strings.Contains(r, dg.String()) {
+				row = r
+			}
+		}
+		if !strings.Contains(row, want) {
+			t.Errorf("row of %s lacks %s:\n%s", dg, want, row)
+		}
+	}
+	code, p, _ := apiGet(t, h, "purl="+url.QueryEscape("pkg:npm/lodash@<4.17.21"))
+	if code != http.StatusOK || len(p.Images) != 2 {
+		t.Fatalf("API: %d, %d images", code, len(p.Images))
+	}
+	if web, api := p.Images[0], p.Images[1]; web.SLSA == nil || *web.SLSA != 2 || api.SLSA != nil {
+		t.Errorf("API SLSA: web %v, api %v; want 2 and null", web.SLSA, api.SLSA)
+	}
+	_, _, raw := get(t, h, "/api/v1/inventory/images?purl="+url.QueryEscape("pkg:npm/lodash@4.17.15"))
+	if !strings.Contains(raw, `"slsa":null`) {
+		t.Errorf("an ungraded image's JSON lacks \"slsa\":null: %s", raw)
+	}
+}

@@ -7,5 +7,6 @@
 // (package storetest) against a real server: server_test.go starts Debian's
 // PostgreSQL 15 (initdb into a temporary directory, a loopback port,
 // stopped after; as root, as user nobody) and skips loudly when it is not
-// installed, or fails when PORTCULLIS_E2E_REQUIRE=1.
+// installed, or fails when PORTCULLIS_E2E_REQUIRE=1. bench_test.go runs
+// the shared benchmarks (storetest.BenchQueries) on the same server.
 package postgres

@@ -8,6 +8,6 @@
 // lost later.
 //
 // sqlite.go holds Open and the dialect; sqlite_test.go runs the shared
-// suite (package storetest) and the file checks; bench_test.go measures
-// recording and purl range queries.
+// suite (package storetest) and the file checks; bench_test.go runs the
+// shared benchmarks (package storetest: recording, queries, bytes on disk).
 package sqlite

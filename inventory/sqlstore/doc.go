@@ -4,7 +4,8 @@
 //
 // store.go records (upserting images by registry, repository and digest;
 // storing each SBOM once by digest with its packages and license ids;
-// linking them) and prunes (images not seen since a time, then SBOMs no
+// linking them; the newest decision's fields win, and the SLSA grade is
+// the newest record's that carries one) and prunes (images not seen since a time, then SBOMs no
 // image refers to). query.go runs inventory.Plan queries: the database
 // narrows the candidates through indexes and the Plan decides in Go
 // (version ranges, image globs), with one of two plans chosen by how many

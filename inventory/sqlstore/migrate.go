@@ -79,6 +79,12 @@ func migrations() []string {
 		`ALTER TABLE images ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
 		CREATE INDEX images_last_seen ON images (last_seen);
 		CREATE INDEX sbom_packages_name ON sbom_packages (name, sbom_id);`,
+		// 3: the newest SLSA build level a decision graded, and when that
+		// decision was made (so records arriving out of order keep the
+		// newest grade). NULL: never graded (existing rows: unknown until
+		// a decision grades the image again).
+		`ALTER TABLE images ADD COLUMN slsa_level INTEGER;
+		ALTER TABLE images ADD COLUMN slsa_at BIGINT;`,
 	}
 }
 

@@ -292,7 +292,7 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 		ids[i] = h.id
 	}
 	set := in(len(ids))
-	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified
+	rows, err := s.db.QueryContext(ctx, s.d.Rebind(`SELECT id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified, slsa_level
 		FROM images WHERE id IN `+set), ids...)
 	if err != nil {
 		return nil, err
@@ -304,9 +304,14 @@ func (s *Store) images(ctx context.Context, hits []hit) (map[int64]inventory.Ima
 			id, first, last, verified int64
 			img                       inventory.Image
 			dg, signers, preds        string
+			slsa                      sql.NullInt64
 		)
-		if err := rows.Scan(&id, &img.Registry, &img.Repository, &dg, &first, &last, &img.Count, &img.Outcome, &img.Rule, &signers, &preds, &verified); err != nil {
+		if err := rows.Scan(&id, &img.Registry, &img.Repository, &dg, &first, &last, &img.Count, &img.Outcome, &img.Rule, &signers, &preds, &verified, &slsa); err != nil {
 			return nil, err
+		}
+		if slsa.Valid {
+			level := int(slsa.Int64)
+			img.SLSA = &level
 		}
 		img.Digest = digest.Digest(dg)
 		img.FirstSeen, img.LastSeen = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()

@@ -103,18 +103,30 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, r *inventory.Record, sbo
 	newer := func(col string) string {
 		return col + ` = CASE WHEN excluded.last_seen >= images.last_seen THEN excluded.` + col + ` ELSE images.` + col + ` END`
 	}
-	q := `INSERT INTO images (registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified)
-		VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+	// The SLSA grade follows the newest record that carries one: a
+	// record without a grade (a shared-cache answer) leaves it.
+	graded := func(col string) string {
+		return col + ` = CASE WHEN excluded.slsa_at IS NOT NULL AND (images.slsa_at IS NULL OR excluded.slsa_at >= images.slsa_at)
+			THEN excluded.` + col + ` ELSE images.` + col + ` END`
+	}
+	var slsa, slsaAt sql.NullInt64
+	if r.SLSA != nil {
+		slsa = sql.NullInt64{Int64: int64(*r.SLSA), Valid: true}
+		slsaAt = sql.NullInt64{Int64: at, Valid: true}
+	}
+	q := `INSERT INTO images (registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates, verified, slsa_level, slsa_at)
+		VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (registry, repository, digest) DO UPDATE SET
 		first_seen = ` + s.d.Least + `(images.first_seen, excluded.first_seen),
 		seen_count = images.seen_count + 1, ` +
 		newer("outcome") + `, ` + newer("rule") + `, ` + newer("signers") + `, ` +
-		newer("predicates") + `, ` + newer("verified") + `,
+		newer("predicates") + `, ` + newer("verified") + `, ` +
+		graded("slsa_level") + `, ` + graded("slsa_at") + `,
 		last_seen = ` + s.d.Greatest + `(images.last_seen, excluded.last_seen)
 		RETURNING id`
 	var id int64
 	if err := tx.QueryRowContext(ctx, s.d.Rebind(q), r.Registry, r.Repository, r.Digest.String(), at, at,
-		r.Outcome, r.Rule, string(signers), string(preds), boolInt(r.Verified)).Scan(&id); err != nil {
+		r.Outcome, r.Rule, string(signers), string(preds), boolInt(r.Verified), slsa, slsaAt).Scan(&id); err != nil {
 		return fmt.Errorf("upsert image: %w", err)
 	}
 	if r.Tag != "" {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"strings"
 	"testing"
@@ -18,48 +19,30 @@ import (
 // code and checks that it migrated, kept its data and answers queries.
 func testMigration(t *testing.T, h Harness) {
 	ctx := context.Background()
-	name := h.Empty(t)
-	raw := h.Raw(t, name)
-	if err := sqlstore.MigrateTo(ctx, raw, h.Dialect, 1); err != nil {
-		t.Fatalf("build version 1: %v", err)
-	}
-	if v, err := sqlstore.SchemaVersion(ctx, raw); err != nil || v != 1 {
-		t.Fatalf("version 1 database is at version %d (%v)", v, err)
-	}
 	old := digest.FromString("old")
 	seen := t0.UnixNano()
-	// The rows release 1 wrote: no images.verified column yet.
-	for _, stmt := range []struct {
-		q    string
-		args []any
-	}{
-		{`INSERT INTO images (id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates)
+	name, st := migrateFrom(t, h, 1, func(raw *sql.DB) {
+		// The rows release 1 wrote: no images.verified column yet.
+		for _, stmt := range []struct {
+			q    string
+			args []any
+		}{
+			{`INSERT INTO images (id, registry, repository, digest, first_seen, last_seen, seen_count, outcome, rule, signers, predicates)
 			VALUES (7, ?, 'team/old', ?, ?, ?, 5, 'allow', 'signed', '[{"authority":"release"}]', '[{"type":"https://spdx.dev/Document","verified":true}]')`,
-			[]any{reg, old.String(), seen, seen}},
-		{`INSERT INTO image_tags (image_id, tag) VALUES (7, 'v1')`, nil},
-		{`INSERT INTO sboms (id, digest, predicate_type, format, package_count) VALUES (3, 'sha256:` + strings.Repeat("a", 64) + `', ?, 'spdx-2.3', 1)`, []any{policy.PredicateSPDX}},
-		{`INSERT INTO sbom_packages (sbom_id, idx, name, version, purl, purl_type, purl_namespace, purl_name, licenses)
+				[]any{reg, old.String(), seen, seen}},
+			{`INSERT INTO image_tags (image_id, tag) VALUES (7, 'v1')`, nil},
+			{`INSERT INTO sboms (id, digest, predicate_type, format, package_count) VALUES (3, 'sha256:` + strings.Repeat("a", 64) + `', ?, 'spdx-2.3', 1)`, []any{policy.PredicateSPDX}},
+			{`INSERT INTO sbom_packages (sbom_id, idx, name, version, purl, purl_type, purl_namespace, purl_name, licenses)
 			VALUES (3, 0, 'lodash', '4.17.20', 'pkg:npm/lodash@4.17.20', 'npm', '', 'lodash', 'MIT')`, nil},
-		{`INSERT INTO package_licenses (sbom_id, idx, license) VALUES (3, 0, 'mit')`, nil},
-		{`INSERT INTO image_sboms (image_id, sbom_id) VALUES (7, 3)`, nil},
-	} {
-		q := h.Dialect.Rebind(stmt.q)
-		if _, err := raw.ExecContext(ctx, q, stmt.args...); err != nil {
-			t.Fatalf("version 1 data: %v\n%s", err, q)
+			{`INSERT INTO package_licenses (sbom_id, idx, license) VALUES (3, 0, 'mit')`, nil},
+			{`INSERT INTO image_sboms (image_id, sbom_id) VALUES (7, 3)`, nil},
+		} {
+			q := h.Dialect.Rebind(stmt.q)
+			if _, err := raw.ExecContext(ctx, q, stmt.args...); err != nil {
+				t.Fatalf("version 1 data: %v\n%s", err, q)
+			}
 		}
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	st, err := h.Open(ctx, name)
-	if err != nil {
-		t.Fatalf("open version 1 database: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if v, err := sqlstore.SchemaVersion(ctx, st.DB()); err != nil || v != sqlstore.Version() || v < 2 {
-		t.Fatalf("after open: version %d (%v), want %d (> 1)", v, err, sqlstore.Version())
-	}
+	})
 	p := query(t, st, inventory.Query{PURL: "pkg:npm/lodash@<4.17.21"})
 	if len(p.Images) != 1 {
 		t.Fatalf("migrated purl query: %d images, want 1", len(p.Images))
@@ -87,4 +70,34 @@ func testMigration(t *testing.T, h Harness) {
 	if _, err := h.Open(ctx, name); err == nil || !strings.Contains(err.Error(), "newer than this portcullis") {
 		t.Errorf("open a version 99 database: err = %v, want 'newer than this portcullis'", err)
 	}
+}
+
+// migrateFrom builds a database as release from of the schema left it,
+// lets fill write rows in that schema's columns, then opens it with the
+// current code and checks that it migrated to the current version. It
+// returns the database's name and the open store.
+func migrateFrom(t *testing.T, h Harness, from int, fill func(raw *sql.DB)) (string, *sqlstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	name := h.Empty(t)
+	raw := h.Raw(t, name)
+	if err := sqlstore.MigrateTo(ctx, raw, h.Dialect, from); err != nil {
+		t.Fatalf("build version %d: %v", from, err)
+	}
+	if v, err := sqlstore.SchemaVersion(ctx, raw); err != nil || v != from {
+		t.Fatalf("version %d database is at version %d (%v)", from, v, err)
+	}
+	fill(raw)
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.Open(ctx, name)
+	if err != nil {
+		t.Fatalf("open version %d database: %v", from, err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if v, err := sqlstore.SchemaVersion(ctx, st.DB()); err != nil || v != sqlstore.Version() || v <= from {
+		t.Fatalf("after open: version %d (%v), want %d (> %d)", v, err, sqlstore.Version(), from)
+	}
+	return name, st
 }

@@ -38,6 +38,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("TwoSBOMsOnePackage", func(t *testing.T) { testTwoSBOMs(t, h) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, h) })
 	t.Run("Migration", func(t *testing.T) { testMigration(t, h) })
+	t.Run("SLSA", func(t *testing.T) { testSLSA(t, h) })
+	t.Run("MigrationV2", func(t *testing.T) { testMigrationV2(t, h) })
 }
 
 func open(t *testing.T, h Harness) inventory.Store {
