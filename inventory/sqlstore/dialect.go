@@ -17,6 +17,12 @@ type Dialect struct {
 	IDColumn string
 	// Greatest and Least are the two-argument max and min functions.
 	Greatest, Least string
+	// Lateral says the database runs CROSS JOIN LATERAL (PostgreSQL): a
+	// page's matching packages are then read through a fenced per-SBOM
+	// subquery, an order the planner cannot turn around when it guesses
+	// a common package rare. SQLite has no LATERAL; its CROSS JOIN
+	// already fixes the join order.
+	Lateral bool
 	// MigrationLock, when set, is run first in each migration transaction
 	// to serialise migrations between processes (SQLite needs none: its
 	// write transactions are already exclusive).

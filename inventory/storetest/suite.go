@@ -304,6 +304,32 @@ func testManyCandidates(t *testing.T, h Harness) {
 	if !slices.Equal(got, mit) {
 		t.Errorf("license query over many candidates: %d images, want the %d with MIT packages", len(got), len(mit))
 	}
+	// A purl range over the same images, paged small enough that the
+	// stores walk the images (20 matching rows, squared, outweigh 4 × 2 ×
+	// 40): p5 at 1.0.<i> is below 1.0.20 in images 0 to 19, whatever
+	// their licenses, and is each one's only match.
+	var low []digest.Digest
+	for i := range 20 {
+		low = append(low, digest.FromString("many-"+strconv.Itoa(i)))
+	}
+	slices.Sort(low)
+	got = nil
+	q = inventory.Query{PURL: "pkg:npm/p5@<1.0.20", Limit: 2}
+	for range 15 {
+		p := query(t, st, q)
+		for _, img := range p.Images {
+			got = append(got, img.Digest)
+			if len(img.Packages) != 1 || img.Packages[0].Name != "p5" {
+				t.Fatalf("image %s: matching packages %+v, want p5 alone", img.Digest, img.Packages)
+			}
+		}
+		if q.Cursor = p.Next; q.Cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, low) {
+		t.Errorf("purl range over many candidates: %d images, want the %d below 1.0.20", len(got), len(low))
+	}
 	wantDigests(t, "since excludes all", query(t, st, inventory.Query{License: "MIT", Since: t0.Add(time.Second)}))
 	wantDigests(t, "glob excludes all", query(t, st, inventory.Query{License: "MIT", Image: reg + "/other/*"}))
 }
