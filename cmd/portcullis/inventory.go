@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -153,7 +154,7 @@ func writeImageTable(w io.Writer, images []inventory.Image) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tDIGEST\tTAGS\tLAST SEEN\tOUTCOME\tPACKAGES")
+	fmt.Fprintln(tw, "IMAGE\tDIGEST\tTAGS\tLAST SEEN\tOUTCOME\tSLSA\tPACKAGES")
 	for _, img := range images {
 		pkgs := make([]string, 0, len(img.Packages))
 		for _, m := range img.Packages {
@@ -163,9 +164,13 @@ func writeImageTable(w io.Writer, images []inventory.Image) {
 				pkgs = append(pkgs, m.Name+"@"+m.Version)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(img.Name()), printable(img.Digest.String()),
+		slsa := "-" // not graded: no slsa section, or recorded before grading
+		if img.SLSA != nil {
+			slsa = strconv.Itoa(*img.SLSA)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(img.Name()), printable(img.Digest.String()),
 			printable(strings.Join(img.Tags, ",")), img.LastSeen.UTC().Format(time.RFC3339),
-			printable(img.Outcome), printable(strings.Join(pkgs, ",")))
+			printable(img.Outcome), slsa, printable(strings.Join(pkgs, ",")))
 	}
 	_ = tw.Flush()
 }

@@ -87,7 +87,7 @@ func TestInventoryImport(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, "inventory", "query", "--config", f.ConfigPath, "--image", demo.Registry+"/demo/*")
-	if code != 0 || !strings.Contains(out, "IMAGE") || !strings.Contains(out, f.Signed.String()) || !strings.Contains(out, "deny") {
+	if code != 0 || !strings.Contains(out, "IMAGE") || !strings.Contains(out, "SLSA") || !strings.Contains(out, f.Signed.String()) || !strings.Contains(out, "deny") {
 		t.Errorf("query table: exit %d\n%s", code, out)
 	}
 
