@@ -55,8 +55,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 # bench-e2e runs the measurements that need real tools (the e2e harness):
-# portcullis audit against one cosign verify per image. Figures go to
-# docs/benchmarks.md by hand, with the machine's load.
+# the load table against the real registry (direct, portcullis in memory,
+# with the tag window, on Redis, three replicas, distribution's
+# pull-through cache), cold decisions, and portcullis audit against one
+# cosign verify per image (PORTCULLIS_BENCH_IMAGES, _CONCURRENCY). Figures
+# go to docs/benchmarks.md by hand, with the machine's load.
 bench-e2e: tools
 	PORTCULLIS_BENCH_E2E=1 $(GO) test -tags e2e -count=1 -timeout 30m -run 'TestBench' -v ./e2e/ 2>&1 | grep -E 'BENCH|^(ok|FAIL|---)'
 
