@@ -58,18 +58,7 @@ func review(t *testing.T, h http.Handler, path string, images ...string) reviewR
 // the unmatched setting for a registry no upstream serves.
 func TestAdmissionThroughPipeline(t *testing.T) {
 	f := testsupport.NewDemo(t)
-	cfg, err := config.Load(f.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh, err := admission.New(AdmissionChecker{Pipeline: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wh := demoWebhook(t, f.ConfigPath)
 	signed, unsigned := demo.Registry+"/demo/signed:v1", demo.Registry+"/demo/unsigned:v1"
 
 	r := review(t, wh, admission.PathValidate, signed, unsigned)
@@ -123,7 +112,24 @@ func TestAdmissionAlertNamesObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	testsupport.WriteFile(t, f.ConfigPath, string(b)+"alerts:\n  sinks:\n    - {type: webhook, url: "+recv.URL+", secretFile: hook.key}\n")
-	cfg, err := config.Load(f.ConfigPath)
+	wh := demoWebhook(t, f.ConfigPath)
+	if r := review(t, wh, admission.PathValidate, demo.Registry+"/demo/unsigned:v1"); r.Response.Allowed {
+		t.Fatalf("validate(unsigned) = %+v, want refused", r.Response)
+	}
+	testsupport.WaitFor(t, "the admission alert", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) > 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	e := events[0]
+	if e.Source != alert.SourceAdmission || e.Namespace != "shop" || e.Object != "Pod/p" || e.Digest == "" {
+		t.Errorf("alert = source %q, namespace %q, object %q, digest %q; want admission, shop, Pod/p and the digest", e.Source, e.Namespace, e.Object, e.Digest)
+	}
+}
+
+// demoWebhook is the admission webhook over a pipeline built from the
+// configuration at path.
+func demoWebhook(t *testing.T, path string) *admission.Webhook {
+	t.Helper()
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,14 +142,5 @@ func TestAdmissionAlertNamesObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := review(t, wh, admission.PathValidate, demo.Registry+"/demo/unsigned:v1"); r.Response.Allowed {
-		t.Fatalf("validate(unsigned) = %+v, want refused", r.Response)
-	}
-	testsupport.WaitFor(t, "the admission alert", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) > 0 })
-	mu.Lock()
-	defer mu.Unlock()
-	e := events[0]
-	if e.Source != alert.SourceAdmission || e.Namespace != "shop" || e.Object != "Pod/p" || e.Digest == "" {
-		t.Errorf("alert = source %q, namespace %q, object %q, digest %q; want admission, shop, Pod/p and the digest", e.Source, e.Namespace, e.Object, e.Digest)
-	}
+	return wh
 }
