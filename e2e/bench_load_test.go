@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,8 @@ func TestBenchLoad(t *testing.T) {
 	blob := uploadBlob(t, l.Reg.Addr, "lab/app", 16<<20).String()
 	redis := testsupport.NewRedis(t)
 
+	pids := map[string]int{} // base URL → process, for CPU accounting
+	pids["http://"+l.Reg.Addr] = l.Reg.d.cmd.Process.Pid
 	proxy := func(withRedis bool, cache string) string {
 		dir := t.TempDir()
 		listen := freeAddr(t)
@@ -56,7 +59,8 @@ func TestBenchLoad(t *testing.T) {
 		}
 		text := strings.Replace(string(b), "level: debug", "level: warn", 1) + extra
 		testsupport.WriteFile(t, cfg, text)
-		startProxy(t, dir, cfg, listen)
+		p := startProxy(t, dir, cfg, listen)
+		pids["http://"+listen] = p.d.cmd.Process.Pid
 		return "http://" + listen
 	}
 	single := proxy(false, "")
@@ -85,17 +89,19 @@ func TestBenchLoad(t *testing.T) {
 		name   string
 		path   func(worker int) string
 		accept string
+		bytes  int64 // per response, for blobs
 	}{
-		{"manifest by tag, one tag", same("/v2/lab/app/manifests/v1"), "application/vnd.oci.image.manifest.v1+json"},
-		{"manifest by tag, a tag per worker", func(w int) string { return fmt.Sprintf("/v2/lab/app/manifests/w%d", w) }, "application/vnd.oci.image.manifest.v1+json"},
-		{"manifest by digest", same("/v2/lab/app/manifests/" + dig), "application/vnd.oci.image.manifest.v1+json"},
-		{"16 MiB blob", same("/v2/lab/app/blobs/" + blob), ""},
+		{"manifest by tag, one tag", same("/v2/lab/app/manifests/v1"), "application/vnd.oci.image.manifest.v1+json", 0},
+		{"manifest by tag, a tag per worker", func(w int) string { return fmt.Sprintf("/v2/lab/app/manifests/w%d", w) }, "application/vnd.oci.image.manifest.v1+json", 0},
+		{"manifest by digest", same("/v2/lab/app/manifests/" + dig), "application/vnd.oci.image.manifest.v1+json", 0},
+		{"16 MiB blob", same("/v2/lab/app/blobs/" + blob), "", 16 << 20},
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, DisableCompression: true}}
 	// results[path][target] is one rate per round. Rounds go over every
 	// target in turn, so a change in the machine's load falls on all of
 	// them alike; the table reports each cell's median round.
 	results := map[string]map[string][]float64{}
+	var relayCPU []float64 // the proxy's CPU ms per GiB of blob relayed, per round
 	for _, p := range paths {
 		results[p.name] = map[string][]float64{}
 		for _, tg := range targets {
@@ -110,7 +116,14 @@ func TestBenchLoad(t *testing.T) {
 		}
 		for range rounds {
 			for _, tg := range targets {
+				before := cpuOf(t, pids, tg.bases)
 				ok, bad := loadCell(tg.bases, workers, cell, p.path, p.accept)
+				if p.bytes > 0 && tg.name == "portcullis (in-memory)" {
+					// What relaying costs the proxy itself, apart from the
+					// registry and the driver on the same cores.
+					used := cpuOf(t, pids, tg.bases) - before
+					relayCPU = append(relayCPU, used.Seconds()*1000/(float64(ok*p.bytes)/(1<<30)))
+				}
 				if bad > 0 {
 					t.Errorf("%s %s: %d failed requests", tg.name, p.name, bad)
 				}
@@ -140,6 +153,34 @@ func TestBenchLoad(t *testing.T) {
 	}
 	t.Logf("BENCH load, %d workers, median of %d rounds of %v per cell:\n%s", workers, rounds, cell, b.String())
 	t.Logf("BENCH raw rates per round (req/s): %v", results)
+	t.Logf("BENCH portcullis CPU per GiB of blob relayed, per round: %.0f ms", relayCPU)
+}
+
+// cpuOf is the CPU time (user + system) the processes serving bases have
+// used so far, from /proc/<pid>/stat.
+func cpuOf(t *testing.T, pids map[string]int, bases []string) time.Duration {
+	var ticks int64
+	for _, b := range bases {
+		pid, ok := pids[b]
+		if !ok {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatalf("reading the CPU time of %s: %v", b, err)
+		}
+		// Fields after the parenthesised command: state is the 3rd field,
+		// utime and stime the 14th and 15th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		for _, i := range []int{11, 12} {
+			v, err := strconv.ParseInt(f[i], 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/%d/stat field %d: %v", pid, i+3, err)
+			}
+			ticks += v
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 // loadCell runs workers against bases (worker w on bases[w%len]) for d and
