@@ -41,6 +41,23 @@ type lookup struct {
 	// manifestsOf remembers manifests fetched by digest, likewise (a
 	// referrer the signature pass opened is not fetched again).
 	manifestsOf map[digest.Digest]*ocispec.Manifest
+	// pending holds referrers listings requested ahead (planSignatures)
+	// until referrers takes them, once, as its own request's answer.
+	pending map[digest.Digest]referrersListing
+}
+
+// referrersListing is listReferrers' answer.
+type referrersListing struct {
+	descs []ocispec.Descriptor
+	err   error
+}
+
+// prefetched hands referrers the answer of a listing of d requested ahead.
+func (l *lookup) prefetched(d digest.Digest, r referrersListing) {
+	if l.pending == nil {
+		l.pending = map[digest.Digest]referrersListing{}
+	}
+	l.pending[d] = r
 }
 
 // tagSource and digestSource name an artifact for Evidence.
@@ -204,7 +221,16 @@ func (l *lookup) referrers(ctx context.Context, d digest.Digest) ([]ocispec.Desc
 	if descs, ok := l.referrersOf[d]; ok {
 		return descs, nil
 	}
-	descs, err := l.listReferrers(ctx, d)
+	var (
+		descs []ocispec.Descriptor
+		err   error
+	)
+	if r, ok := l.pending[d]; ok {
+		delete(l.pending, d)
+		descs, err = r.descs, r.err
+	} else {
+		descs, err = l.listReferrers(ctx, d)
+	}
 	if errors.Is(err, ErrMalformed) {
 		// Rejected once, by the first pass; later passes see no listing.
 		descs = nil

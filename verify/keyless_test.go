@@ -3,6 +3,7 @@ package verify
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -426,7 +427,7 @@ func TestKeylessNoSurpriseNetwork(t *testing.T) {
 	if err != nil || len(ev.Signatures) != 2 {
 		t.Fatalf("Verify() = %+v, %v; want two keyless signatures", ev, err)
 	}
-	if ours.n == 0 {
+	if ours.n.Load() == 0 {
 		t.Error("no request reached the registry through the given transport")
 	}
 }
@@ -436,7 +437,7 @@ type failingTransport struct {
 	t     *testing.T
 	allow string
 	base  http.RoundTripper
-	n     int
+	n     atomic.Int64 // requests run concurrently within a decision
 }
 
 func (f *failingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -444,6 +445,6 @@ func (f *failingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		f.t.Errorf("unexpected network request: %s %s", req.Method, req.URL)
 		return nil, http.ErrNotSupported
 	}
-	f.n++
+	f.n.Add(1)
 	return f.base.RoundTrip(req)
 }

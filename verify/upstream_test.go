@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,5 +291,43 @@ func TestWithCharge(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || len(paths) != 0 {
 		t.Errorf("unfiltered read = %d, charged %q; want 200 and nothing charged", resp.StatusCode, paths)
+	}
+}
+
+// TestSignatureDiscoveryOverlaps: the .sig manifest and the referrers
+// listing are requested together (issue 13's cold path), so a decision
+// waits for the slower of the two, not for both in turn. The registry
+// holds the .sig GET until the referrers request has arrived: made one
+// after the other, the referrers request could only come after the hold
+// gave up. A failing or malformed listing requested ahead is reported as
+// before (TestReferrersTagFallbackUsed and the hostile tests cover those).
+func TestSignatureDiscoveryOverlaps(t *testing.T) {
+	for _, referrersAPI := range []bool{true, false} {
+		t.Run(fmt.Sprintf("referrers API %v", referrersAPI), func(t *testing.T) {
+			u := startRegistry(t, referrersAPI)
+			img, a := signedRepo(t, u)
+			listed := make(chan struct{})
+			var once sync.Once
+			var overlapped atomic.Bool
+			sigTag := "/manifests/sha256-" + img.digest.Encoded() + ".sig"
+			u.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				switch {
+				case strings.Contains(r.URL.Path, "/referrers/"),
+					strings.HasSuffix(r.URL.Path, "/manifests/sha256-"+img.digest.Encoded()):
+					once.Do(func() { close(listed) })
+				case strings.HasSuffix(r.URL.Path, sigTag):
+					select {
+					case <-listed:
+						overlapped.Store(true)
+					case <-time.After(5 * time.Second): // bounded: sequential code ends up here
+					}
+				}
+				return false
+			})
+			wantOneSignature(t, newVerifier(t, u), img, a)
+			if !overlapped.Load() {
+				t.Errorf("the referrers listing was not requested while the .sig manifest was: %v", u.requests())
+			}
+		})
 	}
 }

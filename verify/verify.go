@@ -227,9 +227,28 @@ type evaluation struct {
 // of strings in a cached decision. The count of the rest is kept.
 const maxRecordedRejections = 64
 
-// planSignatures lists both signature formats in one repository.
+// planSignatures lists both signature formats in one repository. The
+// referrers listing is requested while the .sig manifest is fetched: the
+// two are independent, and a cold decision waits for the slower one, not
+// for both in turn. Only the request runs beside planCosign; the listing
+// is remembered and judged here, after it, so the evaluation is touched by
+// one goroutine.
 func (e *evaluation) planSignatures(ctx context.Context, l *lookup, auths []*authority) ([]candidate, error) {
+	var listed chan referrersListing
+	if _, ok := l.referrersOf[e.subject]; !ok {
+		listed = make(chan referrersListing, 1)
+		go func() {
+			descs, err := l.listReferrers(ctx, e.subject)
+			listed <- referrersListing{descs, err}
+		}()
+	}
 	cosign, err := e.planCosign(ctx, l, auths)
+	if listed != nil {
+		// Always collected, also after an error: the request ends with
+		// ctx, and nothing of it outlives this call. planBundles takes
+		// it as the answer of its own request, error included.
+		l.prefetched(e.subject, <-listed)
+	}
 	if err != nil {
 		return nil, err
 	}
