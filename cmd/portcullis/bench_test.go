@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -12,8 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/pipeline/pipelinetest"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
@@ -66,15 +65,7 @@ func BenchmarkManifestGet(b *testing.B) {
 // proxy: every request verifies.
 func startUncachedProxy(tb testing.TB, cfgPath string) string {
 	tb.Helper()
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	a, err := pipeline.New(cfg, slog.New(slog.DiscardHandler), pipeline.WithoutCache())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return testsupport.Serve(tb, a.Proxy())
+	return testsupport.Serve(tb, pipelinetest.FromFile(tb, cfgPath, pipeline.WithoutCache()).Proxy())
 }
 
 func appendFile(tb testing.TB, path, text string) {

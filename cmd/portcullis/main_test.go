@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,9 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/demo"
-	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/pipeline/pipelinetest"
 	"github.com/portcullis-dev/portcullis/internal/report"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
@@ -147,15 +145,7 @@ func TestDemoCheck(t *testing.T) {
 // startProxy serves the fixture's config in-process and returns its address.
 func startProxy(t testing.TB, cfgPath string) string {
 	t.Helper()
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testsupport.Serve(t, a.Proxy())
+	return testsupport.Serve(t, pipelinetest.FromFile(t, cfgPath).Proxy())
 }
 
 // serveHandler serves h on a loopback port until the test ends.

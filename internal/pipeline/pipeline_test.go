@@ -72,15 +72,15 @@ func TestPipelinesShareNothing(t *testing.T) {
 	}
 }
 
-// newPipeline builds a pipeline from the config file at path, logging
-// nowhere.
-func newPipeline(t testing.TB, path string) *Pipeline {
+// newPipeline builds a pipeline from the config file at path with opts,
+// logging nowhere (pipelinetest.FromFile, for this package's own tests).
+func newPipeline(t testing.TB, path string, opts ...Option) *Pipeline {
 	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(cfg, slog.New(slog.DiscardHandler))
+	p, err := New(cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/demo"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 	"github.com/portcullis-dev/portcullis/inventory"
@@ -30,21 +28,14 @@ func (m *memRecorder) Record(r inventory.Record) {
 // again", a denial too; observers see every answer with its door.
 func TestRecordsEveryAnswerOnce(t *testing.T) {
 	d := testsupport.NewDemo(t)
-	cfg, err := config.Load(d.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := &memRecorder{}
 	var mu sync.Mutex
 	var seen []Door
-	p, err := New(cfg, slog.New(slog.DiscardHandler), WithRecorder(rec), WithObserver(func(_ policy.Decision, door Door, _ time.Time) {
+	p := newPipeline(t, d.ConfigPath, WithRecorder(rec), WithObserver(func(_ policy.Decision, door Door, _ time.Time) {
 		mu.Lock()
 		seen = append(seen, door)
 		mu.Unlock()
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	for range 2 {
 		if _, err := p.Check(ctx, demo.Registry+"/demo/signed:v1"); err != nil {
@@ -84,15 +75,8 @@ func TestRecordsEveryAnswerOnce(t *testing.T) {
 // recorded once as seen again, not once per pull.
 func TestSeenAgainThrottled(t *testing.T) {
 	d := testsupport.NewDemo(t)
-	cfg, err := config.Load(d.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := &memRecorder{}
-	p, err := New(cfg, slog.New(slog.DiscardHandler), WithRecorder(rec))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPipeline(t, d.ConfigPath, WithRecorder(rec))
 	for range 10 {
 		if _, err := p.Check(context.Background(), demo.Registry+"/demo/signed:v1"); err != nil {
 			t.Fatal(err)

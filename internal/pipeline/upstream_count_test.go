@@ -2,13 +2,11 @@ package pipeline
 
 import (
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
@@ -128,15 +126,7 @@ func startTokenFronted(t *testing.T) (*tokenFront, string) {
 	d := testsupport.NewDemo(t)
 	tf := &tokenFront{host: d.Host}
 	d.SetFault(tf.serve)
-	cfg, err := config.Load(d.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tf, testsupport.Serve(t, p.Proxy())
+	return tf, testsupport.Serve(t, newPipeline(t, d.ConfigPath).Proxy())
 }
 
 func getManifest(t *testing.T, addr, repo, ref string) int {

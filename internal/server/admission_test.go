@@ -1,10 +1,8 @@
 package server
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,9 +13,8 @@ import (
 
 	"github.com/portcullis-dev/portcullis/admission"
 	"github.com/portcullis-dev/portcullis/alert"
-	"github.com/portcullis-dev/portcullis/internal/config"
 	"github.com/portcullis-dev/portcullis/internal/demo"
-	"github.com/portcullis-dev/portcullis/internal/pipeline"
+	"github.com/portcullis-dev/portcullis/internal/pipeline/pipelinetest"
 	"github.com/portcullis-dev/portcullis/internal/testsupport"
 )
 
@@ -129,16 +126,7 @@ func TestAdmissionAlertNamesObject(t *testing.T) {
 // configuration at path.
 func demoWebhook(t *testing.T, path string) *admission.Webhook {
 	t.Helper()
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
-	wh, err := admission.New(AdmissionChecker{Pipeline: p})
+	wh, err := admission.New(AdmissionChecker{Pipeline: pipelinetest.FromFile(t, path)})
 	if err != nil {
 		t.Fatal(err)
 	}
