@@ -70,7 +70,8 @@ func (f *tagFlights) head(ctx context.Context, s *Server, t target, ref referenc
 	}
 }
 
-// waiting reports how many requests share the flight for key's tag (tests).
+// waiting reports how many requests are waiting on flights, all tags
+// together (tests).
 func (f *tagFlights) waiting() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -137,6 +137,15 @@ func TestTagWindow(t *testing.T) {
 	step("within the window", "", 200, v1, 0, 0)
 	step("another Accept is its own question", mediaTypeDockerManifest, 200, v1, 0, 1)
 	step("that Accept within the window", mediaTypeDockerManifest, 200, v1, 0, 0)
+	// A HEAD (how every runtime asks first) takes the same path: the
+	// decided digest, no upstream request.
+	e.up.ResetRequests()
+	if r := do(t, http.MethodHead, tagURL); r.status != http.StatusOK || r.header.Get("Docker-Content-Digest") != v1D.String() || len(r.body) != 0 {
+		t.Errorf("HEAD by tag within the window = %d, digest %q, %d body bytes; want 200, %s, none", r.status, r.header.Get("Docker-Content-Digest"), len(r.body), v1D)
+	}
+	if m := manifestMethods(e.up, "lab/app"); len(m) != 0 {
+		t.Errorf("HEAD by tag within the window asked the upstream: %v", m)
+	}
 
 	// The tag moves upstream: within the window the old digest is served
 	// (the documented staleness), and a policy that now refuses it is
